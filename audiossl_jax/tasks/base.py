@@ -1,0 +1,40 @@
+"""What a task gives the trainer: a model, its initialisation and its loss.
+
+A batch is a dict of arrays sharded on the ``data`` mesh axis:
+``waveform`` [B, N] float32, ``length`` [B] int32 (valid samples) and ``label`` [B]
+int32. The logmel frontend runs inside ``loss``, that is on the device inside the
+jitted train step.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+
+Array = jax.Array
+Batch = Mapping[str, Array]
+Metrics = dict[str, Array]
+
+
+class Task(abc.ABC):
+    """A training objective: one model, one loss. The trainer owns everything else."""
+
+    model: nn.Module
+
+    @abc.abstractmethod
+    def init(self, rng: Array, batch: Batch) -> dict[str, Any]:
+        """Returns the model's variables (boxed with logical axis names)."""
+
+    @abc.abstractmethod
+    def loss(
+        self,
+        variables: Mapping[str, Any],
+        batch: Batch,
+        rng: Array,
+        *,
+        train: bool,
+    ) -> tuple[Array, tuple[Metrics, dict[str, Any]]]:
+        """Returns (scalar float32 loss, (metrics, updated non-parameter collections))."""

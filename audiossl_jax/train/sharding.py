@@ -1,0 +1,120 @@
+"""Device mesh and the rule table that maps logical axis names onto it.
+
+Parameters are created with logical axis names (``embed``, ``mlp``, ``heads``, ``kv``,
+``conv``, ``stacked``); batches carry ``batch`` on their leading axis. A rule table
+maps each logical name to a mesh axis (or None = replicated), so the same model runs
+data parallel, tensor parallel over ``model``, or both, by changing the config only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "model")
+
+# Logical axis -> mesh axis. Activations and the batch split over "data"; the wide
+# dimensions of feed-forward and attention layers split over "model" (tensor
+# parallelism when the "model" axis is larger than 1).
+DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (
+    ("batch", "data"),
+    ("embed", None),
+    ("mlp", "model"),
+    ("heads", "model"),
+    ("kv", None),
+    ("conv", None),
+    ("stacked", None),
+)
+
+
+def mesh_shape(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, int]:
+    """Resolves ``config.mesh.{data,model}`` (-1 = all remaining devices) to a shape."""
+    data, model = int(config.mesh.data), int(config.mesh.model)
+    for key, value in (("data", data), ("model", model)):
+        if value == 0 or value < -1:
+            raise ValueError(f"config.mesh.{key}={value}: use a positive size or -1 (all remaining devices).")
+    if data == -1 and model == -1:
+        raise ValueError("config.mesh.data and config.mesh.model cannot both be -1.")
+    if data == -1:
+        data = num_devices // model
+    if model == -1:
+        model = num_devices // data
+    if data * model != num_devices:
+        raise ValueError(
+            f"config.mesh (data={config.mesh.data}, model={config.mesh.model}) needs "
+            f"{data * model} devices but {num_devices} are available; set config.mesh.data=-1 "
+            "to use all devices for data parallelism."
+        )
+    return data, model
+
+
+def make_mesh(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """Builds the ("data", "model") mesh from ``config.mesh`` over ``devices`` (default: all)."""
+    devices = list(jax.devices() if devices is None else devices)
+    shape = mesh_shape(config, len(devices))
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+
+
+def logical_rules(config: ml_collections.ConfigDict) -> tuple[tuple[str, str | None], ...]:
+    """The rule table, with ``config.mesh.rules`` (a list of [logical, mesh]) overriding."""
+    rules = dict(DEFAULT_RULES)
+    for logical, mesh_axis in config.mesh.get("rules", None) or ():
+        if mesh_axis is not None and mesh_axis not in MESH_AXES:
+            raise ValueError(f"config.mesh.rules: mesh axis {mesh_axis!r} for {logical!r} is not one of {MESH_AXES}.")
+        rules[logical] = mesh_axis
+    return tuple(rules.items())
+
+
+def tree_shardings(abstract_boxed: Any, mesh: Mesh, rules: Sequence[tuple[str, str | None]]) -> Any:
+    """NamedShardings for a tree whose leaves may be boxed with logical axis names.
+
+    Unboxed leaves (step counters, keys) are replicated.
+    """
+    specs = nn.get_partition_spec(abstract_boxed)
+    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) axis split over "data", the rest replicated."""
+    return NamedSharding(mesh, PartitionSpec("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Assembles each host's rows [b, ...] into global jax.Arrays [b * hosts, ...]."""
+    sharding = batch_sharding(mesh)
+    return {
+        k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()
+    }
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:
+    """Validates ``config.batch_size`` against the mesh; returns the per-host batch."""
+    data = mesh.shape["data"]
+    if global_batch_size % data:
+        raise ValueError(
+            f"config.batch_size={global_batch_size} is not divisible by the mesh's data axis ({data} devices)."
+        )
+    hosts = jax.process_count()
+    if global_batch_size % hosts:
+        raise ValueError(f"config.batch_size={global_batch_size} is not divisible by {hosts} hosts.")
+    return global_batch_size // hosts
+
+
+def describe(mesh: Mesh) -> str:
+    """One line: the mesh shape, device kind and host count."""
+    kinds = sorted({d.device_kind for d in mesh.devices.flat})
+    shape = ", ".join(f"{k}={v}" for k, v in mesh.shape.items())
+    return (
+        f"mesh ({shape}) over {math.prod(mesh.devices.shape)} device(s) [{', '.join(kinds)}] "
+        f"on {jax.process_count()} host(s)"
+    )

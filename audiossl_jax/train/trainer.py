@@ -1,0 +1,303 @@
+"""One trainer for every task: sharded state, a jitted train step, the loop around it.
+
+The path of a batch: the host pipeline yields per-host numpy rows, ``global_batch``
+assembles them into jax.Arrays split over the mesh's ``data`` axis, and the jitted
+``train_step`` (explicit in/out shardings, donated state) runs the task's loss (which
+computes logmels on the device), takes gradients and applies the optax update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import pathlib
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from clu import metric_writers
+from jax.sharding import Mesh
+
+from audiossl_jax import tasks
+from audiossl_jax.tasks.base import Batch, Task
+from audiossl_jax.train import checkpoint, optim, sharding
+
+Array = jax.Array
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """Everything needed to continue a run exactly (besides the input position)."""
+
+    step: Array
+    params: Any
+    model_state: Any
+    opt_state: Any
+    rng: Array
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the run stops and keeps its last good checkpoint."""
+
+
+@dataclasses.dataclass
+class Setup:
+    """A task's model placed on a mesh: shardings, the initial state and the step."""
+
+    task: Task
+    mesh: Mesh
+    state_sharding: Any
+    abstract_state: Any
+    init_fn: Callable[[], TrainState]
+    train_step: Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]]
+    schedule: optax.Schedule
+
+
+def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, np.ndarray]:
+    """A zero batch with the pipeline's shapes: waveform [B, N], length [B], label [B]."""
+    n = int(round(config.data.crop_seconds * config.frontend.sample_rate))
+    return {
+        "waveform": np.zeros((batch_size, n), np.float32),
+        "length": np.full((batch_size,), n, np.int32),
+        "label": np.zeros((batch_size,), np.int32),
+    }
+
+
+def _split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    variables = dict(variables)
+    return variables.pop("params"), variables
+
+
+def setup(config: ml_collections.ConfigDict, mesh: Mesh) -> Setup:
+    """Builds the task, the state's shardings on ``mesh`` and the jitted functions."""
+    task = tasks.get_task(config)
+    rules = sharding.logical_rules(config)
+    tx, schedule = optim.make_optimizer(config)
+    init_batch = example_batch(config, 1)
+
+    def boxed_init() -> TrainState:
+        rng = jax.random.PRNGKey(config.seed)
+        params, model_state = _split_variables(task.init(jax.random.fold_in(rng, 1), init_batch))
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            model_state=model_state,
+            opt_state=tx.init(params),
+            rng=jax.random.fold_in(rng, 2),
+        )
+
+    abstract_boxed = jax.eval_shape(boxed_init)
+    state_sharding = sharding.tree_shardings(abstract_boxed, mesh, rules)
+    abstract_state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        nn.unbox(abstract_boxed),
+        state_sharding,
+    )
+    init_fn = jax.jit(lambda: nn.unbox(boxed_init()), out_shardings=state_sharding)
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
+        rng = jax.random.fold_in(state.rng, state.step)
+
+        def loss_fn(params: Any) -> tuple[Array, tuple[dict[str, Array], dict[str, Any]]]:
+            return task.loss({"params": params, **state.model_state}, batch, rng, train=True)
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (_, (metrics, new_model_state)), grads = grad_fn(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step))
+        new_state = state.replace(
+            step=state.step + 1,
+            params=params,
+            opt_state=opt_state,
+            model_state={**state.model_state, **new_model_state},
+        )
+        return new_state, metrics
+
+    batch_shardings = {k: sharding.batch_sharding(mesh) for k in init_batch}
+    jitted_step = jax.jit(
+        train_step,
+        in_shardings=(state_sharding, batch_shardings),
+        out_shardings=(state_sharding, sharding.replicated(mesh)),
+        donate_argnums=(0,),
+    )
+    return Setup(task, mesh, state_sharding, abstract_state, init_fn, jitted_step, schedule)
+
+
+def parameter_table(params: Any, depth: int = 2) -> list[tuple[str, int]]:
+    """(module path, parameter count) rows down to ``depth`` levels, total first."""
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    rows: dict[str, int] = {}
+    total = 0
+    for path, leaf in flat:
+        names = [str(getattr(k, "key", k)) for k in path]
+        size = int(math.prod(leaf.shape))
+        total += size
+        for d in range(1, min(depth, len(names) - 1) + 1):
+            key = "/".join(names[:d])
+            rows[key] = rows.get(key, 0) + size
+    return [("total", total)] + sorted(rows.items(), key=lambda kv: _natural_key(kv[0]))
+
+
+def _natural_key(name: str) -> list[Any]:
+    parts: list[Any] = []
+    for piece in name.replace("/", " / ").split():
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append((piece.rstrip("0123456789"), int(digits) if digits else -1))
+    return parts
+
+
+def format_parameter_table(rows: list[tuple[str, int]]) -> str:
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {count:>13,}" for name, count in rows)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class MetricAverager:
+    """Running means of per-step scalar metrics on the host."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, metrics: Mapping[str, float]) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+
+    def pop(self) -> dict[str, float]:
+        means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def _check_finite(step: int, metrics: Mapping[str, float], ckpt: checkpoint.Checkpointer) -> None:
+    loss = metrics["loss"]
+    if not math.isfinite(loss):
+        last = ckpt.latest_step()
+        kept = f"the last good checkpoint (step {last})" if last is not None else "no checkpoint (none was saved yet)"
+        raise NonFiniteLossError(
+            f"loss is {loss} at step {step}; stopping. The workdir keeps {kept}. Lower "
+            "config.schedule.peak_learning_rate, set config.optimizer.grad_clip_norm, or use float32 compute "
+            "(config.compute_dtype='float32'), then rerun to resume."
+        )
+
+
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: str | pathlib.Path,
+    *,
+    data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None,
+) -> TrainState:
+    """Trains ``config.total_steps`` steps in ``workdir``, resuming from its last checkpoint.
+
+    ``data_iterator_fn(start_step)`` may replace the configured input pipeline (tests).
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    is_chief = jax.process_index() == 0
+    mesh = sharding.make_mesh(config)
+    per_host_batch = sharding.check_batch_size(config.batch_size, mesh)
+    if data_iterator_fn is None:
+        from audiossl_jax.data import pipeline
+
+        def data_iterator_fn(start_step: int) -> Iterator[Mapping[str, np.ndarray]]:
+            return pipeline.make_train_iterator(
+                config.data,
+                batch_size=per_host_batch,
+                seed=config.seed,
+                process_index=jax.process_index(),
+                process_count=jax.process_count(),
+                start_step=start_step,
+            )
+
+    ckpt = checkpoint.Checkpointer(workdir, config)
+    start = ckpt.latest_step() or 0
+    batches = data_iterator_fn(start)  # fails fast when the dataset is not prepared
+    s = setup(config, mesh)
+
+    if is_chief:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    logging.info("%s", sharding.describe(s.mesh))
+    counts = parameter_table(s.abstract_state.params)
+    logging.info("parameters (%s):\n%s", config.model.name, format_parameter_table(counts))
+
+    if start:
+        state = ckpt.restore(s.abstract_state, start)
+        logging.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
+    else:
+        state = s.init_fn()
+    total = int(config.total_steps)
+    if start >= total:
+        logging.info("nothing to do: the checkpoint is at step %d and config.total_steps=%d", start, total)
+        ckpt.close()
+        return state
+
+    writer = metric_writers.create_default_writer(str(workdir), just_logging=not is_chief, asynchronous=True)
+    writer.write_hparams({k: v for k, v in _flatten(config.to_dict()).items()})
+    averager = MetricAverager()
+    pending: tuple[int, dict[str, Array]] | None = None
+    window_start, window_steps = time.perf_counter(), 0
+    log_every = max(int(config.log_every_steps), 1)
+    logging.info("training steps %d -> %d, global batch %d", start, total, config.batch_size)
+
+    def finish_step(step: int, metrics: dict[str, Array]) -> None:
+        nonlocal window_start, window_steps
+        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        _check_finite(step, host, ckpt)
+        averager.add(host)
+        window_steps += 1
+        if step % log_every == 0 or step == total:
+            elapsed = time.perf_counter() - window_start
+            sec_per_step = elapsed / max(window_steps, 1)
+            means = averager.pop()
+            means["examples_per_sec"] = config.batch_size / sec_per_step
+            means["sec_per_step"] = sec_per_step
+            writer.write_scalars(step, means)
+            logging.info(
+                "step %d/%d | loss %.4f | acc %.3f | %.1f examples/s | %.3f s/step | ETA %s",
+                step, total, means["loss"], means.get("accuracy", float("nan")),
+                means["examples_per_sec"], sec_per_step, _format_eta((total - step) * sec_per_step),
+            )
+            window_start, window_steps = time.perf_counter(), 0
+
+    try:
+        for step in range(start + 1, total + 1):
+            local = next(batches)
+            state, metrics = s.train_step(state, sharding.global_batch(dict(local), s.mesh))
+            if pending is not None:
+                finish_step(*pending)
+            pending = (step, metrics)
+            if step % ckpt.every_steps == 0 or step == total:
+                finish_step(*pending)
+                pending = None
+                ckpt.save(step, state, force=step == total)
+        if pending is not None:
+            finish_step(*pending)
+    finally:
+        writer.flush()
+        ckpt.close()
+    return state
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (int, float, str, bool)):
+            out[key] = v
+        else:
+            out[key] = str(v)
+    return out

@@ -1,0 +1,110 @@
+"""The trainer: sharded step equals single-device step, exact resume, NaN stop, learning."""
+
+import jax
+import numpy as np
+import pytest
+
+from audiossl_jax import config_lib
+from audiossl_jax.train import sharding, trainer
+
+
+def smoke_config(**overrides):
+    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
+def synthetic_batches(config, start_step, nan_at=None):
+    """Deterministic batches that depend only on the step index: tones in noise."""
+    n = int(round(config.data.crop_seconds * config.frontend.sample_rate))
+    b = config.batch_size
+    t = np.arange(n) / config.frontend.sample_rate
+    step = start_step
+    while True:
+        rng = np.random.default_rng(step)
+        freqs = rng.uniform(200, 3000, size=(b, 1))
+        wave = 0.3 * np.sin(2 * np.pi * freqs * t) + 0.05 * rng.normal(size=(b, n))
+        lengths = rng.integers(n // 2, n + 1, size=b)
+        wave[np.arange(n)[None, :] >= lengths[:, None]] = 0.0
+        if nan_at is not None and step + 1 == nan_at:
+            wave[0, :10] = np.nan
+        yield {
+            "waveform": wave.astype(np.float32),
+            "length": lengths.astype(np.int32),
+            "label": np.zeros(b, np.int32),
+        }
+        step += 1
+
+
+def run_one_step(config, devices):
+    mesh = sharding.make_mesh(config, devices)
+    s = trainer.setup(config, mesh)
+    state = s.init_fn()
+    batch = next(synthetic_batches(config, 0))
+    state, metrics = s.train_step(state, sharding.global_batch(batch, mesh))
+    return jax.device_get(state.params), jax.device_get(metrics)
+
+
+def test_sharded_step_equals_single_device():
+    assert jax.device_count() == 8, "conftest.py must give 8 fake CPU devices"
+    config = smoke_config(**{"mesh.data": 4, "mesh.model": 2})
+    params8, metrics8 = run_one_step(config, jax.devices())
+    config1 = smoke_config(**{"mesh.data": 1, "mesh.model": 1})
+    params1, metrics1 = run_one_step(config1, jax.devices()[:1])
+    np.testing.assert_allclose(metrics8["loss"], metrics1["loss"], rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(params8), jax.tree.leaves(params1)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_weights_are_split_over_model_axis():
+    config = smoke_config(**{"mesh.data": 4, "mesh.model": 2})
+    mesh = sharding.make_mesh(config)
+    s = trainer.setup(config, mesh)
+    kernel = s.abstract_state.params["conformer"]["block0"]["ffn1"]["in"]["kernel"]
+    assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, "model")
+
+
+def test_resume_continues_from_saved_step(tmp_path):
+    total = 4
+    config = smoke_config(total_steps=total)
+    config.checkpoint.every_steps = 2
+    uninterrupted = trainer.train(config, tmp_path / "a", data_iterator_fn=lambda s: synthetic_batches(config, s))
+
+    first = smoke_config(total_steps=2)
+    first.checkpoint.every_steps = 2
+    trainer.train(first, tmp_path / "b", data_iterator_fn=lambda s: synthetic_batches(first, s))
+    # Restoring reads back the saved step and optimizer state.
+    s = trainer.setup(first, sharding.make_mesh(first))
+    from audiossl_jax.train.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(tmp_path / "b", first)
+    restored = ckpt.restore(s.abstract_state)
+    ckpt.close()
+    assert int(restored.step) == 2
+    assert any(np.abs(np.asarray(x)).sum() > 0 for x in jax.tree.leaves(restored.opt_state))
+
+    starts = []
+
+    def recording(start):
+        starts.append(start)
+        return synthetic_batches(config, start)
+
+    resumed = trainer.train(config, tmp_path / "b", data_iterator_fn=recording)
+    assert starts == [2]
+    assert int(resumed.step) == total
+    for a, b in zip(jax.tree.leaves(jax.device_get(resumed)), jax.tree.leaves(jax.device_get(uninterrupted))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = smoke_config(total_steps=6)
+    config.checkpoint.every_steps = 2
+    with pytest.raises(trainer.NonFiniteLossError, match=r"at step 5.*last good checkpoint \(step 4\)"):
+        trainer.train(config, tmp_path, data_iterator_fn=lambda s: synthetic_batches(config, s, nan_at=5))
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps[-1] == 4

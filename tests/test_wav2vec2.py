@@ -1,0 +1,172 @@
+"""wav2vec 2.0 task: masking, distractor sampling, and the loss against a NumPy eq. (1)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiossl_jax import config_lib
+from audiossl_jax.tasks import wav2vec2
+
+
+def _prefix_valid(lengths, t):
+    return jnp.arange(t)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+def test_span_mask_fraction_and_padding():
+    t = 125
+    lengths = [125, 100, 60, 7, 125, 33, 90, 125]
+    valid = _prefix_valid(lengths, t)
+    fractions = []
+    for seed in range(20):
+        mask = np.asarray(wav2vec2.span_mask(jax.random.key(seed), valid, 0.3, 3))
+        assert not (mask & ~np.asarray(valid)).any(), "padding steps must never be masked"
+        counts = mask.sum(axis=1)
+        np.testing.assert_array_equal(counts, np.round(0.3 * np.asarray(lengths)))
+        fractions.append(mask.sum() / np.asarray(valid).sum())
+    assert abs(np.mean(fractions) - 0.3) < 0.005
+
+
+def test_span_mask_uses_spans_of_three():
+    valid = _prefix_valid([120] * 64, 120)
+    mask = np.asarray(wav2vec2.span_mask(jax.random.key(0), valid, 0.3, 3)).astype(int)
+    # Run lengths of masked steps: mostly multiples of 3 (merged spans), one trimmed run
+    # per clip at most.
+    runs = []
+    for row in mask:
+        edges = np.diff(np.concatenate([[0], row, [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        runs.extend(ends - starts)
+    runs = np.asarray(runs)
+    assert (runs % 3 != 0).sum() <= 2 * len(mask)
+    assert np.median(runs) >= 3
+    # Different clips get different masks (independent randomness per example).
+    assert len({tuple(r) for r in mask}) == len(mask)
+
+
+def test_distractors_never_positive_and_uniform():
+    count = jnp.array([8, 2, 5])
+    slots = 8
+    neg = np.asarray(wav2vec2.sample_distractors(jax.random.key(1), count, slots, 4000))
+    own = np.arange(slots)[None, :, None]
+    for b, n in enumerate(np.asarray(count)):
+        d = neg[b, :n]
+        assert (d != own[0, :n]).all(), "a distractor equals its positive"
+        assert d.min() >= 0 and d.max() < n, "a distractor points outside the masked steps"
+        if n > 2:
+            hist = np.stack([np.bincount(d[i], minlength=n) for i in range(n)]) / d.shape[1]
+            expected = (1 - np.eye(n)) / (n - 1)
+            np.testing.assert_allclose(hist, expected, atol=0.05)
+
+
+def _numpy_loss(c, q, neg_idx, valid, temperature):
+    """Eq. (1) of Srivastava et al. (2022), one masked step at a time, in float64."""
+    losses, correct = [], []
+    for b in range(c.shape[0]):
+        for m in range(c.shape[1]):
+            if not valid[b, m]:
+                continue
+            cands = [q[b, m]] + [q[b, j] for j in neg_idx[b, m]]
+            sims = []
+            for k, cand in enumerate(cands):
+                if k > 0 and np.array_equal(cand, q[b, m]):
+                    sims.append(wav2vec2.IDENTICAL_DISTRACTOR_LOGIT)
+                    continue
+                cos = c[b, m] @ cand / (np.linalg.norm(c[b, m]) * np.linalg.norm(cand))
+                sims.append(cos / temperature)
+            sims = np.asarray(sims, np.float64)
+            losses.append(-(sims[0] - np.log(np.exp(sims - sims.max()).sum()) - sims.max()))
+            correct.append(np.argmax(sims) == 0)
+    return np.mean(losses), np.mean(correct)
+
+
+def test_contrastive_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    b, m, k, e = 3, 6, 5, 16
+    c = rng.normal(size=(b, m, e)).astype(np.float32)
+    q = rng.normal(size=(b, m, e)).astype(np.float32)
+    q[0, 3] = q[0, 1]  # an identical distractor must be pushed out of the softmax
+    count = np.array([6, 4, 2])
+    neg = np.array(wav2vec2.sample_distractors(jax.random.key(3), jnp.asarray(count), m, k))
+    neg[0, 1, 0], neg[0, 3, 0] = 3, 1  # make sure the identical pair is drawn
+    negatives = q[np.arange(b)[:, None, None], neg]
+    logits, identical = wav2vec2.contrastive_logits(jnp.asarray(c), jnp.asarray(q), jnp.asarray(negatives), 0.1)
+    valid = np.arange(m)[None, :] < count[:, None]
+    nll = -np.asarray(jax.nn.log_softmax(logits, axis=-1))[..., 0]
+    ours = nll[valid].mean()
+    ref, ref_acc = _numpy_loss(c.astype(np.float64), q.astype(np.float64), neg, valid, 0.1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+    acc = (np.asarray(jnp.argmax(logits, -1)) == 0)[valid].mean()
+    assert acc == ref_acc
+    expected_identical = np.zeros_like(np.asarray(identical))
+    expected_identical[0, 1] = neg[0, 1] == 3
+    expected_identical[0, 3] = neg[0, 3] == 1
+    np.testing.assert_array_equal(np.asarray(identical), expected_identical)
+    assert logits.dtype == jnp.float32
+
+
+def _smoke_batch(config, lengths):
+    n = int(config.data.crop_seconds * config.frontend.sample_rate)
+    rng = np.random.default_rng(0)
+    wave = rng.normal(scale=0.1, size=(len(lengths), n)).astype(np.float32)
+    for i, length in enumerate(lengths):
+        wave[i, length:] = 0.0
+    return {
+        "waveform": jnp.asarray(wave),
+        "length": jnp.asarray(lengths, jnp.int32),
+        "label": jnp.zeros(len(lengths), jnp.int32),
+    }
+
+
+def test_task_loss_at_init_is_near_log_k_plus_one():
+    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config.data.crop_seconds = 4.0
+    task = wav2vec2.Wav2Vec2Task(config)
+    n = int(config.data.crop_seconds * config.frontend.sample_rate)
+    batch = _smoke_batch(config, [n, n // 2, n, 3 * n // 4])
+    variables = task.init(jax.random.key(0), batch)
+    import flax.linen as nn
+
+    loss, (metrics, _) = task.loss(nn.unbox(variables), batch, jax.random.key(1), train=False)
+    # At initialisation all candidates look alike: the loss is close to ln(K + 1).
+    assert abs(float(loss) - np.log(config.task.num_negatives + 1)) < 0.5
+    assert abs(float(metrics["mask_fraction"]) - 0.3) < 0.02
+    assert float(metrics["identical_distractors"]) == 0.0
+
+
+def test_padding_does_not_change_valid_outputs():
+    """Frames past a clip's length never influence the loss inputs of its valid steps."""
+    import flax.linen as nn
+
+    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config.data.crop_seconds = 2.0
+    task = wav2vec2.Wav2Vec2Task(config)
+    n = int(config.data.crop_seconds * config.frontend.sample_rate)
+    batch = _smoke_batch(config, [n // 2])
+    noisy = dict(batch, waveform=batch["waveform"].at[:, n // 2 :].set(0.7))
+    variables = nn.unbox(task.init(jax.random.key(0), batch))
+    outs = []
+    for b in (batch, noisy):
+        logmel, fmask = task.features(b)
+        enc, mask = task.model.apply(variables, logmel, fmask, method=task.model.encode)
+        outs.append(np.asarray(enc)[np.asarray(mask)])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("size,expected", [("S", 18.4e6), ("L", 88.1e6)])
+def test_parameter_counts_match_paper(size, expected):
+    import flax.linen as nn
+
+    from audiossl_jax.train.trainer import parameter_table
+
+    config = config_lib.wav2vec2_pretrain_config(size, None)
+    config.data.crop_seconds = 1.0
+    task = wav2vec2.Wav2Vec2Task(config)
+    batch = {
+        "waveform": jnp.zeros((1, 16000)),
+        "length": jnp.array([16000]),
+        "label": jnp.zeros((1,), jnp.int32),
+    }
+    variables = jax.eval_shape(lambda: nn.unbox(task.init(jax.random.key(0), batch)))
+    total = parameter_table(variables["params"])[0][1]
+    assert abs(total - expected) / expected < 0.01, f"cf_{size}: {total:,} parameters"
