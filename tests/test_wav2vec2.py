@@ -105,6 +105,20 @@ def test_contrastive_loss_matches_numpy():
     assert logits.dtype == jnp.float32
 
 
+def test_logits_have_finite_gradients_at_zero_vectors():
+    """Padded slots hold zero vectors; their gradients must stay finite (not NaN)."""
+    c = jnp.zeros((1, 2, 4)).at[0, 0].set(1.0)
+    q = jnp.zeros((1, 2, 4)).at[0, 0].set(2.0)
+    neg = jnp.zeros((1, 2, 3, 4))
+
+    def f(c, q, neg):
+        logits, _ = wav2vec2.contrastive_logits(c, q, neg, 0.1)
+        return logits.sum()
+
+    grads = jax.grad(f, argnums=(0, 1, 2))(c, q, neg)
+    assert all(np.isfinite(np.asarray(g)).all() for g in grads)
+
+
 def _smoke_batch(config, lengths):
     n = int(config.data.crop_seconds * config.frontend.sample_rate)
     rng = np.random.default_rng(0)

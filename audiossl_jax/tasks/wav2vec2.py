@@ -94,6 +94,15 @@ def sample_distractors(rng: Array, count: Array, num_slots: int, num_negatives: 
     return u + (u >= own).astype(u.dtype)
 
 
+def _unit(x: Array, eps: float = 1e-8) -> Array:
+    """x / max(|x|, eps) along the last axis, with finite gradients at x = 0.
+
+    (``jnp.linalg.norm`` has a NaN gradient at zero, which padded slots hit.)
+    """
+    sq = jnp.sum(x * x, axis=-1, keepdims=True)
+    return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))
+
+
 def contrastive_logits(
     context: Array, positives: Array, negatives: Array, temperature: float
 ) -> tuple[Array, Array]:
@@ -107,9 +116,7 @@ def contrastive_logits(
     positives = positives.astype(jnp.float32)
     negatives = negatives.astype(jnp.float32)
     candidates = jnp.concatenate([positives[:, :, None], negatives], axis=2)
-    eps = 1e-8
-    c = context / jnp.maximum(jnp.linalg.norm(context, axis=-1, keepdims=True), eps)
-    q = candidates / jnp.maximum(jnp.linalg.norm(candidates, axis=-1, keepdims=True), eps)
+    c, q = _unit(context), _unit(candidates)
     logits = jnp.einsum("bme,bmke->bmk", c, q) / temperature
     identical = jnp.all(negatives == positives[:, :, None], axis=-1)
     neg_logits = jnp.where(identical, IDENTICAL_DISTRACTOR_LOGIT, logits[..., 1:])

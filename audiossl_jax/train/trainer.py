@@ -256,6 +256,10 @@ def train(
         host = {k: float(v) for k, v in jax.device_get(metrics).items()}
         _check_finite(step, host, ckpt)
         averager.add(host)
+        if step == start + 1:
+            logging.info("first step done in %.1f s (includes compilation)", time.perf_counter() - window_start)
+            window_start = time.perf_counter()
+            return
         window_steps += 1
         if step % log_every == 0 or step == total:
             elapsed = time.perf_counter() - window_start
