@@ -38,3 +38,20 @@ class Task(abc.ABC):
         train: bool,
     ) -> tuple[Array, tuple[Metrics, dict[str, Any]]]:
         """Returns (scalar float32 loss, (metrics, updated non-parameter collections))."""
+
+    def load_pretrained(self, params: Any) -> Any:
+        """Replaces parts of freshly initialised ``params`` with pretrained values.
+
+        Called by the trainer on the host once, when a run starts from scratch (not on
+        resume). Returns the tree to use (leaves may be numpy arrays); the default keeps
+        the random initialisation.
+        """
+        return params
+
+    @abc.abstractmethod
+    def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
+        """The encoder's frame embeddings for downstream use (no dropout, no masking).
+
+        Returns frames [B, T, D], their validity [B, T] bool, and the centre time of
+        each frame in seconds [T]. Scene embeddings are the masked mean over T.
+        """

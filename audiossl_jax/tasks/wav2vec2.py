@@ -168,6 +168,14 @@ class Wav2Vec2Task(Task):
         time_mask = jnp.zeros((logmel.shape[0], self.num_steps(logmel.shape[1])), bool)
         return self.model.init(rng, logmel, frame_mask, time_mask, train=False)
 
+    def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
+        logmel, frame_mask = self.features(batch)
+        frames, mask = self.model.apply(variables, logmel, frame_mask, method=self.model.encode)
+        fe, r = self.frontend, self.model.stack
+        span = (r - 1) * fe.hop_length + fe.win_length  # samples seen by one latent step
+        starts = jnp.arange(frames.shape[1]) * r * fe.hop_length
+        return frames, mask, (starts + span / 2) / fe.sample_rate
+
     def loss(
         self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
     ) -> tuple[Array, tuple[Metrics, dict[str, Any]]]:

@@ -56,7 +56,7 @@ class Checkpointer:
             force=force,
         )
         if saved and jax.process_index() == 0:
-            logging.info("checkpoint: saving step %d to %s", step, self.directory)
+            logging.info("checkpoint: saved step %d in %s", step, self.directory)
         return saved
 
     def close(self) -> None:

@@ -237,6 +237,9 @@ def train(
         logging.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
     else:
         state = s.init_fn()
+        params = s.task.load_pretrained(state.params)
+        if params is not state.params:
+            state = state.replace(params=jax.device_put(params, s.state_sharding.params))
     total = int(config.total_steps)
     if start >= total:
         logging.info("nothing to do: the checkpoint is at step %d and config.total_steps=%d", start, total)
