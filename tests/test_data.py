@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-import re
 import time
 
 import numpy as np
 import pytest
-import soundfile
-import tensorflow as tf
 
-from audiossl_jax.data import audio_folder, pipeline, registry, synthetic
+from audiossl_jax.data import pipeline, registry, synthetic
 
 SR = 16000
 
@@ -20,15 +17,6 @@ def _tiny_cfg(data_dir: pathlib.Path, **overrides: object):
     cfg = pipeline.default_data_config()
     cfg.name = "synthetic_audio/tiny"
     cfg.data_dir = str(data_dir)
-    cfg.shuffle_buffer = 16
-    cfg.update(overrides)
-    return cfg
-
-
-def _folder_cfg(path: pathlib.Path, **overrides: object):
-    cfg = pipeline.default_data_config()
-    cfg.name = "audio_folder"
-    cfg.path = str(path)
     cfg.update(overrides)
     return cfg
 
@@ -138,34 +126,86 @@ def test_train_crops_long_clips(tiny_dir: pathlib.Path) -> None:
     assert np.all(batch["length"] == 4000)
 
 
+def _take(cfg, n: int, **kwargs) -> list[dict[str, np.ndarray]]:
+    it = pipeline.make_train_iterator(cfg, **kwargs)
+    return [next(it) for _ in range(n)]
+
+
+def _assert_same(a: list[dict[str, np.ndarray]], b: list[dict[str, np.ndarray]]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert set(x) == set(y)
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
 def test_train_iterator_determinism(tiny_dir: pathlib.Path) -> None:
     cfg = _tiny_cfg(tiny_dir, crop_seconds=0.5)
-
-    def take(seed: int, start_step: int = 0) -> list[dict[str, np.ndarray]]:
-        it = pipeline.make_train_iterator(cfg, batch_size=8, seed=seed, start_step=start_step)
-        return [next(it) for _ in range(3)]
-
-    first, again, other, resumed = take(0), take(0), take(1), take(0, start_step=100)
-    for a, b in zip(first, again):
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key])
+    first = _take(cfg, 3, batch_size=8, seed=0)
+    _assert_same(first, _take(cfg, 3, batch_size=8, seed=0))
+    other = _take(cfg, 1, batch_size=8, seed=1)
     assert not np.array_equal(first[0]["waveform"], other[0]["waveform"])
-    assert not np.array_equal(first[0]["waveform"], resumed[0]["waveform"])
 
 
-def test_hosts_see_disjoint_examples(tiny_dir: pathlib.Path, tiny_train) -> None:
+@pytest.mark.parametrize("start_step", [3, 9])
+def test_train_resume_is_exact(tiny_dir: pathlib.Path, start_step: int) -> None:
+    cfg = _tiny_cfg(tiny_dir, crop_seconds=0.5)
+    uninterrupted = _take(cfg, start_step + 3, batch_size=16, seed=5)
+    resumed = _take(cfg, 3, batch_size=16, seed=5, start_step=start_step)
+    _assert_same(uninterrupted[start_step:], resumed)
+
+
+def test_train_epochs_are_permutations(tiny_dir: pathlib.Path, tiny_train) -> None:
     cfg = _tiny_cfg(tiny_dir, crop_seconds=4.0)
-    seen = []
-    for host in range(2):
-        it = pipeline.make_train_iterator(cfg, batch_size=8, seed=0, process_index=host, process_count=2)
-        keys = set()
-        for _ in range(12):
-            batch = next(it)
-            keys |= {_key(w[:n]) for w, n in zip(batch["waveform"], batch["length"])}
-        seen.append(keys)
-    assert len(seen[0]) == len(seen[1]) == 32
-    assert not seen[0] & seen[1]
+    batches = _take(cfg, 8, batch_size=16, seed=2)
+    epochs = [[_key(w[:n]) for b in batches[e * 4:(e + 1) * 4] for w, n in zip(b["waveform"], b["length"])]
+              for e in range(2)]
+    everything = sorted(_key(a) for a, _ in tiny_train)
+    assert sorted(epochs[0]) == everything and sorted(epochs[1]) == everything
+    assert epochs[0] != epochs[1]
+
+
+def test_hosts_see_disjoint_examples_and_resume(tiny_dir: pathlib.Path, tiny_train) -> None:
+    cfg = _tiny_cfg(tiny_dir, crop_seconds=0.25)
+    single = _take(cfg, 6, batch_size=16, seed=0)
+    hosts = [_take(cfg, 6, batch_size=8, seed=0, process_index=h, process_count=2) for h in range(2)]
+    for step in range(6):
+        parts = [hosts[h][step] for h in range(2)]
+        _assert_same([{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}], [single[step]])
+    full = _take(_tiny_cfg(tiny_dir, crop_seconds=4.0), 4, batch_size=8, seed=0, process_index=1, process_count=2)
+    other = _take(_tiny_cfg(tiny_dir, crop_seconds=4.0), 4, batch_size=8, seed=0, process_index=0, process_count=2)
+    seen = [{_key(w[:n]) for b in bs for w, n in zip(b["waveform"], b["length"])} for bs in (other, full)]
+    assert len(seen[0]) == len(seen[1]) == 32 and not seen[0] & seen[1]
     assert seen[0] | seen[1] == {_key(a) for a, _ in tiny_train}
+    _assert_same(hosts[1][4:], _take(cfg, 2, batch_size=8, seed=0, process_index=1, process_count=2, start_step=4))
+
+
+def test_uniform_is_a_pure_function_of_position() -> None:
+    positions = np.arange(100_000)
+    u = pipeline.uniform(7, positions, 1)
+    assert u.min() >= 0.0 and u.max() < 1.0
+    np.testing.assert_array_equal(u[500:600], pipeline.uniform(7, positions[500:600], 1))
+    counts = np.histogram(u, bins=10, range=(0, 1))[0]
+    assert np.all(np.abs(counts - 10_000) < 500), counts
+    assert abs(np.corrcoef(u, pipeline.uniform(7, positions, 2))[0, 1]) < 0.02
+    assert abs(np.corrcoef(u, pipeline.uniform(8, positions, 1))[0, 1]) < 0.02
+
+
+def test_class_balanced_order_frequencies() -> None:
+    labels = [0] * 70 + [1] * 25 + [2] * 5
+    members = [np.flatnonzero(np.asarray(labels) == c) for c in range(3)] + [np.zeros(0, np.int64)]
+    plain = pipeline.TrainOrder(len(labels), seed=3)
+    balanced = pipeline.TrainOrder(len(labels), seed=3, class_members=members)
+    positions = np.arange(30_000)
+    plain_freq = np.bincount(np.asarray(labels)[plain.indices(positions)], minlength=3) / len(positions)
+    freq = np.bincount(np.asarray(labels)[balanced.indices(positions)], minlength=3) / len(positions)
+    np.testing.assert_allclose(plain_freq, [0.70, 0.25, 0.05])
+    np.testing.assert_allclose(freq, [1 / 3] * 3, atol=0.015)
+    np.testing.assert_array_equal(balanced.indices(positions[123:456]), balanced.indices(positions)[123:456])
+    picked = balanced.indices(positions)
+    assert len(np.unique(picked[np.asarray(labels)[picked] == 0])) == 70
+    with pytest.raises(registry.DatasetError, match="class_balanced"):
+        pipeline.TrainOrder(5, seed=0, class_members=[np.zeros(0, np.int64)])
 
 
 def test_eval_iterator_yields_every_example_once(tiny_dir: pathlib.Path, tiny_test) -> None:
@@ -193,85 +233,6 @@ def test_eval_centre_crop(tiny_dir: pathlib.Path, tiny_test) -> None:
     for row, (audio, _) in zip(batch["waveform"], tiny_test[:4]):
         offset = (len(audio) - 4000 + 1) // 2
         np.testing.assert_array_equal(row, audio[offset:offset + 4000])
-
-
-def test_audio_folder_fsdd(shared_data: pathlib.Path) -> None:
-    root = shared_data / "fsdd"
-    everything = audio_folder.index_audio_folder(root, split="all")
-    assert len(everything.files) == 3000
-    assert set(everything.labels) == set(range(10))
-    cfg = _folder_cfg(root)
-    ds, info = registry.load_dataset(cfg, "test")
-    assert info.num_examples == 300 and info.num_classes == 10 and info.sample_rate == SR
-    assert registry.get_dataset_info(cfg, "train").num_examples == 2700
-    for example in ds.take(5).as_numpy_iterator():
-        assert example["audio"].dtype == np.float32 and example["audio"].ndim == 1
-        assert 0 <= example["label"] <= 9
-    speaker = registry.get_dataset_info(_folder_cfg(root, label_key="speaker"), "test")
-    assert speaker.num_classes == 6
-
-
-def _write_folder(root: pathlib.Path) -> dict[str, np.ndarray]:
-    """Writes a WAV, a FLAC and a stereo WAV; returns the expected mono float audio."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "sub").mkdir(exist_ok=True)
-    mono = (rng.uniform(-0.5, 0.5, 8000) * 32767).astype(np.int16)
-    stereo = (rng.uniform(-0.5, 0.5, (4000, 2)) * 32767).astype(np.int16)
-    soundfile.write(root / "a.wav", mono, SR, subtype="PCM_16")
-    soundfile.write(root / "sub" / "b.flac", mono[:5000], SR, subtype="PCM_16")
-    soundfile.write(root / "c.wav", stereo, SR, subtype="PCM_16")
-    return {"a.wav": mono / 32768.0, "sub/b.flac": mono[:5000] / 32768.0,
-            "c.wav": (stereo / 32768.0).mean(axis=1)}
-
-
-def test_audio_folder_without_metadata(tmp_path: pathlib.Path) -> None:
-    expected = _write_folder(tmp_path / "audio")
-    ds, info = registry.load_dataset(_folder_cfg(tmp_path / "audio"), "train")
-    assert info.num_examples == 3 and info.num_classes == 0
-    examples = list(ds.as_numpy_iterator())
-    for (name, audio), example in zip(sorted(expected.items()), examples):
-        np.testing.assert_allclose(example["audio"], audio, atol=1e-6, err_msg=name)
-        assert example["label"] == -1
-
-
-def test_audio_folder_metadata_labels_and_splits(tmp_path: pathlib.Path) -> None:
-    root = tmp_path / "audio"
-    _write_folder(root)
-    (root / "metadata.csv").write_text(
-        "filename,label,split\na.wav,dog,train\nsub/b.flac,cat,test\nc.wav,dog,train\n")
-    ds, info = registry.load_dataset(_folder_cfg(root), "train")
-    assert info.class_names == ("cat", "dog") and info.num_examples == 2
-    assert [int(ex["label"]) for ex in ds.as_numpy_iterator()] == [1, 1]
-    with pytest.raises(audio_folder.AudioFolderError, match="splits: \\['test', 'train'\\]"):
-        registry.get_dataset(_folder_cfg(root), "validation")
-    (root / "metadata.csv").write_text("filename,label\na.wav,dog\nmissing.wav,cat\n")
-    with pytest.raises(audio_folder.AudioFolderError, match="missing.wav"):
-        registry.get_dataset(_folder_cfg(root), "train")
-
-
-def test_audio_folder_errors_name_the_file(tmp_path: pathlib.Path) -> None:
-    root = tmp_path / "bad"
-    root.mkdir()
-    (root / "broken.wav").write_bytes(b"this is not audio")
-    with pytest.raises(tf.errors.OpError, match=re.escape(str(root / "broken.wav"))):
-        list(registry.get_dataset(_folder_cfg(root), "train").as_numpy_iterator())
-
-    root = tmp_path / "rate"
-    root.mkdir()
-    soundfile.write(root / "fast.wav", np.zeros(100, np.int16), 44100, subtype="PCM_16")
-    pattern = re.escape(str(root / "fast.wav")) + ".*44100 Hz, expected 16000 Hz"
-    with pytest.raises(tf.errors.OpError, match=pattern):
-        list(registry.get_dataset(_folder_cfg(root), "train").as_numpy_iterator())
-
-    root = tmp_path / "empty"
-    root.mkdir()
-    soundfile.write(root / "silent.flac", np.zeros(0, np.int16), SR, subtype="PCM_16")
-    with pytest.raises(tf.errors.OpError, match="silent.flac.*empty"):
-        list(registry.get_dataset(_folder_cfg(root), "train").as_numpy_iterator())
-
-    with pytest.raises(audio_folder.AudioFolderError, match=re.escape(str(tmp_path / "nowhere"))):
-        registry.get_dataset(_folder_cfg(tmp_path / "nowhere"), "train")
 
 
 @pytest.mark.parametrize("name", ["audioset", "audioset_balanced"])
@@ -306,7 +267,8 @@ def test_synthetic_not_prepared_without_prepare(tmp_path: pathlib.Path) -> None:
 
 def test_default_data_config_keys() -> None:
     cfg = pipeline.default_data_config()
-    assert set(cfg.keys()) == {"name", "data_dir", "path", "label_key", "prepare", "sample_rate",
-                               "crop_seconds", "shuffle_buffer", "train_split", "eval_split"}
+    assert set(cfg.keys()) == {"name", "data_dir", "manual_dir", "path", "label_key", "multi_label",
+                               "label_separator", "group_key", "class_names", "skip_bad_files", "prepare",
+                               "sample_rate", "crop_seconds", "class_balanced", "train_split", "eval_split"}
     assert cfg.name == "synthetic_audio" and cfg.data_dir is None and cfg.path is None
     assert pipeline.crop_samples(cfg) == 64000

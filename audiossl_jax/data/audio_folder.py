@@ -1,133 +1,100 @@
-"""Minimal "audio folder" source: WAV/FLAC files under a directory, read with soundfile.
+"""Audio folders: a directory of audio files plus an optional metadata.csv becomes a dataset.
 
-Layout: `<root>/**/*.wav|*.flac` and an optional `<root>/metadata.csv` with a
-`filename` column (relative to root), an optional label column and an optional
-`split` column. Without metadata.csv every audio file under root (recursively) is
-used, unlabelled. Files must already have the configured sample rate; multichannel
-audio is averaged to mono.
+metadata.csv columns: `filename` (relative to the root), any number of label columns
+(`data.label_key` picks one; with `data.multi_label` its cells hold several labels
+separated by `data.label_separator`), and optional `split`, `fold` and group
+(`data.group_key`) columns. Without metadata.csv every audio file under the root is
+used, unlabelled. Preparation (`raw_index` + `manifest.prepare`) checks every file once.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
+import hashlib
+import json
 import pathlib
+from typing import Any
 
-import numpy as np
-import soundfile
-import tensorflow as tf
+from audiossl_jax.data import audio_io, manifest
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
 METADATA_FILE = "metadata.csv"
 
 
 class AudioFolderError(ValueError):
-    """A problem with an audio folder, its metadata or one of its files."""
+    """A problem with an audio folder or its metadata."""
 
 
-@dataclasses.dataclass(frozen=True)
-class AudioFolderIndex:
-    """The files of one split of an audio folder, with integer labels (-1: unlabelled)."""
-
-    root: pathlib.Path
-    files: tuple[str, ...]
-    labels: tuple[int, ...]
-    class_names: tuple[str, ...]
-    available_splits: tuple[str, ...]
+def scan(root: pathlib.Path) -> list[str]:
+    """Every audio file under root, recursively, as sorted absolute paths."""
+    return sorted(str(p) for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
 
 
-def _label_mapping(values: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
-    """Maps label strings to ints: integer labels keep their value, others sort by name."""
-    present = sorted({v for v in values if v != ""})
-    if not present:
-        return {}, ()
-    try:
-        as_int = {v: int(v) for v in present}
-    except ValueError:
-        return {v: i for i, v in enumerate(present)}, tuple(present)
-    if min(as_int.values()) < 0:
-        raise AudioFolderError(f"negative integer labels are not supported: {min(as_int.values())}")
-    return as_int, tuple(str(i) for i in range(max(as_int.values()) + 1))
+def _cell(row: dict[str, str], key: str) -> str:
+    return (row.get(key) or "").strip()
 
 
-def _scan(root: pathlib.Path) -> list[str]:
-    """All audio files under root, recursively, as sorted relative paths."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
-def index_audio_folder(root: str | pathlib.Path, *, split: str | None = None,
-                       label_key: str = "label") -> AudioFolderIndex:
-    """Lists the files of `split` (None or 'all': every row) with their labels.
-
-    Split filtering needs a `split` column in metadata.csv; without one, every file
-    is used whatever split is asked for. Labels are mapped over all rows, so every
-    split shares one mapping.
-    """
-    root = pathlib.Path(root).expanduser()
+def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label: bool = False,
+              label_separator: str = ";", group_key: str = "group",
+              class_names: tuple[str, ...] | None = None) -> manifest.RawIndex:
+    """Rows of metadata.csv (or every file, unlabelled) with the files found on disk."""
+    root = pathlib.Path(root).expanduser().resolve()
     if not root.is_dir():
         raise AudioFolderError(f"audio folder not found: {root} (set --config.data.path)")
+    files = scan(root)
     metadata = root / METADATA_FILE
     if not metadata.is_file():
-        files = _scan(root)
         if not files:
-            raise AudioFolderError(f"no {'/'.join(AUDIO_EXTENSIONS)} files found under {root}")
-        return AudioFolderIndex(root, tuple(str(root / f) for f in files), (-1,) * len(files), (), ())
+            raise AudioFolderError(f"no {'/'.join(audio_io.AUDIO_EXTENSIONS)} files found under {root}")
+        return manifest.RawIndex(where=str(root), rows=tuple(manifest.Row(f) for f in files),
+                                 class_names=class_names, multi_label=multi_label)
     with open(metadata, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
     if not rows:
         raise AudioFolderError(f"{metadata} has no rows")
-    if "filename" not in rows[0]:
-        raise AudioFolderError(f"{metadata} has no 'filename' column (columns: {list(rows[0])})")
-    has_labels = label_key in rows[0]
-    mapping, class_names = _label_mapping([r[label_key] for r in rows]) if has_labels else ({}, ())
-    available = tuple(sorted({r["split"] for r in rows})) if "split" in rows[0] else ()
-    if split not in (None, "all") and available:
-        rows = [r for r in rows if r["split"] == split]
-        if not rows:
-            raise AudioFolderError(f"{metadata} has no rows with split {split!r}; splits: {list(available)}")
-    files, labels = [], []
+    if "filename" not in columns:
+        raise AudioFolderError(f"{metadata} has no 'filename' column (columns: {columns})")
+    has_labels = label_key in columns
+    if not has_labels and label_key != "label":
+        raise AudioFolderError(f"{metadata} has no label column {label_key!r} (data.label_key); columns: {columns}")
+    out = []
     for row in rows:
-        path = root / row["filename"]
-        if not path.is_file():
-            raise AudioFolderError(f"{metadata}: file of row {row['filename']!r} not found: {path}")
-        files.append(str(path))
-        labels.append(mapping.get(row[label_key], -1) if has_labels else -1)
-    return AudioFolderIndex(root, tuple(files), tuple(labels), class_names, available)
+        value = _cell(row, label_key) if has_labels else ""
+        labels = tuple(v.strip() for v in value.split(label_separator)) if multi_label else (value,)
+        out.append(manifest.Row(path=str(root / _cell(row, "filename")),
+                                labels=tuple(v for v in labels if v),
+                                split=_cell(row, "split"), fold=_cell(row, "fold"),
+                                group=_cell(row, group_key)))
+    _check_groups(out, metadata, group_key)
+    return manifest.RawIndex(where=str(metadata), rows=tuple(out), files=tuple(files),
+                             class_names=class_names, multi_label=multi_label)
 
 
-def read_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Reads one file as mono float32 [n] in [-1, 1]; errors name the file and the problem."""
-    try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as e:
-        raise AudioFolderError(f"cannot read audio file {path}: {e}") from e
-    if rate != sample_rate:
-        raise AudioFolderError(
-            f"{path} has sample rate {rate} Hz, expected {sample_rate} Hz (resampling is not supported yet)")
-    if data.shape[0] == 0:
-        raise AudioFolderError(f"audio file {path} is empty (0 samples)")
-    return data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+def _check_groups(rows: list[manifest.Row], metadata: pathlib.Path, group_key: str) -> None:
+    """A group (speaker, device, ...) must not appear in two splits."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        if not row.group or not row.split:
+            continue
+        first = seen.setdefault(row.group, row.split)
+        if first != row.split:
+            raise AudioFolderError(
+                f"{metadata}: group {row.group!r} (column {group_key!r}) is in splits {first!r} and "
+                f"{row.split!r}; a group must stay within one split")
 
 
-def make_dataset(index: AudioFolderIndex, sample_rate: int, *, shard_index: int = 0,
-                 shard_count: int = 1, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """{'audio': float32 [n], 'label': int32 []} per file of `index`.
+def fingerprint(raw: manifest.RawIndex, settings: dict[str, Any]) -> str:
+    """A hash of the listed rows, the files on disk and the settings that shape the manifest."""
+    h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
+    for row in raw.rows:
+        h.update(repr((row.path, row.labels, row.split, row.fold, row.group)).encode())
+    h.update(repr(raw.files).encode())
+    return h.hexdigest()
 
-    Sharding and optional per-epoch shuffling act on the file list, before decoding.
-    """
-    files = np.asarray(index.files, dtype=object)[shard_index::shard_count]
-    labels = np.asarray(index.labels, dtype=np.int32)[shard_index::shard_count]
-    ds = tf.data.Dataset.from_tensor_slices({"path": files.astype(str), "label": labels})
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
 
-    def read(path: bytes) -> np.ndarray:
-        return read_audio(path.decode(), sample_rate)
-
-    def decode(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        audio = tf.numpy_function(read, [example["path"]], tf.float32, stateful=False)
-        audio.set_shape([None])
-        return {"audio": audio, "label": example["label"]}
-
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def prepared_dir(data_dir: pathlib.Path, root: str | pathlib.Path) -> pathlib.Path:
+    """Where the manifest of folder `root` lives: <data_dir>/audio_folder/<name>-<hash>."""
+    root = pathlib.Path(root).expanduser().resolve()
+    return data_dir / "audio_folder" / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"

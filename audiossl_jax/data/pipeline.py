@@ -1,7 +1,8 @@
-"""Host-side tf.data input pipeline: crops, shuffles and batches audio into numpy dicts.
+"""Host-side tf.data input pipeline: orders, crops and batches audio into numpy dicts.
 
-Train batches: {'waveform': float32 [b, N], 'length': int32 [b], 'label': int32 [b]}.
-Eval batches add 'valid': bool [b]; padding rows have length 0, label -1, zero audio.
+Train batches: {'waveform': float32 [b, N], 'length': int32 [b], 'label': int32 [b]}
+('label' is float32 multi-hot [b, C] for multi-label datasets). Eval batches add
+'valid': bool [b]; padding rows have length 0, label -1 (multi-hot: zeros), zero audio.
 N = round(data_cfg.crop_seconds * data_cfg.sample_rate); b is the per-host batch size.
 Row i holds real audio in waveform[i, :length[i]] and zeros after it.
 """
@@ -9,14 +10,14 @@ Row i holds real audio in waveform[i, :length[i]] and zeros after it.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 from ml_collections import config_dict
 
-from audiossl_jax.data import registry
+from audiossl_jax.data import registry, source
 
 registry.hide_accelerators_from_tf()
 
@@ -28,12 +29,18 @@ def default_data_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.name = "synthetic_audio"
     cfg.data_dir = config_dict.placeholder(str)
+    cfg.manual_dir = config_dict.placeholder(str)
     cfg.path = config_dict.placeholder(str)
     cfg.label_key = "label"
+    cfg.multi_label = False
+    cfg.label_separator = ";"
+    cfg.group_key = "group"
+    cfg.class_names = ""
+    cfg.skip_bad_files = False
     cfg.prepare = True
     cfg.sample_rate = 16000
     cfg.crop_seconds = 4.0
-    cfg.shuffle_buffer = 1024
+    cfg.class_balanced = False
     cfg.train_split = "train"
     cfg.eval_split = "test"
     return cfg
@@ -60,10 +67,62 @@ def _crop(audio: tf.Tensor, num_samples: int, position: tf.Tensor) -> tuple[tf.T
     return waveform, tf.cast(length, tf.int32)
 
 
-def _stream_seeds(seed: int, start_step: int, process_index: int) -> tuple[int, int, int]:
-    """Independent (file order, crop, shuffle) seeds derived from the run seed."""
-    state = np.random.SeedSequence([seed, start_step, process_index]).generate_state(3)
-    return int(state[0]), int(state[1]), int(state[2])
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def uniform(seed: int, positions: np.ndarray, stream: int) -> np.ndarray:
+    """Counter-based uniforms in [0, 1): float64 [k], a pure function of (seed, position, stream).
+
+    SplitMix64 finaliser over a mix of the three integers.
+    """
+    with np.errstate(over="ignore"):
+        x = (np.asarray(positions, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+             + np.uint64(seed % 2**63) * np.uint64(0xD1B54A32D192ED03)
+             + np.uint64(stream) * np.uint64(0x8CB92BA72F3D8DD7)) & _MASK64
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+_CROP_STREAM, _CLASS_STREAM, _MEMBER_STREAM = 1, 2, 3
+
+
+class TrainOrder:
+    """Which example a global stream position reads: a pure function of (seed, position).
+
+    Plain: position p is example perm_e[p % n] with e = p // n and perm_e a permutation
+    of all n examples drawn from (seed, e). Class-balanced: position p picks a class
+    uniformly among the classes with examples, then an example carrying it uniformly.
+    """
+
+    def __init__(self, num_examples: int, seed: int,
+                 class_members: list[np.ndarray] | None = None) -> None:
+        self.num_examples = num_examples
+        self.seed = seed
+        self.members = None if class_members is None else [m for m in class_members if len(m)]
+        if self.members is not None and not self.members:
+            raise registry.DatasetError("data.class_balanced=True needs labelled examples; this split has none")
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) >= 4:
+                self._perms.pop(min(self._perms))
+            rng = np.random.default_rng([self.seed % 2**63, epoch])
+            self._perms[epoch] = rng.permutation(self.num_examples)
+        return self._perms[epoch]
+
+    def indices(self, positions: np.ndarray) -> np.ndarray:
+        """Example indices int64 [k] of global stream positions [k]."""
+        positions = np.asarray(positions, np.int64)
+        if self.members is None:
+            epochs, offsets = np.divmod(positions, self.num_examples)
+            return np.asarray([self._perm(int(e))[o] for e, o in zip(epochs, offsets)], np.int64)
+        classes = (uniform(self.seed, positions, _CLASS_STREAM) * len(self.members)).astype(np.int64)
+        picks = uniform(self.seed, positions, _MEMBER_STREAM)
+        return np.asarray([self.members[c][int(u * len(self.members[c]))] for c, u in zip(classes, picks)],
+                          np.int64)
 
 
 def _check_shard(info: registry.DatasetInfo, process_count: int) -> None:
@@ -79,31 +138,47 @@ def _options() -> tf.data.Options:
     return options
 
 
-def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
-                        process_index: int = 0, process_count: int = 1,
-                        start_step: int = 0) -> Iterator[Batch]:
-    """Endless per-host training batches (see module docstring), deterministic in the seed.
+def _example_fn(src: source.Source, num_samples: int) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
+    """tf map: (example index [], crop position in [0, 1] []) -> one batch row."""
 
-    Each host reads a disjoint shard of data_cfg.train_split, repeats it, shuffles the
-    file order per epoch and a buffer of data_cfg.shuffle_buffer crops, and takes one
-    random crop per example. start_step is folded into the seed: a run restarted at
-    step k gets a fresh, reproducible stream, not the continuation of the old one.
-    """
-    file_seed, crop_seed, shuffle_seed = _stream_seeds(seed, start_step, process_index)
-    num_samples = crop_samples(data_cfg)
-    ds, info = registry.load_dataset(data_cfg, data_cfg.train_split, shard_index=process_index,
-                                     shard_count=process_count, shuffle_seed=file_seed)
-    _check_shard(info, process_count)
-
-    def crop(index: tf.Tensor, example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        position = tf.random.stateless_uniform(
-            [], seed=tf.stack([tf.constant(crop_seed, tf.int64), index]), dtype=tf.float64)
+    def fn(index: tf.Tensor, position: tf.Tensor) -> dict[str, tf.Tensor]:
+        example = source.read_example(src, index)
         waveform, length = _crop(example["audio"], num_samples, position)
         return {"waveform": waveform, "length": length, "label": example["label"]}
 
-    ds = ds.repeat().enumerate().map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if data_cfg.shuffle_buffer > 1:
-        ds = ds.shuffle(data_cfg.shuffle_buffer, seed=shuffle_seed)
+    return fn
+
+
+def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
+                        process_index: int = 0, process_count: int = 1,
+                        start_step: int = 0) -> Iterator[Batch]:
+    """Endless per-host training batches (see module docstring); batch k is for train step k + 1.
+
+    Row j of host h in batch k reads global stream position p = (k * hosts + h) * b + j:
+    example `TrainOrder(seed).indices(p)` (a per-epoch permutation, or class-balanced
+    draws with data.class_balanced), cropped at `uniform(seed, p)`. Every batch is a pure
+    function of (seed, k, h), so start_step=k continues an interrupted run exactly and the
+    hosts of one step read disjoint examples (within an epoch).
+    """
+    num_samples = crop_samples(data_cfg)
+    src, info = registry.load_source(data_cfg, data_cfg.train_split)
+    _check_shard(info, process_count)
+    balanced = bool(data_cfg.get("class_balanced", False))
+    order = TrainOrder(len(src), seed, src.class_members() if balanced else None)
+    rows = np.arange(batch_size, dtype=np.int64)
+
+    def plan(step: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        positions = (int(step) * process_count + process_index) * batch_size + rows
+        return order.indices(positions), uniform(seed, positions, _CROP_STREAM)
+
+    def planned(step: tf.Tensor) -> tf.data.Dataset:
+        index, position = tf.numpy_function(plan, [step], (tf.int64, tf.float64), stateful=False)
+        index.set_shape([batch_size])
+        position.set_shape([batch_size])
+        return tf.data.Dataset.from_tensor_slices((index, position))
+
+    ds = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max).flat_map(planned)
+    ds = ds.map(_example_fn(src, num_samples), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options()).as_numpy_iterator()
 
@@ -112,10 +187,12 @@ def _pad_batch(batch: Batch, batch_size: int) -> Batch:
     """Pads a (possibly short) eval batch to batch_size rows and adds 'valid' [b]."""
     rows = batch["length"].shape[0]
     pad = batch_size - rows
+    label = batch["label"]
+    label_pad = ((0, pad),) + ((0, 0),) * (label.ndim - 1)
     return {
         "waveform": np.pad(batch["waveform"], ((0, pad), (0, 0))),
         "length": np.pad(batch["length"], (0, pad)),
-        "label": np.pad(batch["label"], (0, pad), constant_values=-1),
+        "label": np.pad(label, label_pad, constant_values=-1 if label.ndim == 1 else 0),
         "valid": np.arange(batch_size) < rows,
     }
 
@@ -148,8 +225,9 @@ def make_eval_iterator(data_cfg: ml_collections.ConfigDict, split: str | None = 
     total = None
     if info.num_examples is not None:
         total = num_eval_batches(info.num_examples, batch_size, process_count)
-    empty = {"waveform": np.zeros((0, num_samples), np.float32),
-             "length": np.zeros((0,), np.int32), "label": np.zeros((0,), np.int32)}
+    label_shape = (0, info.num_classes) if info.multi_label else (0,)
+    empty = {"waveform": np.zeros((0, num_samples), np.float32), "length": np.zeros((0,), np.int32),
+             "label": np.zeros(label_shape, np.float32 if info.multi_label else np.int32)}
 
     def batches() -> Iterator[Batch]:
         count = 0

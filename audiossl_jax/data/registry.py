@@ -1,20 +1,25 @@
 """Dataset registry: maps `data_cfg.name` to an un-batched tf.data source plus metadata.
 
-Every source yields {'audio': float32 [n] in [-1, 1], 'label': int32 []} (label -1 when
-unlabelled), un-shuffled (unless a shuffle seed is passed), un-cropped and un-batched.
+`load_source` gives random access to one split (`source.Source`); `load_dataset` wraps it
+as tf.data yielding {'audio': float32 [n] in [-1, 1], 'label': int32 [] (-1 when
+unlabelled) or float32 multi-hot [C]}, un-shuffled (unless a shuffle seed is passed),
+un-cropped and un-batched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import pathlib
 from typing import Any, Callable
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from audiossl_jax.data import audio_folder, synthetic
+from audiossl_jax.data import audio_folder, datasets, manifest, source, synthetic
 
 
 def hide_accelerators_from_tf() -> None:
@@ -33,10 +38,7 @@ AUDIO_FOLDER_NAME = "audio_folder"
 
 FOLDER_HINT = "--config.data.name=audio_folder --config.data.path=/path/to/audio"
 
-PAPER_DATASETS: dict[str, str] = {
-    "audioset": "AudioSet, unbalanced train segments (~2M 10-s YouTube clips, 527 classes)",
-    "audioset_balanced": "AudioSet, balanced train segments (~22k 10-s YouTube clips, 527 classes)",
-}
+PAPER_DATASETS: dict[str, str] = {name: spec.description for name, spec in datasets.SPECS.items()}
 
 
 class DatasetError(ValueError):
@@ -61,6 +63,8 @@ class DatasetInfo:
     num_classes: int
     class_names: tuple[str, ...]
     num_examples: int | None
+    metric: str = ""
+    multi_label: bool = False
 
 
 def known_dataset_names() -> tuple[str, ...]:
@@ -79,8 +83,20 @@ def _tfds_data_dir(cfg: Any) -> str:
     return os.path.expanduser(_get(cfg, "data_dir", tfds.core.constants.DATA_DIR))
 
 
-def _load_synthetic(cfg: Any, split: str, shard_index: int, shard_count: int,
-                    shuffle_seed: int | None) -> tuple[tf.data.Dataset, DatasetInfo]:
+@functools.lru_cache(maxsize=8)
+def _synthetic_source(data_dir: str, config_name: str, split: str) -> source.Source:
+    """The prepared split held in memory as int16 (random access for index-based pipelines)."""
+    builder = synthetic.SyntheticAudio(config=config_name, data_dir=data_dir)
+    audio, labels = [], []
+    for ex in builder.as_dataset(split=split).as_numpy_iterator():
+        audio.append(ex["audio"])
+        labels.append(int(ex["label"]))
+    name = SYNTHETIC_NAME if config_name == "default" else f"{SYNTHETIC_NAME}/{config_name}"
+    return source.from_arrays(name, split, synthetic.SAMPLE_RATE, synthetic.CLASS_NAMES, audio, labels,
+                              scale=1.0 / 32768.0)
+
+
+def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
     name = cfg.name
     config_name = name.split("/", 1)[1] if "/" in name else "default"
     data_dir = _tfds_data_dir(cfg)
@@ -99,44 +115,87 @@ def _load_synthetic(cfg: Any, split: str, shard_index: int, shard_count: int,
     if sample_rate != synthetic.SAMPLE_RATE:
         raise DatasetError(
             f"dataset {name!r} is {synthetic.SAMPLE_RATE} Hz, config asks for {sample_rate} Hz")
-    sub_split = tfds.even_splits(split, n=shard_count)[shard_index] if shard_count > 1 else split
-    read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, try_autocache=False)
-    ds = builder.as_dataset(split=sub_split, shuffle_files=shuffle_seed is not None, read_config=read_config)
-    ds = ds.map(lambda ex: {"audio": tf.cast(ex["audio"], tf.float32) / 32768.0,
-                            "label": tf.cast(ex["label"], tf.int32)},
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    src = _synthetic_source(data_dir, config_name, split)
     info = DatasetInfo(name=name, split=split, sample_rate=synthetic.SAMPLE_RATE,
                        num_classes=len(synthetic.CLASS_NAMES), class_names=synthetic.CLASS_NAMES,
-                       num_examples=splits[split].num_examples)
-    return ds, info
+                       num_examples=len(src), metric="accuracy")
+    return src, info
 
 
-def _load_audio_folder(cfg: Any, split: str, shard_index: int, shard_count: int,
-                       shuffle_seed: int | None) -> tuple[tf.data.Dataset, DatasetInfo]:
+def _settings(cfg: Any) -> dict[str, Any]:
+    """Config values that shape a prepared manifest (part of its fingerprint)."""
+    return {"version": 1, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
+            "skip_bad_files": bool(_get(cfg, "skip_bad_files", False)),
+            "label_key": _get(cfg, "label_key", "label"), "multi_label": bool(_get(cfg, "multi_label", False)),
+            "label_separator": _get(cfg, "label_separator", ";"), "group_key": _get(cfg, "group_key", "group"),
+            "class_names": _get(cfg, "class_names", "")}
+
+
+def _prepared(cfg: Any, raw: manifest.RawIndex, out_dir: pathlib.Path, name: str) -> manifest.Manifest:
+    """The manifest of `raw`: loaded when prepared with the same input and settings, else prepared."""
+    settings = _settings(cfg)
+    fingerprint = audio_folder.fingerprint(raw, settings)
+    found = manifest.load(out_dir, fingerprint)
+    if found is not None:
+        return found
+    if not _get(cfg, "prepare", True):
+        raise DatasetNotPreparedError(
+            f"dataset {name!r} is not prepared (or its input/config changed) under {out_dir}; set "
+            "--config.data.prepare=True to check every file once and write its manifest")
+    logging.info("preparing %r from %s into %s (checks every file once)", name, raw.where, out_dir)
+    return manifest.prepare(raw, sample_rate=settings["sample_rate"], skip_bad_files=settings["skip_bad_files"],
+                            out_dir=out_dir, fingerprint=fingerprint)[0]
+
+
+def _info(name: str, split: str, m: manifest.Manifest, metric: str) -> DatasetInfo:
+    return DatasetInfo(name=name, split=split, sample_rate=m.sample_rate, num_classes=len(m.class_names),
+                       class_names=m.class_names, num_examples=len(m), metric=metric, multi_label=m.multi_label)
+
+
+def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
     path = _get(cfg, "path", None)
     if path is None:
         raise DatasetError(f"dataset {AUDIO_FOLDER_NAME!r} needs a folder: --config.data.path=/path/to/audio")
-    index = audio_folder.index_audio_folder(path, split=split, label_key=_get(cfg, "label_key", "label"))
-    sample_rate = int(_get(cfg, "sample_rate", 16000))
-    ds = audio_folder.make_dataset(index, sample_rate, shard_index=shard_index,
-                                   shard_count=shard_count, shuffle_seed=shuffle_seed)
-    info = DatasetInfo(name=AUDIO_FOLDER_NAME, split=split, sample_rate=sample_rate,
-                       num_classes=len(index.class_names), class_names=index.class_names,
-                       num_examples=len(index.files))
-    return ds, info
+    names = _get(cfg, "class_names", "")
+    raw = audio_folder.raw_index(
+        path, label_key=_get(cfg, "label_key", "label"), multi_label=bool(_get(cfg, "multi_label", False)),
+        label_separator=_get(cfg, "label_separator", ";"), group_key=_get(cfg, "group_key", "group"),
+        class_names=tuple(n.strip() for n in names.split(",")) if names else None)
+    out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path)
+    m = manifest.select(_prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME), split, raw.where)
+    metric = "mAP" if m.multi_label else "accuracy"
+    return source.from_manifest(AUDIO_FOLDER_NAME, split, m), _info(AUDIO_FOLDER_NAME, split, m, metric)
 
 
-def _not_prepared(cfg: Any, split: str, *_: Any) -> tuple[tf.data.Dataset, DatasetInfo]:
-    name = cfg.name
-    expected = os.path.join(_tfds_data_dir(cfg), name)
-    raise DatasetNotPreparedError(
-        f"dataset {name!r} ({PAPER_DATASETS[name]}) is not prepared: it cannot be downloaded "
-        f"automatically and no builder exists yet; it was expected under {expected} "
-        f"(data_dir={_tfds_data_dir(cfg)}). To train on a folder of your own audio instead, "
-        f"pass {FOLDER_HINT}")
+def raw_dir(cfg: Any, spec: datasets.DatasetSpec) -> pathlib.Path:
+    """Where the raw layout of `spec` must be: data.manual_dir, else <data_dir>/downloads/manual/<raw_dir>."""
+    manual = _get(cfg, "manual_dir", None)
+    if manual is not None:
+        return pathlib.Path(manual).expanduser()
+    return pathlib.Path(_tfds_data_dir(cfg)) / "downloads" / "manual" / spec.raw_dir
 
 
-_Loader = Callable[..., tuple[tf.data.Dataset, DatasetInfo]]
+def _load_paper_dataset(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
+    spec = datasets.SPECS[cfg.name]
+    raw = raw_dir(cfg, spec)
+    out_dir = pathlib.Path(_tfds_data_dir(cfg)) / spec.name / "prepared"
+    if not raw.is_dir():
+        download = ("it is not downloaded automatically (no network access is assumed)" if spec.public_download
+                    else "it cannot be downloaded automatically")
+        raise DatasetNotPreparedError(
+            f"dataset {spec.name!r} ({spec.description}) is not prepared: {download}. Its raw files were "
+            f"expected under {raw} (data_dir={_tfds_data_dir(cfg)}; override with --config.data.manual_dir). "
+            f"To get them: {spec.how_to_get}. The first run then checks every file once and writes "
+            f"{out_dir}. To train on a folder of your own audio instead, pass {FOLDER_HINT}")
+    rows, class_names, files = spec.rows(raw)
+    index = manifest.RawIndex(where=f"{spec.name} ({raw})", rows=tuple(rows),
+                              files=None if files is None else tuple(files),
+                              class_names=class_names, multi_label=spec.multi_label)
+    m = manifest.select(_prepared(cfg, index, out_dir, spec.name), split, index.where, spec.aliases)
+    return source.from_manifest(spec.name, split, m), _info(spec.name, split, m, spec.metric)
+
+
+_Loader = Callable[[Any, str], tuple[source.Source, DatasetInfo]]
 
 
 def _loader(name: str) -> _Loader:
@@ -146,28 +205,41 @@ def _loader(name: str) -> _Loader:
     elif name == AUDIO_FOLDER_NAME:
         return _load_audio_folder
     elif name in PAPER_DATASETS:
-        return _not_prepared
+        return _load_paper_dataset
     raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(known_dataset_names())}")
+
+
+def load_source(data_cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
+    """Random access to `split` (preparing it when needed and allowed) and its metadata."""
+    try:
+        return _loader(data_cfg.name)(data_cfg, split)
+    except (manifest.PreparationError, audio_folder.AudioFolderError) as e:
+        raise DatasetError(str(e)) from e
 
 
 def load_dataset(data_cfg: Any, split: str, *, shard_index: int = 0, shard_count: int = 1,
                  shuffle_seed: int | None = None) -> tuple[tf.data.Dataset, DatasetInfo]:
-    """The source of `split` and its metadata.
+    """The source of `split` as tf.data, and its metadata.
 
-    shard_index/shard_count select a disjoint part of the examples (before decoding);
-    shuffle_seed, when given, shuffles the file/example order deterministically and
-    anew on each repetition (a cheap file-level shuffle; the pipeline adds a buffer).
+    shard_index/shard_count select every shard_count-th example (before decoding);
+    shuffle_seed, when given, shuffles this order anew on each repetition.
     """
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
-    return _loader(data_cfg.name)(data_cfg, split, shard_index, shard_count, shuffle_seed)
+    src, info = load_source(data_cfg, split)
+    indices = np.arange(len(src), dtype=np.int64)[shard_index::shard_count]
+    ds = tf.data.Dataset.from_tensor_slices(indices)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda i: source.read_example(src, i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds, info
 
 
 def get_dataset(data_cfg: Any, split: str, **kwargs: Any) -> tf.data.Dataset:
-    """{'audio': float32 [n] in [-1, 1], 'label': int32 []}; kwargs as `load_dataset`."""
+    """{'audio': float32 [n] in [-1, 1], 'label': int32 [] or float32 [C]}; kwargs as `load_dataset`."""
     return load_dataset(data_cfg, split, **kwargs)[0]
 
 
 def get_dataset_info(data_cfg: Any, split: str) -> DatasetInfo:
-    """Metadata of `split` (prepares the synthetic dataset when needed and allowed)."""
-    return load_dataset(data_cfg, split)[1]
+    """Metadata of `split` (prepares the dataset when needed and allowed)."""
+    return load_source(data_cfg, split)[1]

@@ -1,0 +1,91 @@
+"""Random-access sources: example i -> (mono float32 audio [n], label), for index-based pipelines.
+
+A `Source` holds one split. Labels are class-index lists per example; `label_array`
+turns a list into the batch form: int32 [] (single-label, -1 unlabelled) or a float32
+multi-hot [C] (multi-label).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from audiossl_jax.data import audio_io, manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One split: `read(i)` -> float32 [n] in [-1, 1]; labels[i] a tuple of class indices."""
+
+    name: str
+    split: str
+    sample_rate: int
+    class_names: tuple[str, ...]
+    multi_label: bool
+    labels: tuple[tuple[int, ...], ...]
+    read: Callable[[int], np.ndarray]
+    describe: Callable[[int], str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def label_array(self, i: int) -> np.ndarray:
+        """int32 [] class (-1: none) or float32 [C] multi-hot."""
+        classes = self.labels[i]
+        if self.multi_label:
+            hot = np.zeros(len(self.class_names), np.float32)
+            hot[list(classes)] = 1.0
+            return hot
+        return np.int32(classes[0] if classes else -1)
+
+    def label_spec(self) -> tf.TensorSpec:
+        if self.multi_label:
+            return tf.TensorSpec([len(self.class_names)], tf.float32)
+        return tf.TensorSpec([], tf.int32)
+
+    def class_members(self) -> list[np.ndarray]:
+        """For each class, the example indices that carry it: C arrays of int64."""
+        members: list[list[int]] = [[] for _ in self.class_names]
+        for i, classes in enumerate(self.labels):
+            for c in classes:
+                members[c].append(i)
+        return [np.asarray(m, np.int64) for m in members]
+
+
+def from_manifest(name: str, split: str, m: manifest.Manifest) -> Source:
+    """A source reading the manifest's files with soundfile (resampled to m.sample_rate)."""
+    paths = m.paths
+
+    def read(i: int) -> np.ndarray:
+        return audio_io.read_audio(paths[i], m.sample_rate)
+
+    return Source(name=name, split=split, sample_rate=m.sample_rate, class_names=m.class_names,
+                  multi_label=m.multi_label, labels=m.labels, read=read, describe=lambda i: paths[i])
+
+
+def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str, ...],
+                audio: Sequence[np.ndarray], labels: Sequence[int], scale: float) -> Source:
+    """An in-memory source: audio[i] * scale as float32 (e.g. int16 with scale 1/32768)."""
+
+    def read(i: int) -> np.ndarray:
+        return audio[i].astype(np.float32) * np.float32(scale)
+
+    return Source(name=name, split=split, sample_rate=sample_rate, class_names=class_names,
+                  multi_label=False, labels=tuple((int(v),) if v >= 0 else () for v in labels),
+                  read=read, describe=lambda i: f"{name}/{split}[{i}]")
+
+
+def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:
+    """tf wrapper: int64 index [] -> {'audio': float32 [n], 'label': label_spec()}."""
+    spec = source.label_spec()
+
+    def read(i: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        return source.read(int(i)), source.label_array(int(i))
+
+    audio, label = tf.numpy_function(read, [index], (tf.float32, spec.dtype), stateful=False)
+    audio.set_shape([None])
+    label.set_shape(spec.shape)
+    return {"audio": audio, "label": label}
