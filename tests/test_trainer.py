@@ -112,8 +112,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_loss_falls_on_builtin_data(tmp_path):
     """200 tiny steps through the real input pipeline lower the held-out loss."""
-    import flax.linen as nn
-
     from audiossl_jax.data import pipeline
 
     config = smoke_config(total_steps=200)

@@ -11,7 +11,8 @@ Block (Srivastava et al., ICASSP 2022, after Gulati et al., 2020):
 Every layer respects a padding mask [B, T]: attention never attends to padded frames,
 padded frames are zeroed before the depthwise convolution, and the normalisation
 inside the convolution module is a per-frame LayerNorm, so padding never enters any
-statistic. Parameters carry logical axis names (``embed``, ``mlp``, ``heads``, ``kv``,
+statistic. ``dtype`` is the compute dtype (bfloat16 for mixed precision); parameters
+are always created and kept in ``PARAM_DTYPE`` (float32). Parameters carry logical axis names (``embed``, ``mlp``, ``heads``, ``kv``,
 ``conv``) that ``audiossl_jax.train.sharding`` maps onto mesh axes.
 """
 
@@ -29,12 +30,16 @@ Array = jax.Array
 # PyTorch value so that converted checkpoints behave identically.
 LN_EPSILON = 1e-5
 
+# Parameters (and so the optimizer state) stay float32 whatever the compute dtype.
+PARAM_DTYPE = jnp.float32
+
 
 def dense(features: int, axes: tuple[str, str], dtype: jnp.dtype, name: str) -> nn.Dense:
     """A Dense layer whose kernel carries the logical axis names ``axes``."""
     return nn.Dense(
         features,
         dtype=dtype,
+        param_dtype=PARAM_DTYPE,
         kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), axes),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],)),
         name=name,
@@ -46,6 +51,7 @@ def layer_norm(dtype: jnp.dtype, name: str) -> nn.LayerNorm:
     return nn.LayerNorm(
         epsilon=LN_EPSILON,
         dtype=dtype,
+        param_dtype=PARAM_DTYPE,
         scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
         name=name,
@@ -93,6 +99,7 @@ class ConvModule(nn.Module):
             feature_group_count=d,
             padding="SAME",
             dtype=self.dtype,
+            param_dtype=PARAM_DTYPE,
             kernel_init=nn.with_logical_partitioning(
                 nn.initializers.lecun_normal(), ("conv", None, "embed")
             ),
@@ -119,6 +126,7 @@ class SelfAttention(nn.Module):
         y = nn.MultiHeadDotProductAttention(
             num_heads=self.num_heads,
             dtype=self.dtype,
+            param_dtype=PARAM_DTYPE,
             dropout_rate=self.dropout,
             deterministic=not train,
             kernel_init=nn.with_logical_partitioning(

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiossl_jax.models.conformer import Conformer, dense, layer_norm
+from audiossl_jax.models.conformer import PARAM_DTYPE, Conformer, dense, layer_norm
 
 Array = jax.Array
 
@@ -65,6 +65,7 @@ class Wav2Vec2Conformer(nn.Module):
             "mask_embedding",
             nn.with_logical_partitioning(nn.initializers.uniform(1.0), ("embed",)),
             (self.model_dim,),
+            PARAM_DTYPE,
         )
         self.conformer = Conformer(
             self.num_heads,

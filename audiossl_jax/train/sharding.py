@@ -4,11 +4,15 @@ Parameters are created with logical axis names (``embed``, ``mlp``, ``heads``, `
 ``conv``, ``stacked``); batches carry ``batch`` on their leading axis. A rule table
 maps each logical name to a mesh axis (or None = replicated), so the same model runs
 data parallel, tensor parallel over ``model``, or both, by changing the config only.
+With ``config.mesh.fsdp`` every large parameter (and its optimizer state) is further
+split over ``data`` along its largest divisible dimension (fully sharded data
+parallelism); ``initialize_distributed`` joins the processes of a multi-host job.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -30,6 +34,9 @@ DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (
     ("kv", None),
     ("conv", None),
     ("stacked", None),
+    ("conv_in", None),
+    ("conv_out", None),
+    ("classes", None),
 )
 
 
@@ -71,13 +78,56 @@ def logical_rules(config: ml_collections.ConfigDict) -> tuple[tuple[str, str | N
     return tuple(rules.items())
 
 
-def tree_shardings(abstract_boxed: Any, mesh: Mesh, rules: Sequence[tuple[str, str | None]]) -> Any:
+def fsdp_spec(shape: Sequence[int], spec: PartitionSpec, data_size: int, min_size: int) -> PartitionSpec:
+    """Adds the "data" axis to ``spec`` on the largest dimension it divides.
+
+    Leaves with fewer than ``min_size`` elements, leaves already split over "data" and
+    leaves without a free dimension divisible by ``data_size`` keep ``spec``.
+    """
+    entries = list(spec) + [None] * (len(shape) - len(spec))
+    used = {a for e in entries for a in (e if isinstance(e, tuple) else (e,)) if a is not None}
+    if data_size == 1 or "data" in used or math.prod(shape) < min_size:
+        return spec
+    free = [i for i, n in enumerate(shape) if entries[i] is None and n % data_size == 0]
+    if not free:
+        return spec
+    dim = max(free, key=lambda i: shape[i])
+    entries[dim] = "data"
+    return PartitionSpec(*entries)
+
+
+def tree_shardings(
+    abstract_boxed: Any,
+    mesh: Mesh,
+    rules: Sequence[tuple[str, str | None]],
+    *,
+    fsdp_min_size: int | None = None,
+) -> Any:
     """NamedShardings for a tree whose leaves may be boxed with logical axis names.
 
-    Unboxed leaves (step counters, keys) are replicated.
+    Unboxed leaves (step counters, keys) are replicated. With ``fsdp_min_size`` set,
+    every leaf of at least that many elements is also split over "data" (``fsdp_spec``);
+    the optimizer state mirrors the parameters, so it is split the same way.
     """
     specs = nn.get_partition_spec(abstract_boxed)
-    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+    shardings = nn.logical_to_mesh_sharding(specs, mesh, rules)
+    if fsdp_min_size is None:
+        return shardings
+    data_size = mesh.shape["data"]
+    return jax.tree.map(
+        lambda leaf, s: NamedSharding(mesh, fsdp_spec(leaf.shape, s.spec, data_size, fsdp_min_size)),
+        nn.unbox(abstract_boxed),
+        shardings,
+    )
+
+
+def per_device_bytes(tree: Any, device: jax.Device | None = None) -> int:
+    """Bytes of ``tree``'s jax.Arrays held on ``device`` (default: the first local one)."""
+    device = jax.local_devices()[0] if device is None else device
+    return sum(
+        shard.data.nbytes for leaf in jax.tree.leaves(tree) for shard in leaf.addressable_shards
+        if shard.device == device
+    )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -118,3 +168,36 @@ def describe(mesh: Mesh) -> str:
         f"mesh ({shape}) over {math.prod(mesh.devices.shape)} device(s) [{', '.join(kinds)}] "
         f"on {jax.process_count()} host(s)"
     )
+
+
+def initialize_distributed(
+    mode: str = "auto",
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
+    """Joins this process to a multi-host job; returns whether jax.distributed started.
+
+    ``mode``: 'off' (one process), 'on' (always; the cluster is detected from the
+    environment: Cloud TPU VM metadata, SLURM, Open MPI, Kubernetes) or 'auto' (on when
+    a coordinator address is given, by argument or $JAX_COORDINATOR_ADDRESS, or when
+    SLURM runs more than one task). Missing ``num_processes``/``process_id`` are read
+    from $JAX_NUM_PROCESSES/$JAX_PROCESS_ID. Must run before anything touches a device.
+    """
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"--distributed={mode!r}: use 'auto', 'on' or 'off'.")
+    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
+    if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+        process_id = int(os.environ["JAX_PROCESS_ID"])
+    slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1") or 1)
+    if mode == "off" or (mode == "auto" and coordinator_address is None and slurm_tasks <= 1):
+        return False
+    if coordinator_address is not None and (num_processes is None or process_id is None):
+        raise ValueError(
+            f"coordinator address {coordinator_address!r} given without --num_processes/--process_id "
+            "(or $JAX_NUM_PROCESSES/$JAX_PROCESS_ID): set both for every process."
+        )
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    return True

@@ -4,6 +4,11 @@ The path of a batch: the host pipeline yields per-host numpy rows, ``global_batc
 assembles them into jax.Arrays split over the mesh's ``data`` axis, and the jitted
 ``train_step`` (explicit in/out shardings, donated state) runs the task's loss (which
 computes logmels on the device), takes gradients and applies the optax update.
+
+Parameters and optimizer state are float32; ``config.compute_dtype='bfloat16'`` runs
+the model's matmuls and activations in bfloat16 while the frontend and the loss stay
+float32. SIGTERM (a preempted VM, a SLURM time limit) stops the loop at the next step
+boundary with a checkpoint of that step (``Preempted``); a rerun resumes from it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import dataclasses
 import logging
 import math
 import pathlib
+import signal
+import threading
 import time
 from typing import Any, Callable, Iterator, Mapping
 
@@ -23,6 +30,8 @@ import ml_collections
 import numpy as np
 import optax
 from clu import metric_writers
+from etils import epath
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from audiossl_jax import tasks
@@ -44,6 +53,51 @@ class TrainState(flax.struct.PyTreeNode):
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the run stops and keeps its last good checkpoint."""
+
+
+class Preempted(Exception):
+    """SIGTERM arrived; the state at ``step`` is saved and a rerun resumes from it."""
+
+    def __init__(self, step: int, directory: Any):
+        super().__init__(
+            f"preempted (SIGTERM): saved a checkpoint at step {step} in {directory}; "
+            "rerun the same command to resume."
+        )
+        self.step = step
+
+
+class PreemptionWatch:
+    """Turns SIGTERM into a stop at a step boundary that every process agrees on.
+
+    One process: a SIGTERM handler sets a flag that ``should_stop`` reports. Several
+    processes: JAX's preemption service (started by ``jax.distributed.initialize``)
+    catches the notice on any host and ``reached_preemption_sync_point`` picks the same
+    step on all of them. Use as a context manager around the loop.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __enter__(self) -> "PreemptionWatch":
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+    def should_stop(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self.requested
 
 
 @dataclasses.dataclass
@@ -93,7 +147,8 @@ def setup(config: ml_collections.ConfigDict, mesh: Mesh) -> Setup:
         )
 
     abstract_boxed = jax.eval_shape(boxed_init)
-    state_sharding = sharding.tree_shardings(abstract_boxed, mesh, rules)
+    fsdp_min_size = int(config.mesh.fsdp_min_size) if config.mesh.get("fsdp", False) else None
+    state_sharding = sharding.tree_shardings(abstract_boxed, mesh, rules, fsdp_min_size=fsdp_min_size)
     abstract_state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         nn.unbox(abstract_boxed),
@@ -195,21 +250,26 @@ def _check_finite(step: int, metrics: Mapping[str, float], ckpt: checkpoint.Chec
 
 def train(
     config: ml_collections.ConfigDict,
-    workdir: str | pathlib.Path,
+    workdir: str | pathlib.Path | epath.Path,
     *,
     data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None,
 ) -> TrainState:
     """Trains ``config.total_steps`` steps in ``workdir``, resuming from its last checkpoint.
 
     ``data_iterator_fn(start_step)`` may replace the configured input pipeline (tests).
+    ``workdir`` may be local or ``gs://``. Raises ``Preempted`` after saving when SIGTERM
+    arrives. On several hosts every process calls this; only process 0 writes summaries.
     """
-    workdir = pathlib.Path(workdir)
+    workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     is_chief = jax.process_index() == 0
     mesh = sharding.make_mesh(config)
     per_host_batch = sharding.check_batch_size(config.batch_size, mesh)
     if data_iterator_fn is None:
-        from audiossl_jax.data import pipeline
+        from audiossl_jax.data import pipeline, registry
+
+        # Fail within seconds, before building the model, when the dataset is not prepared.
+        registry.get_dataset_info(config.data, config.data.train_split)
 
         def data_iterator_fn(start_step: int) -> Iterator[Mapping[str, np.ndarray]]:
             return pipeline.make_train_iterator(
@@ -222,8 +282,6 @@ def train(
             )
 
     ckpt = checkpoint.Checkpointer(workdir, config)
-    start = ckpt.latest_step() or 0
-    batches = data_iterator_fn(start)  # fails fast when the dataset is not prepared
     s = setup(config, mesh)
 
     if is_chief:
@@ -232,14 +290,17 @@ def train(
     counts = parameter_table(s.abstract_state.params)
     logging.info("parameters (%s):\n%s", config.model.name, format_parameter_table(counts))
 
-    if start:
-        state = ckpt.restore(s.abstract_state, start)
+    restored = ckpt.restore_latest(s.abstract_state)
+    if restored is not None:
+        state, start = restored
         logging.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
     else:
+        start = 0
         state = s.init_fn()
         params = s.task.load_pretrained(state.params)
         if params is not state.params:
             state = state.replace(params=jax.device_put(params, s.state_sharding.params))
+    batches = data_iterator_fn(start)
     total = int(config.total_steps)
     if start >= total:
         logging.info("nothing to do: the checkpoint is at step %d and config.total_steps=%d", start, total)
@@ -271,26 +332,32 @@ def train(
             means["examples_per_sec"] = config.batch_size / sec_per_step
             means["sec_per_step"] = sec_per_step
             writer.write_scalars(step, means)
-            logging.info(
-                "step %d/%d | loss %.4f | acc %.3f | %.1f examples/s | %.3f s/step | ETA %s",
-                step, total, means["loss"], means.get("accuracy", float("nan")),
-                means["examples_per_sec"], sec_per_step, _format_eta((total - step) * sec_per_step),
-            )
+            if is_chief:
+                logging.info(
+                    "step %d/%d | loss %.4f | acc %.3f | %.1f examples/s | %.3f s/step | ETA %s",
+                    step, total, means["loss"], means.get("accuracy", float("nan")),
+                    means["examples_per_sec"], sec_per_step, _format_eta((total - step) * sec_per_step),
+                )
             window_start, window_steps = time.perf_counter(), 0
 
     try:
-        for step in range(start + 1, total + 1):
-            local = next(batches)
-            state, metrics = s.train_step(state, sharding.global_batch(dict(local), s.mesh))
+        with PreemptionWatch() as watch:
+            for step in range(start + 1, total + 1):
+                local = next(batches)
+                state, metrics = s.train_step(state, sharding.global_batch(dict(local), s.mesh))
+                if pending is not None:
+                    finish_step(*pending)
+                pending = (step, metrics)
+                preempted = watch.should_stop(step)
+                if preempted or step % ckpt.every_steps == 0 or step == total:
+                    finish_step(*pending)
+                    pending = None
+                    ckpt.save(step, state, force=preempted or step == total)
+                if preempted:
+                    ckpt.wait()
+                    raise Preempted(step, ckpt.directory)
             if pending is not None:
                 finish_step(*pending)
-            pending = (step, metrics)
-            if step % ckpt.every_steps == 0 or step == total:
-                finish_step(*pending)
-                pending = None
-                ckpt.save(step, state, force=step == total)
-        if pending is not None:
-            finish_step(*pending)
     finally:
         writer.flush()
         ckpt.close()
