@@ -1,0 +1,145 @@
+"""The convolutional encoder of Tagliasacchi et al. (2020), its mirrored decoder and MLP heads.
+
+Encoder: log-mel slices [B, N, F] (N=96 frames, F=64 mels) -> embeddings [B, D] (D=128).
+Six 3x3 convolutions with [64, 128, 256, 256, 512, 512] channels, each followed by
+BatchNorm and ReLU; a 2x2 max-pool follows every convolution whose output has more
+channels than its input (1 -> 64, 64 -> 128, 128 -> 256, 256 -> 512: four pools, so
+96 x 64 -> 6 x 4); then a global max-pool over time and frequency and a dense layer to D.
+
+Decoder: embeddings [B, D] -> [B, N, F, out_channels]. A dense layer to the encoder's
+last feature map (6 x 4 x 512), then the encoder's convolutions in reverse order, each
+preceded by a 2x nearest-neighbour upsampling where the encoder pooled after it; the
+last convolution maps to ``out_channels`` (1 to reconstruct a slice, 2P for skip-gram)
+without normalisation or activation.
+
+BatchNorm statistics live in the ``batch_stats`` collection: ``train=True`` normalises
+with the statistics of the (global) batch and updates the running averages, which
+``train=False`` uses. An optional ``mask`` [B] leaves examples out of the statistics.
+Parameters carry logical axis names: ``conv_in``, ``conv_out`` (convolution kernels and
+BatchNorm), ``embed`` (the embedding), ``mlp`` (hidden units of heads) and ``classes``
+(head outputs); ``train/sharding.py`` maps them onto mesh axes (unknown names: replicated).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from audiossl_jax.models.conformer import dense
+
+Array = jax.Array
+
+PAPER_CHANNELS = (64, 128, 256, 256, 512, 512)
+
+
+def pool_after(channels: Sequence[int]) -> tuple[bool, ...]:
+    """Whether a 2x2 max-pool follows each convolution: its output has more channels than its input."""
+    ins = (1, *channels[:-1])
+    return tuple(out > cin for cin, out in zip(ins, channels))
+
+
+def downsampling(channels: Sequence[int]) -> int:
+    """Factor by which the encoder shrinks time and frequency (2 ** number of pools)."""
+    return 2 ** sum(pool_after(channels))
+
+
+def _conv(features: int, dtype: jnp.dtype, name: str, *, use_bias: bool = False) -> nn.Conv:
+    """3x3 'SAME' convolution; no bias where BatchNorm follows (its shift subsumes one)."""
+    return nn.Conv(
+        features,
+        (3, 3),
+        padding="SAME",
+        use_bias=use_bias,
+        dtype=dtype,
+        kernel_init=nn.with_logical_partitioning(
+            nn.initializers.lecun_normal(), (None, None, "conv_in", "conv_out")
+        ),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("conv_out",)),
+        name=name,
+    )
+
+
+def _batch_norm(momentum: float, epsilon: float, dtype: jnp.dtype, name: str) -> nn.BatchNorm:
+    return nn.BatchNorm(
+        momentum=momentum,
+        epsilon=epsilon,
+        dtype=dtype,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("conv_out",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("conv_out",)),
+        name=name,
+    )
+
+
+def _norm_relu(
+    x: Array, bn: nn.BatchNorm, mask: Array | None, train: bool
+) -> Array:
+    """BatchNorm (statistics over the examples where ``mask`` [B] is True) then ReLU."""
+    full = None if mask is None else jnp.broadcast_to(mask[:, None, None, None], x.shape)
+    return nn.relu(bn(x, use_running_average=not train, mask=full))
+
+
+class CNNEncoder(nn.Module):
+    """Log-mel slices [B, N, F] -> embeddings [B, embed_dim]."""
+
+    channels: Sequence[int] = PAPER_CHANNELS
+    embed_dim: int = 128
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool, mask: Array | None = None) -> Array:
+        y = x[..., None].astype(self.dtype)  # [B, N, F, 1]
+        for i, (features, pool) in enumerate(zip(self.channels, pool_after(self.channels))):
+            y = _conv(features, self.dtype, f"conv{i}")(y)
+            y = _norm_relu(y, _batch_norm(self.momentum, self.epsilon, self.dtype, f"bn{i}"), mask, train)
+            if pool:
+                y = nn.max_pool(y, (2, 2), strides=(2, 2))
+        y = jnp.max(y, axis=(1, 2))  # global max-pool: [B, C]
+        return dense(self.embed_dim, ("conv_out", "embed"), self.dtype, "embedding")(y)
+
+
+class CNNDecoder(nn.Module):
+    """Embeddings [B, D] -> reconstructed slices [B, N, F, out_channels], mirroring CNNEncoder."""
+
+    out_channels: int
+    slice_frames: int
+    num_mels: int
+    channels: Sequence[int] = PAPER_CHANNELS
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: Array, *, train: bool, mask: Array | None = None) -> Array:
+        factor = downsampling(self.channels)
+        t, f, c = self.slice_frames // factor, self.num_mels // factor, self.channels[-1]
+        y = dense(t * f * c, ("embed", "conv_out"), self.dtype, "project")(z.astype(self.dtype))
+        y = y.reshape(z.shape[0], t, f, c)
+        pools = pool_after(self.channels)
+        for i in reversed(range(len(self.channels))):
+            if pools[i]:
+                y = jnp.repeat(jnp.repeat(y, 2, axis=1), 2, axis=2)  # nearest-neighbour upsampling
+            if i > 0:
+                y = _conv(self.channels[i - 1], self.dtype, f"conv{i}")(y)
+                y = _norm_relu(y, _batch_norm(self.momentum, self.epsilon, self.dtype, f"bn{i}"), mask, train)
+        return _conv(self.out_channels, self.dtype, "conv0", use_bias=True)(y).astype(jnp.float32)
+
+
+class MLPHead(nn.Module):
+    """Embeddings [B, D] -> outputs [B, outputs]: Dense(hidden) + ReLU (when hidden > 0), Dense."""
+
+    outputs: int
+    hidden: int = 0
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        x = x.astype(self.dtype)
+        if self.hidden:
+            x = nn.relu(dense(self.hidden, ("embed", "mlp"), self.dtype, "hidden")(x))
+        axes = ("mlp", "classes") if self.hidden else ("embed", "classes")
+        return dense(self.outputs, axes, self.dtype, "out")(x).astype(jnp.float32)

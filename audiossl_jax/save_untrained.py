@@ -1,0 +1,73 @@
+"""The untrained baseline: ``python -m audiossl_jax.save_untrained --config=... --workdir=DIR``.
+
+Writes the randomly initialised train state of the configured task (``config.seed``)
+as a step-0 checkpoint in ``DIR/checkpoints/0`` and the config as ``DIR/config.json``,
+exactly as the trainer lays out a run, so evaluation loads it like any other
+checkpoint. Refuses a workdir that already holds checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import ml_collections  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from audiossl_jax import config_lib  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """--config and --workdir; defined only when run as a program, so importing never clashes."""
+    config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/pretrain_triplet.py.", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Directory for the step-0 checkpoint and config.json.")
+    flags.mark_flags_as_required(["config", "workdir"])
+
+
+def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
+    """Saves the initial state as step 0; returns the checkpoint directory."""
+    import jax
+
+    from audiossl_jax.train import checkpoint, sharding, trainer
+
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoint.Checkpointer(workdir, config)
+    try:
+        existing = ckpt.latest_step()
+        if existing is not None:
+            raise FileExistsError(
+                f"{ckpt.directory} already holds a checkpoint (step {existing}); choose an empty --workdir."
+            )
+        mesh = sharding.make_mesh(config)
+        s = trainer.setup(config, mesh)
+        state = s.init_fn()
+        if jax.process_index() == 0:
+            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+        ckpt.save(0, state, force=True)
+    finally:
+        ckpt.close()
+    return ckpt.directory / "0"
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = FLAGS.config
+    try:
+        config_lib.validate(config)
+        path = save_untrained(config, FLAGS.workdir)
+    except (ValueError, FileExistsError) as e:
+        sys.exit(f"error: {e}")
+    print(f"untrained {config.model.name} (seed {config.seed}) saved in {path}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
