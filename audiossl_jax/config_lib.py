@@ -36,6 +36,11 @@ def trainer_config() -> ml_collections.ConfigDict:
     c.mesh.data = -1
     c.mesh.model = 1
     c.mesh.rules = ()
+    # Sharding strategy: data parallel (model=1, fsdp=False), FSDP (fsdp=True: every
+    # parameter of >= fsdp_min_size elements and its optimizer state split over "data"),
+    # tensor parallel (model > 1: "mlp" and "heads" split over "model"), or both.
+    c.mesh.fsdp = False
+    c.mesh.fsdp_min_size = 2**16
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adamw"
@@ -138,11 +143,20 @@ def _require(ok: bool, key: str, value: object, what: str) -> None:
 
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
-    _require(c.mode in ("pretrain",), "mode", c.mode, "the known mode is 'pretrain'.")
+    _require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
+    if c.mode == "finetune":
+        from audiossl_jax.tasks.classification import validate_config
+
+        validate_config(c)
+        return
     _require(c.total_steps > 0, "total_steps", c.total_steps, "must be positive.")
     _require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive.")
     _require(c.log_every_steps > 0, "log_every_steps", c.log_every_steps, "must be positive.")
     _require(c.compute_dtype in COMPUTE_DTYPES, "compute_dtype", c.compute_dtype, f"use one of {COMPUTE_DTYPES}.")
+    _require(
+        c.mesh.get("fsdp_min_size", 0) >= 0, "mesh.fsdp_min_size", c.mesh.get("fsdp_min_size", 0),
+        "must be >= 0 (parameters with fewer elements stay replicated under FSDP).",
+    )
     _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps, "must be positive.")
     _require(c.checkpoint.max_to_keep > 0, "checkpoint.max_to_keep", c.checkpoint.max_to_keep, "must be positive.")
     _require(c.optimizer.weight_decay >= 0, "optimizer.weight_decay", c.optimizer.weight_decay, "must be >= 0.")

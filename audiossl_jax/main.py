@@ -4,6 +4,12 @@ Overrides: ``--config.key=value`` (an unknown key or a value of the wrong type i
 rejected by ml_collections with the key's name). Running the same command again on the
 same workdir resumes from the last checkpoint. Only this package's INFO lines are
 shown; pass ``--v=1`` to see those of Orbax, TFDS and clu as well.
+
+Multi-host: run the same command on every host. ``--distributed=auto`` joins the hosts
+when a coordinator is given (``--coordinator_address`` with ``--num_processes`` and
+``--process_id``, or $JAX_COORDINATOR_ADDRESS) or SLURM runs several tasks; ``on``
+detects a Cloud TPU slice, SLURM, Open MPI or Kubernetes from the environment. Only
+process 0 logs progress. SIGTERM saves a checkpoint and exits with status 0.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from audiossl_jax import config_lib  # noqa: E402
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/pretrain_cfS.py:demo.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries and the stored config.")
+flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"], "Join a multi-host job (see module docstring).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for jax.distributed.")
+flags.DEFINE_integer("num_processes", None, "Number of processes in the job (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -48,11 +58,29 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         sys.exit(f"error: invalid config: {e}")
 
+    import jax
+
     from audiossl_jax.data.registry import DatasetError
-    from audiossl_jax.train import trainer
+    from audiossl_jax.train import sharding, trainer
 
     try:
-        trainer.train(config, FLAGS.workdir)
+        sharding.initialize_distributed(
+            FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+        )
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if jax.process_index() != 0:
+        logging.set_verbosity(logging.WARNING)
+    try:
+        if config.mode == "finetune":
+            from audiossl_jax.evaluation import finetune
+
+            finetune.run(config, FLAGS.workdir)
+        else:
+            trainer.train(config, FLAGS.workdir)
+    except trainer.Preempted as e:
+        logging.warning("%s", e)
+        print(str(e), file=sys.stderr, flush=True)
     except (DatasetError, trainer.NonFiniteLossError) as e:
         sys.exit(f"error: {e}")
 

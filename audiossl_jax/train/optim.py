@@ -8,15 +8,62 @@ import ml_collections
 import optax
 
 
+SCHEDULES = ("warmup_linear_decay", "tri_stage")
+
+
 def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+    """The schedule named by ``config.schedule.name`` (one of ``SCHEDULES``)."""
+    s = config.schedule
+    if s.name == "tri_stage":
+        return tri_stage_schedule(config)
+    if s.name != "warmup_linear_decay":
+        raise ValueError(f"config.schedule.name={s.name!r}: use one of {SCHEDULES}.")
+    return warmup_linear_decay_schedule(config)
+
+
+def tri_stage_steps(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+    """(warm-up, hold, decay) step counts: round(fraction * config.total_steps) each."""
+    s, total = config.schedule, int(config.total_steps)
+    fractions = {k: float(s[k]) for k in ("warmup_fraction", "hold_fraction", "decay_fraction")}
+    for key, value in fractions.items():
+        if not 0 <= value <= 1:
+            raise ValueError(f"config.schedule.{key}={value} must lie in [0, 1].")
+    if sum(fractions.values()) > 1 + 1e-9:
+        raise ValueError(f"config.schedule fractions {fractions} sum to more than 1.")
+    for key in ("init_scale", "final_scale"):
+        if not 0 < s[key] <= 1:
+            raise ValueError(f"config.schedule.{key}={s[key]} must lie in (0, 1].")
+    return tuple(int(round(f * total)) for f in fractions.values())  # type: ignore[return-value]
+
+
+def tri_stage_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+    """Tri-stage learning rate (Srivastava et al., 2022 fine-tuning; fairseq ``tri_stage``).
+
+    With peak p and stage lengths (w, h, d) from ``tri_stage_steps``: linear warm-up
+    from ``p * init_scale`` to p over w steps, hold p for h steps, exponential decay
+    ``p * final_scale ** ((step - w - h) / d)`` for d steps, then ``p * final_scale``.
+    """
+    s = config.schedule
+    warmup, hold, decay = tri_stage_steps(config)
+    peak, init, final = float(s.peak_learning_rate), float(s.init_scale), float(s.final_scale)
+
+    def schedule(step: jax.Array) -> jax.Array:
+        step = jnp.asarray(step, jnp.float32)
+        warm = peak * (init + (1 - init) * step / max(warmup, 1))
+        decayed = peak * final ** (jnp.clip(step - warmup - hold, 0, decay) / max(decay, 1))
+        after = jnp.where(step < warmup + hold + decay, decayed, peak * final)
+        return jnp.where(step < warmup, warm, jnp.where(step < warmup + hold, peak, after))
+
+    return schedule
+
+
+def warmup_linear_decay_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
     """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then linear decay.
 
     The decay reaches ``peak * final_scale`` at ``config.total_steps`` (wav2vec 2.0 and
     Srivastava et al.: 10k warm-up to 3e-4, then linear to 0 at 300k).
     """
     s = config.schedule
-    if s.name != "warmup_linear_decay":
-        raise ValueError(f"config.schedule.name={s.name!r}: the known schedule is 'warmup_linear_decay'.")
     total, warmup = int(config.total_steps), int(s.warmup_steps)
     if not 0 <= warmup <= total:
         raise ValueError(f"config.schedule.warmup_steps={warmup} must lie in [0, config.total_steps={total}].")

@@ -1,0 +1,84 @@
+"""Embeds a whole dataset split once with a pretrained encoder and caches it as .npz.
+
+    python -m audiossl_jax.evaluation.embed --workdir=runs/demo --data=synthetic_audio \
+        --split=test --out=emb/demo_test.npz [--frames] [--untrained]
+
+The file holds ``scene`` [N, D], ``label`` [N] and, with --frames, ``frames`` [N, T, D],
+``frame_valid`` [N, T] and ``times`` [T] (seconds), plus ``meta`` (a JSON string naming
+the checkpoint, step and data).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import ml_collections
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints/).")
+flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+flags.DEFINE_bool("untrained", False, "Embed with a random initialisation of the run's model instead.")
+flags.DEFINE_string("data", "synthetic_audio", "Dataset name (config.data.name), e.g. audio_folder.")
+flags.DEFINE_string("data_path", None, "Folder for data=audio_folder.")
+flags.DEFINE_string("label_key", "label", "metadata.csv column holding the label (audio_folder).")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
+flags.DEFINE_string("split", "test", "Split to embed.")
+flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
+flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
+flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
+flags.DEFINE_string("out", None, "Output .npz file.")
+flags.mark_flags_as_required(["workdir", "out"])
+
+
+def data_config(name: str, *, path: str | None = None, label_key: str = "label", data_dir: str | None = None,
+                crop_seconds: float = 10.0, sample_rate: int = 16000) -> ml_collections.ConfigDict:
+    """An evaluation data config (see ``data.pipeline.default_data_config``)."""
+    from audiossl_jax.data import pipeline
+
+    cfg = pipeline.default_data_config()
+    cfg.name, cfg.label_key, cfg.crop_seconds, cfg.sample_rate = name, label_key, crop_seconds, sample_rate
+    if path is not None:
+        cfg.path = path
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    return cfg
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.INFO)
+    import numpy as np
+
+    from audiossl_jax.data.registry import DatasetError
+    from audiossl_jax.evaluation import embeddings
+
+    try:
+        if FLAGS.untrained:
+            task, variables = embeddings.init_encoder(embeddings.load_config(FLAGS.workdir))
+        else:
+            task, variables = embeddings.load_encoder(FLAGS.workdir, FLAGS.step)
+        data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
+                               data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
+                               sample_rate=task.frontend.sample_rate)
+        result = embeddings.embed_dataset(
+            task, variables, data_cfg, FLAGS.split, batch_size=FLAGS.batch_size, keep_frames=FLAGS.frames,
+            progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{FLAGS.split}"))
+    except (DatasetError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    meta = {"workdir": str(FLAGS.workdir), "step": FLAGS.step, "untrained": FLAGS.untrained,
+            "data": data_cfg.to_dict(), "split": FLAGS.split}
+    out = pathlib.Path(FLAGS.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, meta=json.dumps(meta), **result)
+    logging.info("wrote %s: scene %s", out, result["scene"].shape)
+
+
+if __name__ == "__main__":
+    app.run(main)

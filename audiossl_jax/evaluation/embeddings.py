@@ -1,0 +1,149 @@
+"""Pretrained encoders from their checkpoints, and embeddings of whole dataset splits.
+
+A checkpoint directory (``workdir``) holds ``config.json`` and Orbax
+``checkpoints/<step>/{state,config}`` written by ``train.trainer.train``; the config
+names the task, so one loader serves every encoder of either paper. Embeddings come
+from ``Task.embed``: frames [B, T, D], their validity [B, T] and times [T] (seconds);
+the scene embedding is the masked mean of the frames, [B, D].
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from audiossl_jax.tasks.base import Task
+from audiossl_jax.train import checkpoint, sharding
+
+Array = jax.Array
+
+CONFIG_FILE = "config.json"
+
+def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """The run config stored in ``<workdir>/config.json``."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: --workdir must be the directory of a training run "
+            "(it holds config.json and checkpoints/)")
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def _local_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The run config on this machine's devices: all of them on the ``data`` axis."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.mesh.data, config.mesh.model, config.mesh.rules = -1, 1, []
+    return config
+
+
+def _setup(config: ml_collections.ConfigDict) -> Any:
+    from audiossl_jax.train import trainer
+
+    return trainer.setup(config, sharding.make_mesh(config))
+
+
+def init_encoder(config: ml_collections.ConfigDict) -> tuple[Task, dict[str, Any]]:
+    """A freshly initialised (untrained) encoder of ``config``: (task, variables)."""
+    s = _setup(_local_config(config))
+    state = s.init_fn()
+    return s.task, {"params": state.params, **state.model_state}
+
+
+def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
+    """The task and variables saved in ``workdir`` at ``step`` (default: the latest)."""
+    config = _local_config(load_config(workdir))
+    s = _setup(config)
+    ckpt = checkpoint.Checkpointer(workdir, config)
+    try:
+        step = ckpt.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint under {ckpt.directory}: train first, or pass another --workdir")
+        state = ckpt.restore(s.abstract_state, step)
+    finally:
+        ckpt.close()
+    logging.info("loaded %s (task %r) at step %d from %s", config.model.name, config.task.name, step, workdir)
+    return s.task, {"params": state.params, **state.model_state}
+
+
+def scene_embedding(frames: Array, valid: Array) -> Array:
+    """Masked mean over time: frames [B, T, D], valid [B, T] -> [B, D] (zeros when no frame)."""
+    w = valid.astype(frames.dtype)[..., None]
+    return (frames * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
+
+
+def embed_dataset(
+    task: Task,
+    variables: Mapping[str, Any],
+    data_cfg: ml_collections.ConfigDict,
+    split: str,
+    *,
+    batch_size: int,
+    keep_frames: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Embeds every example of ``split`` exactly once (``pipeline.make_eval_iterator``).
+
+    Returns ``scene`` [N, D] float32, ``label`` [N] int32 (or multi-hot [N, C] float32 for multi-label data) and, with ``keep_frames``,
+    ``frames`` [N, T, D], ``frame_valid`` [N, T] bool and ``times`` [T] seconds.
+    ``progress(done_examples, total_or_None)`` is called after each batch.
+    """
+    from audiossl_jax.data import pipeline, registry
+
+    mesh = sharding.make_mesh(ml_collections.ConfigDict({"mesh": {"data": -1, "model": 1}}))
+    sharding.check_batch_size(batch_size, mesh)
+    total = registry.get_dataset_info(data_cfg, split).num_examples
+
+    @jax.jit
+    def embed(v: Mapping[str, Any], batch: Mapping[str, Array]) -> tuple[Array, Array, Array, Array]:
+        frames, valid, times = task.embed(v, batch)
+        return scene_embedding(frames.astype(jnp.float32), valid), frames, valid, times
+
+    out: dict[str, list[np.ndarray]] = {"scene": [], "label": [], "frames": [], "frame_valid": []}
+    times, done = None, 0
+    for batch in pipeline.make_eval_iterator(data_cfg, split, batch_size=batch_size):
+        rows = batch.pop("valid")
+        if not rows.any():
+            continue
+        scene, frames, valid, times = jax.device_get(embed(variables, sharding.global_batch(batch, mesh)))
+        out["scene"].append(scene[rows])
+        out["label"].append(batch["label"][rows])
+        if keep_frames:
+            out["frames"].append(np.asarray(frames[rows], np.float32))
+            out["frame_valid"].append(valid[rows])
+        done += int(rows.sum())
+        if progress is not None:
+            progress(done, total)
+    if not done:
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
+    result = {"scene": np.concatenate(out["scene"]).astype(np.float32),
+              "label": np.concatenate(out["label"])}
+    if keep_frames:
+        result.update(frames=np.concatenate(out["frames"]), frame_valid=np.concatenate(out["frame_valid"]),
+                      times=np.asarray(times, np.float32))
+    return result
+
+
+class ProgressLog:
+    """``progress`` callback that logs examples done, examples/s and the ETA every ``every`` s."""
+
+    def __init__(self, what: str, every: float = 5.0):
+        self.what, self.every = what, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and done != total:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = f", ETA {(total - done) / rate:.0f} s" if total else ""
+        of = f"/{total}" if total else ""
+        logging.info("%s: %d%s examples, %.1f examples/s%s", self.what, done, of, rate, eta)

@@ -1,0 +1,234 @@
+"""Fine-tuning a pretrained conformer encoder on a labelled task (Srivastava et al., 2022).
+
+The whole encoder updates. After the encoder (frames [B, T', D]) and dropout:
+
+* multi-label: frame-level sigmoid outputs p [B, T', C], pooled over valid frames by
+  linear softmax pooling y_c = sum_t p_tc^2 / sum_t p_tc (p clamped to [eps, 1 - eps]),
+  trained with binary cross-entropy;
+* single-label: masked mean over frames, then a linear layer and softmax cross-entropy.
+
+Training augments on the device (``audiossl_jax.augment``): temporal jitter, one time
+mask, mixup (labels of the first clip). With ``task.consistency`` the batch is
+augmented twice and ``consistency_weight`` x the symmetric KL divergence between the
+two predictions is added to the mean of their two classification losses.
+``task.pretrained_workdir`` names the checkpoint whose encoder ``load_pretrained``
+copies in; None trains the same model from scratch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from audiossl_jax import augment
+from audiossl_jax import frontend as frontend_lib
+from audiossl_jax.models.conformer import dense, kernel_sizes
+from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
+from audiossl_jax.tasks.base import Batch, Metrics, Task
+
+Array = jax.Array
+
+
+def linear_softmax_pool(p: Array, valid: Array, eps: float) -> Array:
+    """sum_t p^2 / sum_t p over valid frames: p [B, T, C] in (0, 1), valid [B, T] -> [B, C]."""
+    p = jnp.clip(p, eps, 1.0 - eps)
+    w = valid.astype(p.dtype)[..., None]
+    return (p * p * w).sum(axis=1) / jnp.maximum((p * w).sum(axis=1), eps)
+
+
+def masked_mean(x: Array, valid: Array) -> Array:
+    """Mean over valid frames: x [B, T, D], valid [B, T] -> [B, D]."""
+    w = valid.astype(x.dtype)[..., None]
+    return (x * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
+
+
+def bernoulli_kl(p: Array, q: Array) -> Array:
+    """KL(Bernoulli(p) || Bernoulli(q)) per element; p, q in (0, 1)."""
+    return p * (jnp.log(p) - jnp.log(q)) + (1 - p) * (jnp.log1p(-p) - jnp.log1p(-q))
+
+
+def symmetric_kl(a: Array, b: Array, multi_label: bool, eps: float) -> Array:
+    """KL(a||b) + KL(b||a) per clip [B]: mean over classes of Bernoulli KLs (multi-label,
+    a, b probabilities [B, C]) or the categorical KL (single-label, a, b logits [B, C])."""
+    if multi_label:
+        a, b = jnp.clip(a, eps, 1 - eps), jnp.clip(b, eps, 1 - eps)
+        return (bernoulli_kl(a, b) + bernoulli_kl(b, a)).mean(axis=-1)
+    la, lb = jax.nn.log_softmax(a), jax.nn.log_softmax(b)
+    return ((jnp.exp(la) - jnp.exp(lb)) * (la - lb)).sum(axis=-1)
+
+
+class Classifier(nn.Module):
+    """Encoder -> dropout -> head. logmel [B, T, F], frame mask [B, T] -> scores [B, C].
+
+    Scores are pooled probabilities (multi-label) or logits (single-label).
+    """
+
+    encoder: Wav2Vec2Conformer
+    num_classes: int
+    multi_label: bool
+    output_dropout: float
+    pool_eps: float
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, logmel: Array, frame_mask: Array, *, train: bool) -> Array:
+        frames, valid = self.encoder.encode(logmel, frame_mask, train=train)
+        frames = nn.Dropout(self.output_dropout)(frames, deterministic=not train)
+        head = dense(self.num_classes, ("embed", None), self.dtype, "head")
+        if self.multi_label:
+            p = jax.nn.sigmoid(head(frames).astype(jnp.float32))
+            return linear_softmax_pool(p, valid, self.pool_eps)
+        return head(masked_mean(frames, valid)).astype(jnp.float32)
+
+    def embed(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
+        """The encoder's frames [B, T', D] and validity [B, T'] (no dropout)."""
+        return self.encoder.encode(logmel, frame_mask, train=False)
+
+
+def validate_config(c: ml_collections.ConfigDict) -> None:
+    """Checks a fine-tuning config (mode 'finetune'); errors name the key."""
+    def require(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            value = c
+            for part in key.split("."):
+                value = value[part]
+            raise ValueError(f"config.{key}={value!r}: {what}")
+
+    t, m = c.task, c.model
+    require(c.mode == "finetune", "mode", "a classification config runs in mode 'finetune'.")
+    require(t.name == "classification", "task.name", "must be 'classification'.")
+    require(t.num_classes >= 2, "task.num_classes", "must be >= 2.")
+    require(t.jitter_samples >= 0, "task.jitter_samples", "must be >= 0.")
+    require(0 <= t.time_mask_max_fraction < 1, "task.time_mask_max_fraction", "must lie in [0, 1).")
+    require(t.mixup_beta > 0, "task.mixup_beta", "must be > 0.")
+    require(t.consistency_weight >= 0, "task.consistency_weight", "must be >= 0.")
+    require(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
+    require(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
+    require(m.model_dim % m.num_heads == 0, "model.num_heads", f"must divide model.model_dim={m.model_dim}.")
+    for key in ("dropout", "feature_dropout"):
+        require(0 <= m[key] < 1, f"model.{key}", "must lie in [0, 1).")
+    require(c.batch_size > 0 and c.total_steps > 0, "batch_size", "batch_size and total_steps must be positive.")
+
+
+class ClassificationTask(Task):
+    """Fine-tuning task; configured by ``config.model`` (the encoder) and ``config.task``."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        validate_config(config)
+        self.frontend = frontend_lib.FrontendConfig.from_config(config.frontend)
+        m, t = config.model, config.task
+        dtype = jnp.dtype(config.compute_dtype)
+        encoder = Wav2Vec2Conformer(
+            stack=m.stack, model_dim=m.model_dim, final_dim=m.final_dim, num_heads=m.num_heads,
+            ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
+            dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=dtype, remat=m.remat,
+        )
+        self.model = Classifier(encoder, t.num_classes, t.multi_label, t.output_dropout, t.pool_eps, dtype)
+        self.t = t
+
+    def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:
+        """waveform [B, N], length [B] -> logmel [B, T, F], frame mask [B, T] (samples past length zeroed)."""
+        in_clip = jnp.arange(waveform.shape[1])[None, :] < length[:, None]
+        logmel = frontend_lib.logmel(jnp.where(in_clip, waveform, 0.0), self.frontend)
+        return logmel, frontend_lib.frame_mask(length, logmel.shape[1], self.frontend)
+
+    def init(self, rng: Array, batch: Batch) -> dict[str, Any]:
+        logmel, frame_mask = self.features(batch["waveform"], batch["length"])
+        return self.model.init(rng, logmel, frame_mask, train=False)
+
+    def targets(self, batch: Batch) -> Array:
+        """[B, C] targets: ``label`` itself when multi-hot [B, C], else one-hot of ``label`` [B]."""
+        label = batch["label"]
+        if label.ndim == 2:
+            return label.astype(jnp.float32)
+        return jax.nn.one_hot(label, self.t.num_classes, dtype=jnp.float32)
+
+    def scores(self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool) -> Array:
+        """Scores [B, C] of the (when training, augmented) batch."""
+        jitter_key, mask_key, mix_key, dropout_key = jax.random.split(rng, 4)
+        wave, length = batch["waveform"], batch["length"]
+        if train and self.t.jitter_samples:
+            wave, length = augment.temporal_jitter(jitter_key, wave, length, self.t.jitter_samples)
+        logmel, frame_mask = self.features(wave, length)
+        if train and self.t.time_mask_max_fraction:
+            logmel, _ = augment.time_mask(mask_key, logmel, frame_mask, self.t.time_mask_max_fraction)
+        if train and self.t.mixup:
+            logmel, _, _ = augment.mixup(mix_key, logmel, self.t.mixup_beta)
+        return self.model.apply(variables, logmel, frame_mask, train=train, rngs={"dropout": dropout_key})
+
+    def classification_loss(self, scores: Array, y: Array) -> Array:
+        """Per-clip loss [B]: BCE on pooled probabilities, or softmax cross-entropy on logits."""
+        if self.t.multi_label:
+            p = jnp.clip(scores, self.t.pool_eps, 1 - self.t.pool_eps)
+            return -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean(axis=-1)
+        return -(y * jax.nn.log_softmax(scores)).sum(axis=-1)
+
+    def loss(
+        self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
+    ) -> tuple[Array, tuple[Metrics, dict[str, Any]]]:
+        y = self.targets(batch)
+        weight = (batch["length"] > 0).astype(jnp.float32)  # padding rows of eval batches
+        denom = jnp.maximum(weight.sum(), 1.0)
+        first_key, second_key = jax.random.split(rng)
+        scores = self.scores(variables, batch, first_key, train=train)
+        per_clip = self.classification_loss(scores, y)
+        metrics: Metrics = {}
+        if train and self.t.consistency:
+            second = self.scores(variables, batch, second_key, train=train)
+            kl = symmetric_kl(scores, second, self.t.multi_label, self.t.pool_eps)
+            per_clip = 0.5 * (per_clip + self.classification_loss(second, y)) + self.t.consistency_weight * kl
+            metrics["symmetric_kl"] = (kl * weight).sum() / denom
+        loss = (per_clip * weight).sum() / denom
+        correct = (jnp.argmax(scores, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float32)
+        metrics.update(loss=loss, accuracy=(correct * weight).sum() / denom)
+        return loss, (metrics, {})
+
+    def predict(self, variables: Mapping[str, Any], batch: Batch) -> Array:
+        """Evaluation scores [B, C]: probabilities (sigmoid-pooled or softmax), no augmentation."""
+        scores = self.scores(variables, batch, jax.random.PRNGKey(0), train=False)
+        return scores if self.t.multi_label else jax.nn.softmax(scores)
+
+    def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
+        logmel, frame_mask = self.features(batch["waveform"], batch["length"])
+        frames, mask = self.model.apply(variables, logmel, frame_mask, method=Classifier.embed)
+        fe, r = self.frontend, self.model.encoder.stack
+        span = (r - 1) * fe.hop_length + fe.win_length
+        starts = jnp.arange(frames.shape[1]) * r * fe.hop_length
+        return frames, mask, (starts + span / 2) / fe.sample_rate
+
+    def load_pretrained(self, params: Any) -> Any:
+        """Copies the encoder of ``task.pretrained_workdir`` (any conformer run) into ``params``."""
+        workdir = self.t.pretrained_workdir
+        if not workdir:
+            return params
+        from audiossl_jax.evaluation import embeddings
+
+        _, variables = embeddings.load_encoder(workdir, self.t.pretrained_step)
+        source = jax.device_get(variables["params"])
+        source = source.get("encoder", source)  # a fine-tuned run nests its encoder
+        target = jax.device_get(params)
+        encoder = {}
+        for key, subtree in target["encoder"].items():
+            if key not in source:
+                raise ValueError(f"task.pretrained_workdir={workdir!r}: the checkpoint has no encoder "
+                                 f"parameters {key!r} (it holds {sorted(source)}); is it a conformer run?")
+            encoder[key] = _same_shapes(subtree, source[key], f"{workdir}: encoder/{key}")
+        return {**target, "encoder": encoder}
+
+
+def _same_shapes(target: Any, source: Any, where: str) -> Any:
+    """``source`` after checking it has ``target``'s tree structure and leaf shapes."""
+    t_leaves, t_def = jax.tree_util.tree_flatten_with_path(target)
+    s_leaves, s_def = jax.tree_util.tree_flatten_with_path(source)
+    if t_def != s_def:
+        raise ValueError(f"{where}: the pretrained parameters have another structure than config.model gives")
+    for (path, a), (_, b) in zip(t_leaves, s_leaves):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"{where}{jax.tree_util.keystr(path)}: pretrained shape {np.shape(b)} != "
+                             f"{np.shape(a)} from config.model; use the pretrained run's model sizes")
+    return jax.tree.map(np.asarray, source)

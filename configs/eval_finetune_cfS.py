@@ -1,0 +1,63 @@
+"""Fine-tuning the cf_S conformer (Srivastava et al., 2022) on the downstream tasks.
+
+    python -m audiossl_jax.evaluation.finetune --config=configs/eval_finetune_cfS.py:fsdd_digits \
+        --workdir=runs/ft_fsdd --config.task.pretrained_workdir=runs/demo
+
+Variants: paper tasks (their datasets need builders before they run; the run stops
+with the dataset's name otherwise) and small ones that run here:
+``synthetic`` (built-in data, 12 classes), ``fsdd_digits``, ``fsdd_speaker``,
+``donateacry`` (../shared/data) and ``smoke`` (seconds). Omit
+``task.pretrained_workdir`` to train the same model from scratch.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from audiossl_jax.evaluation import finetune
+
+SHARED_DATA = "../shared/data"
+
+# name -> (dataset, classes, multi-label, crop seconds, consistency loss, output dropout).
+# AudioSet and FSDKaggle2019 are multi-label (linear softmax pooling); the rest single-label.
+PAPER_TASKS = {
+    "audioset_balanced": ("audioset_balanced", 527, True, 10.0, True, 0.0),
+    "audioset": ("audioset", 527, True, 10.0, True, 0.0),
+    "fsdkaggle2019_curated": ("fsdkaggle2019_curated", 80, True, 10.0, True, 0.1),
+    "fsdkaggle2019_noisy": ("fsdkaggle2019_noisy", 80, True, 10.0, True, 0.1),
+    "esc50": ("esc50", 50, False, 5.0, False, 0.1),
+    "dcase2019_1a": ("dcase2019_1a", 10, False, 10.0, False, 0.1),
+    "magnatagatune": ("magnatagatune", 50, True, 10.0, False, 0.0),
+    "kinetics700_audio": ("kinetics700_audio", 700, False, 10.0, False, 0.0),
+}
+
+# name -> (metadata.csv label column, classes, crop seconds) for ../shared/data folders.
+SHARED_TASKS = {
+    "fsdd_digits": ("fsdd", "label", 10, 2.5),
+    "fsdd_speaker": ("fsdd", "speaker", 6, 2.5),
+    "donateacry": ("donateacry", "label", 5, 7.0),
+}
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    if variant in PAPER_TASKS:
+        name, classes, multi, crop, consistency, dropout = PAPER_TASKS[variant]
+        c = finetune.finetune_config("S", None, num_classes=classes, multi_label=multi)
+        c.data.name, c.data.crop_seconds = name, crop
+        c.task.consistency, c.task.output_dropout = consistency, dropout
+        return c
+    if variant in SHARED_TASKS or variant in ("synthetic", "smoke"):
+        folder, column, classes, crop = SHARED_TASKS.get(variant, (None, "label", 12, 4.0))
+        c = finetune.finetune_config("S", "demo" if variant != "smoke" else "smoke",
+                                     num_classes=classes, multi_label=False)
+        c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 300, 100, 25
+        c.data.crop_seconds = crop
+        c.task.output_dropout = 0.1
+        if folder is not None:
+            c.data.name, c.data.path, c.data.label_key = "audio_folder", f"{SHARED_DATA}/{folder}", column
+        if variant == "smoke":
+            c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 4, 2, 1
+            c.data.crop_seconds = 1.0
+        return c
+    raise ValueError(f"unknown variant {variant!r}: use one of {sorted(PAPER_TASKS) + sorted(SHARED_TASKS)} "
+                     "or 'synthetic', 'smoke'.")

@@ -1,0 +1,111 @@
+"""Loading encoders from checkpoints, embedding whole splits, and fine-tuning end to end."""
+
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiossl_jax import config_lib
+from audiossl_jax.data import registry
+from audiossl_jax.evaluation import embed, embeddings, finetune
+from audiossl_jax.tasks import classification
+from audiossl_jax.train import trainer
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pretrain")
+    state = trainer.train(config_lib.wav2vec2_pretrain_config("S", "smoke"), workdir)
+    return workdir, jax.device_get(state.params)
+
+
+def tiny_data(crop_seconds=1.0):
+    return embed.data_config("synthetic_audio/tiny", crop_seconds=crop_seconds)
+
+
+def test_embed_dataset_covers_every_example_once(pretrained):
+    workdir, params = pretrained
+    task, variables = embeddings.load_encoder(workdir)
+    for a, b in zip(jax.tree.leaves(jax.device_get(variables["params"])), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
+    data = tiny_data(3.0)
+    out = embeddings.embed_dataset(task, variables, data, "test", batch_size=8, keep_frames=True)
+    want_labels = [int(ex["label"]) for ex in registry.get_dataset(data, "test").as_numpy_iterator()]
+    assert out["scene"].shape == (32, 32) and out["label"].tolist() == want_labels  # 32 clips, once, in order
+    w = out["frame_valid"][..., None]
+    np.testing.assert_allclose(out["scene"], (out["frames"] * w).sum(1) / w.sum(1), rtol=1e-5, atol=1e-6)
+    # 3 s at a 20 ms hop = 150 frames, stacked by 4 -> 37 steps of 80 ms, centred at 62 ms + k * 80 ms.
+    np.testing.assert_allclose(out["times"], 0.062 + 0.08 * np.arange(37), atol=1e-6)
+    lengths = [len(ex["audio"]) for ex in registry.get_dataset(data, "test").as_numpy_iterator()]
+    np.testing.assert_array_equal(out["frame_valid"].sum(1), [min(n, 48000) // 320 // 4 for n in lengths])
+
+
+def test_load_encoder_names_missing_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        embeddings.load_encoder(tmp_path)
+
+
+def finetune_config(**task):
+    c = finetune.finetune_config("S", "smoke", num_classes=12, multi_label=False)
+    c.total_steps, c.checkpoint.every_steps = 2, 2
+    for k, v in task.items():
+        c.task[k] = v
+    return c
+
+
+def host_params(task, config):
+    """Freshly initialised, unboxed parameters as numpy arrays."""
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(config, 1)))
+    return jax.tree.map(np.asarray, jax.device_get(variables["params"]))
+
+
+def test_load_pretrained_copies_the_encoder(pretrained):
+    workdir, params = pretrained
+    c = finetune_config()
+    scratch = classification.ClassificationTask(c)
+    init = host_params(scratch, c)
+    assert scratch.load_pretrained(init) is init  # no checkpoint: train from scratch
+    task = classification.ClassificationTask(finetune_config(pretrained_workdir=str(workdir)))
+    loaded = task.load_pretrained(init)
+    for key in ("feature_proj", "conformer"):
+        for a, b in zip(jax.tree.leaves(loaded["encoder"][key]), jax.tree.leaves(params[key])):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded["head"]["kernel"], init["head"]["kernel"])
+
+
+def test_load_pretrained_rejects_other_sizes(pretrained):
+    workdir, _ = pretrained
+    c = finetune_config(pretrained_workdir=str(workdir))
+    c.model.ffn_dim = 48
+    task = classification.ClassificationTask(c)
+    with pytest.raises(ValueError, match=r"shape .* use the pretrained run's model sizes"):
+        task.load_pretrained(host_params(task, c))
+
+
+def test_finetune_runs_end_to_end_with_consistency(pretrained, tmp_path):
+    workdir, _ = pretrained
+    c = finetune_config(pretrained_workdir=str(workdir), consistency=True, multi_label=True)
+    result = finetune.run(c, tmp_path)
+    assert set(result) >= {"mAP", "lwlrap", "mauc"} and 0 <= result["mAP"] <= 1
+    assert json.loads((tmp_path / "eval_test.json").read_text()) == result
+
+
+def test_symmetric_kl_matches_numpy():
+    rng = np.random.default_rng(0)
+    p, q = rng.uniform(0.05, 0.95, size=(2, 5, 3))
+    got = classification.symmetric_kl(jnp.asarray(p), jnp.asarray(q), True, 1e-6)
+    kl = lambda a, b: a * np.log(a / b) + (1 - a) * np.log((1 - a) / (1 - b))  # noqa: E731
+    np.testing.assert_allclose(got, (kl(p, q) + kl(q, p)).mean(-1), rtol=1e-5)
+    a, b = rng.normal(size=(2, 5, 4))
+    pa, pb = np.exp(a) / np.exp(a).sum(-1, keepdims=True), np.exp(b) / np.exp(b).sum(-1, keepdims=True)
+    want = (pa * np.log(pa / pb)).sum(-1) + (pb * np.log(pb / pa)).sum(-1)
+    np.testing.assert_allclose(classification.symmetric_kl(jnp.asarray(a), jnp.asarray(b), False, 1e-6), want,
+                               rtol=1e-5)
+
+
+def test_bad_finetune_config_names_the_key():
+    with pytest.raises(ValueError, match=r"config.task.output_dropout=1.5"):
+        classification.ClassificationTask(finetune_config(output_dropout=1.5))
