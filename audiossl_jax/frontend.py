@@ -342,3 +342,14 @@ def mel_power(waveform: jax.Array, cfg: FrontendConfig) -> jax.Array:
 def logmel(waveform: jax.Array, cfg: FrontendConfig) -> jax.Array:
     """Log-mel features: waveform [B, N] -> ``log(mel_power + log_offset)`` [B, T, F] float32."""
     return jnp.log(mel_power(waveform, cfg) + cfg.log_offset)
+
+
+def clip_logmel(waveform: jax.Array, length: jax.Array, cfg: FrontendConfig) -> tuple[jax.Array, jax.Array]:
+    """Logmels of zero-padded clips: waveform [B, N], length [B] -> ([B, T, F], frame mask [B, T]).
+
+    Samples past each clip's ``length`` are zeroed first, so whatever the padding holds
+    never reaches the last valid frames (whose windows reach past the clip's end).
+    """
+    in_clip = jnp.arange(waveform.shape[-1])[None, :] < length[:, None]
+    features = logmel(jnp.where(in_clip, _to_float32(waveform), 0.0), cfg)
+    return features, frame_mask(length, features.shape[1], cfg)

@@ -323,3 +323,21 @@ def test_from_config_rejects_unknown_and_missing_keys() -> None:
 def test_bad_config_values_name_the_field(field: str, value: object, why: str) -> None:
     with pytest.raises(ValueError, match=rf"FrontendConfig\.{field}=.*{why}"):
         dataclasses.replace(fe.PRESETS["conformer"], **{field: value})
+
+
+def test_clip_logmel_ignores_what_padding_holds():
+    """Garbage past a clip's length never reaches its valid frames."""
+    cfg = fe.PRESETS["conformer"]
+    rng = np.random.default_rng(0)
+    n, length = 16000, 9000
+    clean = np.zeros((1, n), np.float32)
+    clean[0, :length] = rng.normal(scale=0.1, size=length)
+    noisy = clean.copy()
+    noisy[0, length:] = 0.9
+    lengths = jnp.asarray([length])
+    a, mask_a = fe.clip_logmel(jnp.asarray(clean), lengths, cfg)
+    b, mask_b = fe.clip_logmel(jnp.asarray(noisy), lengths, cfg)
+    np.testing.assert_array_equal(np.asarray(mask_a), np.asarray(mask_b))
+    assert int(mask_a.sum()) == length // cfg.hop_length
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(fe.logmel(jnp.asarray(clean), cfg)))

@@ -183,9 +183,7 @@ class SliceTask(Task):
 
         Samples past each clip's length are zeroed before the frontend.
         """
-        wave = batch["waveform"]
-        in_clip = jnp.arange(wave.shape[1])[None, :] < batch["length"][:, None]
-        logmel = frontend_lib.logmel(jnp.where(in_clip, wave, 0.0), self.frontend)
+        logmel, _ = frontend_lib.clip_logmel(batch["waveform"], batch["length"], self.frontend)
         return logmel, valid_frames(batch["length"], logmel.shape[1], self.frontend)
 
     def _sample_batch(self, batch: Batch, rng: Array) -> Sample:

@@ -148,16 +148,8 @@ class Wav2Vec2Task(Task):
         self.temperature = t.temperature
 
     def features(self, batch: Batch) -> tuple[Array, Array]:
-        """waveform [B, N], length [B] -> logmel [B, T, F], frame mask [B, T].
-
-        Samples past each clip's length are zeroed first, so that whatever the padding
-        holds never reaches the last valid frames (whose windows reach past the end).
-        """
-        wave = batch["waveform"]
-        in_clip = jnp.arange(wave.shape[1])[None, :] < batch["length"][:, None]
-        logmel = frontend_lib.logmel(jnp.where(in_clip, wave, 0.0), self.frontend)
-        frame_mask = frontend_lib.frame_mask(batch["length"], logmel.shape[1], self.frontend)
-        return logmel, frame_mask
+        """waveform [B, N], length [B] -> logmel [B, T, F], frame mask [B, T]."""
+        return frontend_lib.clip_logmel(batch["waveform"], batch["length"], self.frontend)
 
     def num_steps(self, num_frames: int) -> int:
         """Latent steps T' for T frames."""
