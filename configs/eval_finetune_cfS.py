@@ -18,17 +18,20 @@ from audiossl_jax.evaluation import finetune
 
 SHARED_DATA = "../shared/data"
 
-# name -> (dataset, classes, multi-label, crop seconds, consistency loss, output dropout).
-# AudioSet and FSDKaggle2019 are multi-label (linear softmax pooling); the rest single-label.
+# name -> (registry dataset, train split, classes, multi-label, crop seconds, consistency loss,
+# output dropout, class-balanced sampling). AudioSet and FSDKaggle2019 are multi-label
+# (linear softmax pooling); the rest single-label. Class-balanced sampling is on for
+# AudioSet's skewed label set (DESIGN.md); any variant turns it on with
+# --config.data.class_balanced=True.
 PAPER_TASKS = {
-    "audioset_balanced": ("audioset_balanced", 527, True, 10.0, True, 0.0),
-    "audioset": ("audioset", 527, True, 10.0, True, 0.0),
-    "fsdkaggle2019_curated": ("fsdkaggle2019_curated", 80, True, 10.0, True, 0.1),
-    "fsdkaggle2019_noisy": ("fsdkaggle2019_noisy", 80, True, 10.0, True, 0.1),
-    "esc50": ("esc50", 50, False, 5.0, False, 0.1),
-    "dcase2019_1a": ("dcase2019_1a", 10, False, 10.0, False, 0.1),
-    "magnatagatune": ("magnatagatune", 50, True, 10.0, False, 0.0),
-    "kinetics700_audio": ("kinetics700_audio", 700, False, 10.0, False, 0.0),
+    "audioset_balanced": ("audioset_balanced", "train", 527, True, 10.0, True, 0.0, True),
+    "audioset": ("audioset", "train", 527, True, 10.0, True, 0.0, True),
+    "fsdkaggle2019_curated": ("fsdkaggle2019", "curated", 80, True, 10.0, True, 0.1, False),
+    "fsdkaggle2019_noisy": ("fsdkaggle2019", "noisy", 80, True, 10.0, True, 0.1, False),
+    "esc50": ("esc50", "train", 50, False, 5.0, False, 0.1, False),
+    "dcase2019_1a": ("dcase2019_task1a", "train", 10, False, 10.0, False, 0.1, False),
+    "magnatagatune": ("magnatagatune", "train", 50, True, 10.0, False, 0.0, False),
+    "kinetics700_audio": ("kinetics700_audio", "train", 700, False, 10.0, False, 0.0, False),
 }
 
 # name -> (metadata.csv label column, classes, crop seconds) for ../shared/data folders.
@@ -41,9 +44,10 @@ SHARED_TASKS = {
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     if variant in PAPER_TASKS:
-        name, classes, multi, crop, consistency, dropout = PAPER_TASKS[variant]
+        name, train_split, classes, multi, crop, consistency, dropout, balanced = PAPER_TASKS[variant]
         c = finetune.finetune_config("S", None, num_classes=classes, multi_label=multi)
-        c.data.name, c.data.crop_seconds = name, crop
+        c.data.name, c.data.train_split, c.data.crop_seconds = name, train_split, crop
+        c.data.multi_label, c.data.class_balanced = multi, balanced
         c.task.consistency, c.task.output_dropout = consistency, dropout
         return c
     if variant in SHARED_TASKS or variant in ("synthetic", "smoke"):

@@ -165,6 +165,18 @@ def test_train_epochs_are_permutations(tiny_dir: pathlib.Path, tiny_train) -> No
     assert epochs[0] != epochs[1]
 
 
+def test_train_on_a_subset_of_examples(tiny_dir: pathlib.Path, tiny_train) -> None:
+    """examples=[...] trains on exactly those examples, each once per epoch, and rejects bad indices."""
+    cfg = _tiny_cfg(tiny_dir, crop_seconds=4.0)
+    keep = [3, 10, 41, 60]
+    batches = _take(cfg, 2, batch_size=4, seed=1, examples=keep)
+    wanted = sorted(_key(tiny_train[i][0]) for i in keep)
+    for b in batches:
+        assert sorted(_key(w[:n]) for w, n in zip(b["waveform"], b["length"])) == wanted
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 64\)"):
+        next(pipeline.make_train_iterator(cfg, batch_size=4, seed=1, examples=[0, 64]))
+
+
 def test_hosts_see_disjoint_examples_and_resume(tiny_dir: pathlib.Path, tiny_train) -> None:
     cfg = _tiny_cfg(tiny_dir, crop_seconds=0.25)
     single = _take(cfg, 6, batch_size=16, seed=0)

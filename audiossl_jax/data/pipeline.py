@@ -10,7 +10,7 @@ Row i holds real audio in waveform[i, :length[i]] and zeros after it.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import ml_collections
 import numpy as np
@@ -151,8 +151,11 @@ def _example_fn(src: source.Source, num_samples: int) -> Callable[[tf.Tensor, tf
 
 def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
                         process_index: int = 0, process_count: int = 1,
-                        start_step: int = 0) -> Iterator[Batch]:
+                        start_step: int = 0, examples: Sequence[int] | None = None) -> Iterator[Batch]:
     """Endless per-host training batches (see module docstring); batch k is for train step k + 1.
+
+    ``examples`` restricts training to those example indices of the split (e.g. the
+    protocol's "1000 random examples" arm); the order, crop and resume rules are the same.
 
     Row j of host h in batch k reads global stream position p = (k * hosts + h) * b + j:
     example `TrainOrder(seed).indices(p)` (a per-epoch permutation, or class-balanced
@@ -162,6 +165,8 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int,
     """
     num_samples = crop_samples(data_cfg)
     src, info = registry.load_source(data_cfg, data_cfg.train_split)
+    if examples is not None:
+        src = src.subset(examples)
     _check_shard(info, process_count)
     balanced = bool(data_cfg.get("class_balanced", False))
     order = TrainOrder(len(src), seed, src.class_members() if balanced else None)

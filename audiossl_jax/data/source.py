@@ -46,6 +46,17 @@ class Source:
             return tf.TensorSpec([len(self.class_names)], tf.float32)
         return tf.TensorSpec([], tf.int32)
 
+    def subset(self, keep: Sequence[int]) -> "Source":
+        """The examples ``keep`` as a source of their own (example i reads example keep[i])."""
+        keep = [int(i) for i in keep]
+        if not keep or min(keep) < 0 or max(keep) >= len(self):
+            raise ValueError(
+                f"subset of {self.name!r} split {self.split!r}: indices must lie in [0, {len(self)}); "
+                f"got {len(keep)} indices")
+        return dataclasses.replace(
+            self, labels=tuple(self.labels[i] for i in keep),
+            read=lambda i: self.read(keep[i]), describe=lambda i: self.describe(keep[i]))
+
     def class_members(self) -> list[np.ndarray]:
         """For each class, the example indices that carry it: C arrays of int64."""
         members: list[list[int]] = [[] for _ in self.class_names]

@@ -14,7 +14,7 @@ import json
 import logging
 import pathlib
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import ml_collections
@@ -25,6 +25,27 @@ from audiossl_jax import config_lib
 from audiossl_jax.evaluation import metrics
 from audiossl_jax.tasks.classification import ClassificationTask, validate_config
 from audiossl_jax.train import sharding
+
+
+CONFORMER_TASKS = ("wav2vec2", "classification")
+
+
+def classification_task(num_classes: int, multi_label: bool) -> ml_collections.ConfigDict:
+    """The ``config.task`` of fine-tuning: head, augmentation, consistency loss, checkpoint to load."""
+    t = ml_collections.ConfigDict(dict(
+        name="classification", num_classes=num_classes, multi_label=multi_label,
+        jitter_samples=200, time_mask_max_fraction=0.2, mixup=True, mixup_beta=0.5,
+        consistency=False, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6))
+    t.pretrained_workdir = config_dict.placeholder(str)
+    t.pretrained_step = config_dict.placeholder(int)
+    return t
+
+
+def tri_stage_schedule(peak_learning_rate: float) -> ml_collections.ConfigDict:
+    """Tri-stage LR: 30% warm-up from 1% of the peak, 30% hold, 40% exponential decay to 5%."""
+    return ml_collections.ConfigDict(dict(
+        name="tri_stage", peak_learning_rate=peak_learning_rate,
+        warmup_fraction=0.3, hold_fraction=0.3, decay_fraction=0.4, init_scale=0.01, final_scale=0.05))
 
 
 def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_label: bool) -> ml_collections.ConfigDict:
@@ -39,15 +60,36 @@ def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_l
     c.mode = "finetune"
     c.total_steps = 20_000 if variant is None else c.total_steps
     c.model.name = c.model.name.replace("wav2vec2", "finetune")
-    c.schedule = ml_collections.ConfigDict(dict(
-        name="tri_stage", peak_learning_rate=1e-4 if variant is None else 1e-3,
-        warmup_fraction=0.3, hold_fraction=0.3, decay_fraction=0.4, init_scale=0.01, final_scale=0.05))
-    c.task = ml_collections.ConfigDict(dict(
-        name="classification", num_classes=num_classes, multi_label=multi_label,
-        jitter_samples=200, time_mask_max_fraction=0.2, mixup=True, mixup_beta=0.5,
-        consistency=False, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6))
-    c.task.pretrained_workdir = config_dict.placeholder(str)
-    c.task.pretrained_step = config_dict.placeholder(int)
+    c.schedule = tri_stage_schedule(1e-4 if variant is None else 1e-3)
+    c.task = classification_task(num_classes, multi_label)
+    return c
+
+
+def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str, *, num_classes: int,
+                         multi_label: bool) -> ml_collections.ConfigDict:
+    """Fine-tuning of the encoder of the run in ``workdir`` (its stored ``encoder_config``).
+
+    Keeps the run's frontend and model keys (so its checkpoint loads), sets mode
+    'finetune', the classification task with ``task.pretrained_workdir=workdir`` and the
+    tri-stage schedule at the run's peak rate. Data, steps and batch size are the
+    caller's to set. Only conformer runs (task 'wav2vec2' or 'classification') fine-tune.
+    """
+    task = encoder_config.task.name
+    if task not in CONFORMER_TASKS:
+        raise ValueError(
+            f"{workdir}: fine-tuning supports conformer encoders (task.name in {CONFORMER_TASKS}); this run "
+            f"has task.name={task!r} (the CNN encoder). Evaluate it frozen (linear probe) instead.")
+    c = ml_collections.ConfigDict(encoder_config.to_dict())
+    c.mode = "finetune"
+    c.model.name = c.model.name.replace("wav2vec2", "finetune")
+    c.schedule = tri_stage_schedule(float(encoder_config.schedule.peak_learning_rate))
+    previous = encoder_config.task if task == "classification" else {}
+    c.task = classification_task(num_classes, multi_label)
+    for key in ("jitter_samples", "time_mask_max_fraction", "mixup", "mixup_beta", "consistency",
+                "consistency_weight", "output_dropout", "pool_eps"):
+        if key in previous:
+            c.task[key] = previous[key]
+    c.task.pretrained_workdir = str(workdir)
     return c
 
 
@@ -69,17 +111,25 @@ def evaluate(task: ClassificationTask, variables: Mapping[str, Any], data_cfg: m
     if label.ndim == 1 and label.min() < 0:
         raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has unlabelled examples (label -1); "
                          "set config.data.label_key to a labelled column")
-    if task.t.multi_label and label.ndim == 1:
-        return metrics.classification_metrics(metrics.one_hot(label, task.t.num_classes), score, multi_label=True)
+    if task.t.multi_label:
+        hot = metrics.one_hot(label, task.t.num_classes) if label.ndim == 1 else label
+        return metrics.classification_metrics(hot, score, multi_label=True)
+    if label.ndim != 1:
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has multi-hot labels {label.shape}; "
+                         "set config.task.multi_label=True to fine-tune with the multi-label head")
     return metrics.classification_metrics(label, score, multi_label=False)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[str, float]:
-    """Fine-tunes (resuming when ``workdir`` has checkpoints), evaluates, writes the json."""
+def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+        data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None) -> dict[str, float]:
+    """Fine-tunes (resuming when ``workdir`` has checkpoints), evaluates, writes the json.
+
+    ``data_iterator_fn`` replaces the configured training pipeline (``trainer.train``).
+    """
     from audiossl_jax.train import trainer
 
     validate_config(config)
-    state = trainer.train(config, workdir)
+    state = trainer.train(config, workdir, data_iterator_fn=data_iterator_fn)
     task = ClassificationTask(config)
     split = config.data.eval_split
     result = evaluate(task, {"params": state.params, **state.model_state}, config.data, split,

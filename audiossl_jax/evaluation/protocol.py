@@ -1,0 +1,516 @@
+"""The evaluation protocol of Tagliasacchi et al. (2020) as one command.
+
+    python -m audiossl_jax.evaluation.protocol --config=configs/eval_protocol.py:demo --workdir=runs/protocol
+
+Runs every (encoder, task, arm, training set, replica) of the config: arms ``frozen``
+(a linear probe on the encoder's cached scene embeddings, ``evaluation.linear``) and
+``finetuned`` (the whole encoder trained, ``evaluation.finetune``; conformer encoders
+only), training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
+every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
+
+* ``results.csv``: one row per run, appended as each finishes; a rerun skips the rows
+  already there, so an interrupted protocol resumes where it stopped;
+* ``table.md``: per (arm, training set), rows = encoders, columns = tasks (score, mean
+  +- std over replicas) and the average normalised score with its bootstrap interval,
+  laid out like the paper's Table I;
+* ``figure.png``: normalised score per task and averaged, one bar per encoder, like its Fig. 2;
+* ``summary.json``: the numbers of the table.
+
+Normalised score of encoder e on task t: (s_e - s_untrained) / (s_supervised - s_untrained),
+s the mean over replicas. Its average over tasks has a percentile interval from
+``bootstrap.resamples`` resamples of the tasks with replacement (seeded).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import logging
+import math
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Iterable, Mapping
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+ARMS = ("frozen", "finetuned")
+TRAIN_SETS = ("full", "subset")
+FIELDS = ("encoder", "task", "arm", "train_set", "replica", "seed", "num_train", "metric", "score", "seconds")
+CSV_FILE, TABLE_FILE, FIGURE_FILE, SUMMARY_FILE = "results.csv", "table.md", "figure.png", "summary.json"
+TRAIN_PREFIX, UNTRAINED_PREFIX = "train:", "untrained:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One cell of the protocol: which encoder, task, arm, training set and replica."""
+
+    encoder: str
+    task: str
+    arm: str
+    train_set: str
+    replica: int
+
+    def key(self) -> tuple[str, str, str, str, int]:
+        return (self.encoder, self.task, self.arm, self.train_set, self.replica)
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Rejects an inconsistent protocol config; errors name the key and what to do."""
+    def require(ok: bool, key: str, value: Any, what: str) -> None:
+        if not ok:
+            raise ValueError(f"config.{key}={value!r}: {what}")
+
+    names = list(config.encoders.keys())
+    for key in ("untrained", "supervised"):
+        require(config[key] in names, key, config[key], f"must name one of config.encoders {names}.")
+    require(config.untrained != config.supervised, "supervised", config.supervised, "must differ from config.untrained.")
+    require(len(config.tasks) >= 1, "tasks", list(config.tasks.keys()), "needs at least one task.")
+    require(len(config.arms) >= 1 and set(config.arms) <= set(ARMS), "arms", tuple(config.arms), f"use a subset of {ARMS}.")
+    require(len(config.train_sets) >= 1 and set(config.train_sets) <= set(TRAIN_SETS), "train_sets",
+            tuple(config.train_sets), f"use a subset of {TRAIN_SETS}.")
+    require(config.replicas >= 1, "replicas", config.replicas, "must be >= 1 (the paper: 4).")
+    require(config.n_train >= 1, "n_train", config.n_train, "must be >= 1 (the paper: 1000).")
+    require(config.bootstrap.resamples >= 1, "bootstrap.resamples", config.bootstrap.resamples, "must be >= 1.")
+    require(0 < config.bootstrap.interval < 1, "bootstrap.interval", config.bootstrap.interval, "must lie in (0, 1).")
+    for name, spec in config.encoders.items():
+        require(isinstance(spec, str) and bool(spec), f"encoders.{name}", spec,
+                f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.")
+        if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) and not (pathlib.Path(spec) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"config.encoders.{name}={spec!r}: {pathlib.Path(spec) / 'config.json'} not found; give the "
+                f"directory of a training run, or '{TRAIN_PREFIX}configs/<file>.py[:variant]' to train it here")
+
+
+def plan(config: ml_collections.ConfigDict) -> list[Run]:
+    """Every run of the protocol, in the order they execute (encoder-major)."""
+    return [Run(e, t, a, s, r) for e in encoder_order(config) for t in config.tasks.keys()
+            for a in config.arms for s in config.train_sets for r in range(config.replicas)]
+
+
+def encoder_order(config: ml_collections.ConfigDict) -> list[str]:
+    """Table rows: the untrained baseline, the other encoders (sorted), the supervised one."""
+    rest = sorted(n for n in config.encoders.keys() if n not in (config.untrained, config.supervised))
+    return [config.untrained, *rest, config.supervised]
+
+
+def replica_seed(config: ml_collections.ConfigDict, replica: int) -> int:
+    return int(config.seed) + replica
+
+
+def train_set_label(config: ml_collections.ConfigDict, train_set: str) -> str:
+    return "full training set" if train_set == "full" else f"{config.n_train} random examples"
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """``path/to/config.py[:variant]`` -> its ``get_config(variant)``."""
+    path, _, variant = spec.partition(":")
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} (from {spec!r}) not found; paths are relative to {os.getcwd()}")
+    module_spec = importlib.util.spec_from_file_location(f"_protocol_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path:
+    """The run directory of encoder ``name``: given, or trained / saved untrained into ``workdir/encoders/name``."""
+    from audiossl_jax import config_lib
+
+    if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
+        return pathlib.Path(spec)
+    untrained = spec.startswith(UNTRAINED_PREFIX)
+    config = load_config_file(spec.split(":", 1)[1])
+    config_lib.validate(config)
+    target = workdir / "encoders" / name
+    if untrained:
+        from audiossl_jax import save_untrained
+        from audiossl_jax.train import checkpoint
+
+        ckpt = checkpoint.Checkpointer(target, config)
+        try:
+            done = ckpt.latest_step() is not None
+        finally:
+            ckpt.close()
+        if not done:
+            logging.info("encoder %s: saving the untrained %s into %s", name, config.model.name, target)
+            save_untrained.save_untrained(config, target)
+    else:
+        from audiossl_jax.train import trainer
+
+        logging.info("encoder %s: training %s into %s (resumes)", name, config.model.name, target)
+        trainer.train(config, target)
+    return target
+
+
+def task_data_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
+    """The data config of ``task``: ``pipeline.default_data_config()`` updated with ``config.tasks[task]``."""
+    from audiossl_jax.data import pipeline
+
+    data = pipeline.default_data_config()
+    for key, value in config.tasks[task].items():
+        if key not in data:
+            raise ValueError(f"config.tasks.{task}.{key}: not a data config key; use one of {sorted(data.keys())}")
+        data[key] = value
+    return data
+
+
+# ---------------------------------------------------------------------------- results file
+
+
+def read_results(path: pathlib.Path) -> list[dict[str, Any]]:
+    """Rows of ``results.csv`` (score float, replica int); [] when the file does not exist."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != FIELDS:
+            raise ValueError(f"{path} has columns {reader.fieldnames}, not the protocol's {list(FIELDS)}; "
+                             "move it away or use another --workdir")
+        rows = list(reader)
+    for row in rows:
+        row["replica"], row["seed"], row["num_train"] = int(row["replica"]), int(row["seed"]), int(row["num_train"])
+        row["score"], row["seconds"] = float(row["score"]), float(row["seconds"])
+    return rows
+
+
+def append_result(path: pathlib.Path, row: Mapping[str, Any]) -> None:
+    """Appends one row (writing the header first when the file is new) and flushes it to disk."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row[k] for k in FIELDS})
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------------------- normalisation
+
+
+def normalise(scores: np.ndarray, untrained: np.ndarray, supervised: np.ndarray) -> np.ndarray:
+    """(s - s_untrained) / (s_supervised - s_untrained), elementwise; NaN where the two baselines tie."""
+    scores, untrained, supervised = (np.asarray(a, np.float64) for a in (scores, untrained, supervised))
+    span = supervised - untrained
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(span != 0, (scores - untrained) / np.where(span != 0, span, 1.0), np.nan)
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, interval: float) -> tuple[float, float, float]:
+    """Mean of values [E, T] over tasks and its percentile interval from resampling tasks.
+
+    values: normalised scores of E encoders on T tasks. Each resample draws T task
+    indices with replacement (``np.random.default_rng(seed).integers``, shape
+    [resamples, T], the same draws for every encoder); returns (mean [E], low [E],
+    high [E]) with low/high the (1 -+ interval) / 2 percentiles of the resampled means.
+    """
+    values = np.atleast_2d(np.asarray(values, np.float64))
+    idx = np.random.default_rng(seed).integers(0, values.shape[1], size=(resamples, values.shape[1]))
+    means = values[:, idx].mean(axis=-1)  # [E, resamples]
+    tail = 100 * (1 - interval) / 2
+    low, high = np.percentile(means, [tail, 100 - tail], axis=-1)
+    return values.mean(axis=-1), low, high
+
+
+def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
+    """One section per (arm, training set) with all results: per encoder and task the
+    replica scores (mean, std, count) and the normalised score; per encoder the average
+    normalised score over tasks with its bootstrap interval."""
+    encoders, tasks = encoder_order(config), list(config.tasks.keys())
+    by_key: dict[tuple[str, str, str, str], list[float]] = {}
+    metric: dict[str, str] = {}
+    for row in rows:
+        by_key.setdefault((row["encoder"], row["task"], row["arm"], row["train_set"]), []).append(row["score"])
+        metric[row["task"]] = row["metric"]
+    sections = []
+    for arm in config.arms:
+        for train_set in config.train_sets:
+            got = {(e, t): by_key.get((e, t, arm, train_set), []) for e in encoders for t in tasks}
+            complete = all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
+            mean = np.asarray([[np.mean(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
+            std = np.asarray([[np.std(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
+            count = np.asarray([[len(got[e, t]) for t in tasks] for e in encoders])
+            norm = normalise(mean, mean[0], mean[-1])
+            avg, low, high = bootstrap_mean(norm, int(config.bootstrap.resamples), int(config.bootstrap.seed),
+                                            float(config.bootstrap.interval))
+            sections.append(dict(arm=arm, train_set=train_set, label=train_set_label(config, train_set),
+                                 complete=complete, encoders=encoders, tasks=tasks,
+                                 metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
+                                 normalised=norm, average=avg, low=low, high=high))
+    return sections
+
+
+# ---------------------------------------------------------------------------- table and figure
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def markdown_table(sections: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
+    """Table I: one table per (arm, training set); rows encoders, columns tasks + average."""
+    lines = ["# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)", "",
+             f"Cells: score on the task's test split, mean +- std over {config.replicas} replicas. "
+             f"Average: normalised score (s - {config.untrained}) / ({config.supervised} - {config.untrained}) "
+             f"averaged over tasks, [{100 * config.bootstrap.interval:.0f}% interval from "
+             f"{config.bootstrap.resamples} bootstrap resamples of the tasks]."]
+    for s in sections:
+        arm = "frozen encoder, linear probe" if s["arm"] == "frozen" else "fine-tuned encoder"
+        status = "" if s["complete"] else " (incomplete: some runs are missing)"
+        heads = [f"{t} ({m})" if m else t for t, m in zip(s["tasks"], s["metrics"])]
+        lines += ["", f"## {arm}, {s['label']}{status}", "",
+                  "| encoder | " + " | ".join(heads) + " | average (normalised) |",
+                  "|---" * (len(heads) + 2) + "|"]
+        for i, enc in enumerate(s["encoders"]):
+            cells = [f"{_fmt(s['mean'][i, j])} +- {_fmt(s['std'][i, j])}" if s["count"][i, j] else "-"
+                     for j in range(len(s["tasks"]))]
+            avg = f"{_fmt(s['average'][i], 2)} [{_fmt(s['low'][i], 2)}, {_fmt(s['high'][i], 2)}]"
+            lines.append(f"| {enc} | " + " | ".join(cells) + f" | {avg} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(sections: list[dict[str, Any]], path: pathlib.Path) -> None:
+    """Fig. 2: per (arm, training set) a panel of normalised scores, tasks + average on x, one bar per encoder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(sections), 1, figsize=(max(6.0, 1.6 * (len(sections[0]["tasks"]) + 1)),
+                                                        3.2 * len(sections)), squeeze=False)
+    for ax, s in zip(axes[:, 0], sections):
+        groups = s["tasks"] + ["average"]
+        n = len(s["encoders"])
+        width = 0.8 / n
+        x = np.arange(len(groups))
+        for i, enc in enumerate(s["encoders"]):
+            heights = np.append(s["normalised"][i], s["average"][i])
+            err = np.zeros((2, len(groups)))
+            err[:, -1] = [s["average"][i] - s["low"][i], s["high"][i] - s["average"][i]]
+            ax.bar(x + (i - (n - 1) / 2) * width, np.nan_to_num(heights), width, label=enc,
+                   yerr=np.nan_to_num(err), capsize=2)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.axhline(1.0, color="grey", linewidth=0.6, linestyle="--")
+        ax.set_xticks(x, groups, rotation=20, ha="right")
+        ax.set_ylabel("normalised score")
+        ax.set_title(f"{s['arm']}, {s['label']}")
+    axes[0, 0].legend(fontsize="small", ncol=min(n, 4))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_reports(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> list[dict[str, Any]]:
+    """Writes table.md, figure.png and summary.json from results.csv; returns the sections."""
+    sections = summarise(read_results(workdir / CSV_FILE), config)
+    (workdir / TABLE_FILE).write_text(markdown_table(sections, config))
+    plot(sections, workdir / FIGURE_FILE)
+    summary = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in s.items()} for s in sections]
+    (workdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return sections
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+class Evaluator:
+    """Runs protocol cells; caches encoder directories, embeddings and dataset metadata."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path):
+        self.config, self.workdir = config, workdir
+        self._dirs: dict[str, pathlib.Path] = {}
+        self._loaded: tuple[str, Any, Any] | None = None
+        self._info: dict[tuple[str, str], Any] = {}
+
+    def encoder_dir(self, name: str) -> pathlib.Path:
+        if name not in self._dirs:
+            self._dirs[name] = resolve_encoder(name, self.config.encoders[name], self.workdir)
+        return self._dirs[name]
+
+    def info(self, task: str, split: str) -> Any:
+        from audiossl_jax.data import registry
+
+        if (task, split) not in self._info:
+            self._info[task, split] = registry.get_dataset_info(task_data_config(self.config, task), split)
+        return self._info[task, split]
+
+    def num_classes(self, task: str) -> tuple[int, bool]:
+        data = task_data_config(self.config, task)
+        info = self.info(task, data.train_split)
+        if info.num_classes < 2:
+            raise ValueError(f"config.tasks.{task}: dataset {data.name!r} split {data.train_split!r} has "
+                             f"{info.num_classes} classes; a downstream task needs labelled data "
+                             "(set data.label_key to a labelled column)")
+        return info.num_classes, info.multi_label
+
+    def embeddings(self, encoder: str, task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Scene embeddings [N, D] and labels of ``split``, cached in workdir/embeddings/<encoder>/<task>/<split>.npz."""
+        from audiossl_jax.evaluation import embeddings
+
+        path = self.workdir / "embeddings" / encoder / task / f"{split.replace('/', '_')}.npz"
+        if not path.exists():
+            if self._loaded is None or self._loaded[0] != encoder:
+                self._loaded = (encoder, *embeddings.load_encoder(self.encoder_dir(encoder)))
+            _, enc_task, variables = self._loaded
+            data = task_data_config(self.config, task)
+            data.sample_rate = enc_task.frontend.sample_rate
+            out = embeddings.embed_dataset(enc_task, variables, data, split,
+                                           batch_size=int(self.config.embed_batch_size),
+                                           progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, scene=out["scene"], label=out["label"])
+            tmp.replace(path)
+        with np.load(path) as f:
+            return f["scene"], f["label"]
+
+    def train_indices(self, task: str, run: Run, num_examples: int) -> np.ndarray | None:
+        from audiossl_jax.evaluation import subset
+
+        if run.train_set == "full":
+            return None
+        return subset.subset_indices(num_examples, int(self.config.n_train), replica_seed(self.config, run.replica))
+
+    def frozen(self, run: Run) -> tuple[str, float, int]:
+        from audiossl_jax.evaluation import linear
+
+        data = task_data_config(self.config, run.task)
+        num_classes, multi_label = self.num_classes(run.task)
+        x, y = self.embeddings(run.encoder, run.task, data.train_split)
+        test = self.embeddings(run.encoder, run.task, data.eval_split)
+        keep = self.train_indices(run.task, run, len(y))
+        if keep is not None:
+            x, y = x[keep], y[keep]
+        result = linear.linear_eval((x, y), test, num_classes=num_classes, multi_label=multi_label,
+                                    val_fraction=float(self.config.linear.val_fraction),
+                                    seed=replica_seed(self.config, run.replica))
+        metric = "mAP" if multi_label else "accuracy"
+        return metric, float(result[metric]), len(y)
+
+    def finetuned(self, run: Run) -> tuple[str, float, int]:
+        from audiossl_jax.data import pipeline
+        from audiossl_jax.evaluation import embeddings, finetune
+
+        enc_dir = self.encoder_dir(run.encoder)
+        num_classes, multi_label = self.num_classes(run.task)
+        f = self.config.finetune
+        c = finetune.finetune_config_from(embeddings.load_config(enc_dir), str(enc_dir),
+                                          num_classes=num_classes, multi_label=multi_label)
+        c.data = task_data_config(self.config, run.task)
+        c.data.class_balanced = bool(f.class_balanced)
+        c.data.sample_rate = int(c.frontend.sample_rate)
+        c.seed = replica_seed(self.config, run.replica)
+        c.total_steps, c.batch_size = int(f.total_steps), int(f.batch_size)
+        c.log_every_steps = max(1, min(int(f.log_every_steps), c.total_steps))
+        c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
+        c.schedule.peak_learning_rate = float(f.peak_learning_rate)
+        c.task.consistency, c.task.output_dropout = bool(f.consistency), float(f.output_dropout)
+        c.mesh.data, c.mesh.model, c.mesh.rules, c.mesh.fsdp = -1, 1, [], False
+        num_examples = self.info(run.task, c.data.train_split).num_examples
+        keep = self.train_indices(run.task, run, num_examples)
+        iterator_fn = None
+        if keep is not None:
+            def iterator_fn(start_step: int) -> Any:
+                return pipeline.make_train_iterator(c.data, batch_size=c.batch_size, seed=c.seed,
+                                                    start_step=start_step, examples=keep)
+        run_dir = self.workdir / "finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
+        result = finetune.run(c, run_dir, data_iterator_fn=iterator_fn)
+        metric = "mAP" if multi_label else "accuracy"
+        return metric, float(result[metric]), num_examples if keep is None else len(keep)
+
+    def check_finetunable(self) -> None:
+        """Fails before any run when the fine-tuned arm meets a CNN encoder (names it)."""
+        from audiossl_jax.evaluation import embeddings, finetune
+
+        if "finetuned" not in self.config.arms:
+            return
+        for name in encoder_order(self.config):
+            spec = self.config.encoders[name]
+            if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
+                task = load_config_file(spec.split(":", 1)[1]).task.name
+            else:
+                task = embeddings.load_config(self.encoder_dir(name)).task.name
+            if task not in finetune.CONFORMER_TASKS:
+                raise ValueError(
+                    f"config.encoders.{name}={spec!r} is a {task!r} run (the CNN encoder), which the fine-tuned "
+                    f"arm does not support (conformer encoders only: task.name in {finetune.CONFORMER_TASKS}); "
+                    "drop 'finetuned' from config.arms for it, e.g. --config.arms=frozen")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
+        ) -> list[dict[str, Any]]:
+    """Runs the missing cells of the protocol (at most ``max_runs`` of them), then writes the reports.
+
+    Returns the sections of ``summarise``.
+    """
+    validate(config)
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "protocol_config.json").write_text(config.to_json_best_effort(indent=2))
+    csv_path = workdir / CSV_FILE
+    done = {(r["encoder"], r["task"], r["arm"], r["train_set"], r["replica"]) for r in read_results(csv_path)}
+    runs = plan(config)
+    todo = [r for r in runs if r.key() not in done]
+    if max_runs is not None:
+        todo = todo[:max_runs]
+    finished = sum(r.key() in done for r in runs)
+    logging.info("protocol: %d runs in all, %d already in %s, running %d now", len(runs), finished, csv_path,
+                 len(todo))
+    evaluator = Evaluator(config, workdir)
+    if todo:
+        evaluator.check_finetunable()
+    start = time.perf_counter()
+    for i, r in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        metric, score, num_train = (evaluator.frozen if r.arm == "frozen" else evaluator.finetuned)(r)
+        seconds = time.perf_counter() - t0
+        append_result(csv_path, dict(encoder=r.encoder, task=r.task, arm=r.arm, train_set=r.train_set,
+                                     replica=r.replica, seed=replica_seed(config, r.replica), num_train=num_train,
+                                     metric=metric, score=f"{score:.6f}", seconds=f"{seconds:.2f}"))
+        eta = (time.perf_counter() - start) / i * (len(todo) - i)
+        logging.info("[%d/%d] %s | %s | %s | %s | replica %d: %s %.4f on %d training examples (%.1f s, ETA %.0f s)",
+                     i, len(todo), r.encoder, r.task, r.arm, r.train_set, r.replica, metric, score, num_train,
+                     seconds, eta)
+    sections = write_reports(config, workdir)
+    logging.info("wrote %s, %s, %s and %s in %s", CSV_FILE, TABLE_FILE, FIGURE_FILE, SUMMARY_FILE, workdir)
+    return sections
+
+
+def main(argv: list[str]) -> None:
+    """Command entry point; shows this package's INFO lines only (``main.OwnInfoFilter``)."""
+    from absl import flags
+    from absl import logging as absl_logging
+
+    from audiossl_jax import main as cli
+    from audiossl_jax.data.registry import DatasetError
+
+    if len(argv) > 1:
+        raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
+    if absl_logging.get_verbosity() <= absl_logging.INFO:
+        absl_logging.set_verbosity(absl_logging.INFO)
+        absl_logging.get_absl_handler().addFilter(cli.OwnInfoFilter())
+    try:
+        run(flags.FLAGS.config, flags.FLAGS.workdir, max_runs=flags.FLAGS.max_runs)
+    except (DatasetError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print((pathlib.Path(flags.FLAGS.workdir) / TABLE_FILE).read_text())
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    from audiossl_jax import main as cli  # noqa: F401  (defines --config and --workdir)
+
+    flags.DEFINE_integer("max_runs", None, "Stop after this many new runs (the rest run on the next call).")
+    app.run(main)

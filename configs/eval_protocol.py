@@ -1,0 +1,105 @@
+"""The downstream protocol of Tagliasacchi et al. (2020): encoders x tasks x arms x training sets x replicas.
+
+    python -m audiossl_jax.evaluation.protocol --config=configs/eval_protocol.py:demo --workdir=runs/protocol
+
+Variants:
+  paper   the paper's 8 tasks on its CNN encoders (pre-trained here from the paper
+          recipes unless given as run directories: --config.encoders.temporal_gap=runs/tg);
+          needs the datasets prepared (docs/datasets.md); frozen arm.
+  demo    built-in synthetic audio, FSDD digits and speakers, donate-a-cry
+          (../shared/data), smoke-sized CNN encoders trained on the fly; frozen arm.
+  smoke   seconds: tiny synthetic data, three smoke CNN encoders, 2 replicas.
+  smoke_conformer  seconds: conformer encoders, both arms (fine-tuning needs conformers).
+
+An encoder is a run directory, ``train:<config.py[:variant]>`` (trained into
+``<workdir>/encoders/<name>``, resuming) or ``untrained:<config.py[:variant]>`` (its
+random initialisation saved there). A task is a set of data config keys
+(``pipeline.default_data_config``); its classes come from the dataset.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+SHARED_DATA = "../shared/data"
+
+# Tagliasacchi et al. (2020): the pretext tasks and baselines, each a configs/pretrain_<name>.py.
+PRETEXT = ("audio2vec_cbow", "audio2vec_sg", "temporal_gap", "triplet", "arrow_of_time", "autoencoder")
+
+# The paper's downstream tasks: name -> (registry dataset, crop seconds). Crops are our
+# choice (the encoders embed 975-ms slices and average them): about a clip's length.
+PAPER_TASKS = {
+    "speech_commands": ("speech_commands", 1.0),
+    "librispeech_speaker": ("librispeech100_speaker", 4.0),
+    "language_id": ("spoken_language_id", 10.0),
+    "musan": ("musan", 4.0),
+    "nsynth_pitch": ("nsynth_pitch", 4.0),
+    "nsynth_instrument": ("nsynth_instrument", 4.0),
+    "bird_audio_detection": ("bird_audio_detection", 10.0),
+    "tut_scenes_2018": ("tut_urban_2018", 10.0),
+}
+
+# ../shared/data folders: name -> (folder, label column, crop seconds).
+SHARED_TASKS = {
+    "fsdd_digits": ("fsdd", "label", 2.5),
+    "fsdd_speaker": ("fsdd", "speaker", 2.5),
+    "donateacry": ("donateacry", "label", 7.0),
+}
+
+
+def _task(name: str, crop_seconds: float, **keys: object) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(name=name, crop_seconds=crop_seconds, train_split="train",
+                                          eval_split="test", **keys))
+
+
+def _shared_task(variant: str) -> ml_collections.ConfigDict:
+    folder, column, crop = SHARED_TASKS[variant]
+    return _task("audio_folder", crop, path=f"{SHARED_DATA}/{folder}", label_key=column)
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.replicas = 4
+    c.n_train = 1000
+    c.train_sets = ("full", "subset")
+    c.arms = ("frozen",)
+    c.untrained, c.supervised = "untrained", "supervised"
+    c.embed_batch_size = 16
+    c.linear = ml_collections.ConfigDict(dict(val_fraction=0.2))
+    c.bootstrap = ml_collections.ConfigDict(dict(resamples=50, seed=0, interval=0.95))
+    # The fine-tuned arm (conformer encoders): steps, batch and rate are our choice.
+    c.finetune = ml_collections.ConfigDict(dict(
+        total_steps=20_000, batch_size=64, peak_learning_rate=1e-4, log_every_steps=100,
+        class_balanced=False, consistency=False, output_dropout=0.1))
+
+    if variant == "paper":
+        suffix = ""
+        c.tasks = {name: _task(dataset, crop) for name, (dataset, crop) in PAPER_TASKS.items()}
+    elif variant in ("demo", "smoke"):
+        suffix = ":smoke"
+        if variant == "demo":
+            c.tasks = {"synthetic": _task("synthetic_audio", 4.0), **{k: _shared_task(k) for k in SHARED_TASKS}}
+        else:
+            c.replicas, c.n_train, c.embed_batch_size = 2, 24, 8
+            c.tasks = {"synthetic_tiny": _task("synthetic_audio/tiny", 2.0)}
+    elif variant == "smoke_conformer":
+        c.replicas, c.n_train, c.embed_batch_size = 1, 24, 8
+        c.arms = ("frozen", "finetuned")
+        c.tasks = {"synthetic_tiny": _task("synthetic_audio/tiny", 1.0)}
+        c.encoders = {
+            "untrained": "untrained:configs/pretrain_cfS.py:smoke",
+            "wav2vec2": "train:configs/pretrain_cfS.py:smoke",
+            "supervised": "train:configs/eval_finetune_cfS.py:smoke",
+        }
+        c.finetune.update(dict(total_steps=2, batch_size=8, peak_learning_rate=1e-3, log_every_steps=1))
+        return c
+    else:
+        raise ValueError(f"unknown variant {variant!r}: use 'paper', 'demo', 'smoke' or 'smoke_conformer'.")
+    pretext = PRETEXT if variant != "smoke" else ("temporal_gap",)
+    c.encoders = {
+        "untrained": f"untrained:configs/pretrain_supervised.py{suffix}",
+        "supervised": f"train:configs/pretrain_supervised.py{suffix}",
+        **{name: f"train:configs/pretrain_{name}.py{suffix}" for name in pretext},
+    }
+    return c

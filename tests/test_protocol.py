@@ -1,0 +1,168 @@
+"""The Tagliasacchi protocol: normalisation, bootstrap, Table I, Fig. 2, resume, end to end."""
+
+import csv
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+
+from audiossl_jax.evaluation import protocol, subset
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def smoke_config(variant="smoke"):
+    return protocol.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:{variant}")
+
+
+def test_normalise_and_bootstrap_match_numpy():
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(0.2, 0.9, size=(4, 6))  # encoders x tasks; row 0 untrained, row -1 supervised
+    norm = protocol.normalise(scores, scores[0], scores[-1])
+    for e in range(4):
+        for t in range(6):
+            assert norm[e, t] == pytest.approx((scores[e, t] - scores[0, t]) / (scores[-1, t] - scores[0, t]))
+    mean, low, high = protocol.bootstrap_mean(norm, 50, seed=7, interval=0.9)
+    draws = np.random.default_rng(7).integers(0, 6, size=(50, 6))
+    for e in range(4):
+        resampled = sorted(np.mean([norm[e, i] for i in row]) for row in draws)
+        assert mean[e] == pytest.approx(np.mean(norm[e]))
+        # numpy's default percentile: linear interpolation between order statistics.
+        for q, got in ((5.0, low[e]), (95.0, high[e])):
+            pos = q / 100 * 49
+            lo_i = int(np.floor(pos))
+            want = resampled[lo_i] + (pos - lo_i) * (resampled[min(lo_i + 1, 49)] - resampled[lo_i])
+            assert got == pytest.approx(want)
+    assert np.all(norm[0] == 0) and np.all(norm[-1] == 1) and np.all(low[1:-1] < high[1:-1])
+    assert np.isnan(protocol.normalise(np.array([0.5]), np.array([0.4]), np.array([0.4]))).all()
+
+
+def fake_rows(config, encoders, tasks, arm="frozen", train_set="full"):
+    rows = []
+    for i, e in enumerate(encoders):
+        for j, t in enumerate(tasks):
+            for r in range(config.replicas):
+                rows.append(dict(encoder=e, task=t, arm=arm, train_set=train_set, replica=r, seed=r, num_train=10,
+                                 metric="accuracy", score=0.1 * i + 0.01 * j + 0.002 * r, seconds=0.0))
+    return rows
+
+
+def table_config():
+    c = smoke_config()
+    c.encoders = {"untrained": "a", "cbow": "b", "supervised": "c"}
+    c.tasks = {"digits": c.tasks.synthetic_tiny, "speaker": c.tasks.synthetic_tiny}
+    c.train_sets = ("full",)
+    return c
+
+
+def test_table_one_layout():
+    c = table_config()
+    rows = fake_rows(c, ["untrained", "cbow", "supervised"], ["digits", "speaker"])
+    text = protocol.markdown_table(protocol.summarise(rows, c), c)
+    lines = text.splitlines()
+    start = lines.index("## frozen encoder, linear probe, full training set")
+    assert lines[start + 2] == "| encoder | digits (accuracy) | speaker (accuracy) | average (normalised) |"
+    assert lines[start + 3] == "|---|---|---|---|"
+    # cbow: digits 0.1 + {0, 0.002}: mean 0.101, std 0.001; normalised 0.5 on both tasks.
+    assert lines[start + 4].startswith("| untrained | 0.001 +- 0.001 | 0.011 +- 0.001 | 0.00 [0.00, 0.00]")
+    assert lines[start + 5] == "| cbow | 0.101 +- 0.001 | 0.111 +- 0.001 | 0.50 [0.50, 0.50] |"
+    assert lines[start + 6].startswith("| supervised | 0.201")
+    assert "incomplete" in protocol.markdown_table(protocol.summarise(rows[:-1], c), c)
+
+
+def test_figure_is_a_png(tmp_path):
+    c = table_config()
+    rows = fake_rows(c, ["untrained", "cbow", "supervised"], ["digits", "speaker"])
+    protocol.plot(protocol.summarise(rows, c), tmp_path / "fig.png")
+    data = (tmp_path / "fig.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 300 and height >= 200
+    import matplotlib.image
+
+    image = matplotlib.image.imread(tmp_path / "fig.png")
+    assert image.shape[:2] == (height, width) and image.std() > 0.05  # not a blank canvas
+
+
+def test_subset_indices_are_seeded_and_distinct():
+    a = subset.subset_indices(100, 30, seed=1)
+    assert len(set(a.tolist())) == 30 and a.max() < 100
+    np.testing.assert_array_equal(a, subset.subset_indices(100, 30, seed=1))
+    assert not np.array_equal(a, subset.subset_indices(100, 30, seed=2))
+    assert len(subset.subset_indices(10, 30, seed=1)) == 10
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke protocol run in two parts: 5 runs, then the rest (resume)."""
+    workdir = tmp_path_factory.mktemp("protocol")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        config = smoke_config()
+        protocol.run(config, workdir, max_runs=5)
+        first = (workdir / protocol.CSV_FILE).read_text().splitlines()
+        sections = protocol.run(config, workdir)
+    return config, workdir, first, sections
+
+
+def test_resume_skips_completed_rows(smoke_run):
+    config, workdir, first, _ = smoke_run
+    lines = (workdir / protocol.CSV_FILE).read_text().splitlines()
+    assert len(first) == 1 + 5 and lines[:6] == first  # the first 5 rows are kept as they were
+    rows = protocol.read_results(workdir / protocol.CSV_FILE)
+    keys = [(r["encoder"], r["task"], r["arm"], r["train_set"], r["replica"]) for r in rows]
+    assert sorted(keys) == sorted(r.key() for r in protocol.plan(config)) and len(set(keys)) == len(keys) == 12
+
+
+def test_smoke_protocol_end_to_end(smoke_run):
+    config, workdir, _, sections = smoke_run
+    rows = protocol.read_results(workdir / protocol.CSV_FILE)
+    assert {r["num_train"] for r in rows if r["train_set"] == "subset"} == {24}
+    assert {r["num_train"] for r in rows if r["train_set"] == "full"} == {64}  # synthetic_audio/tiny train
+    assert all(0 <= r["score"] <= 1 and r["metric"] == "accuracy" for r in rows)
+    table = (workdir / protocol.TABLE_FILE).read_text()
+    assert "| temporal_gap |" in table and "24 random examples" in table and "incomplete" not in table
+    assert (workdir / protocol.FIGURE_FILE).read_bytes()[:4] == b"\x89PNG"
+    full = sections[0]
+    scores = np.asarray([[np.mean([r["score"] for r in rows if (r["encoder"], r["train_set"]) == (e, "full")])]
+                         for e in full["encoders"]])
+    np.testing.assert_allclose(full["mean"], scores)
+    want = (scores[1, 0] - scores[0, 0]) / (scores[2, 0] - scores[0, 0])
+    assert full["normalised"][1, 0] == pytest.approx(want) and full["average"][1] == pytest.approx(want)
+
+
+def test_fsdd_frozen_arm_with_run_directories(smoke_run, shared_data, tmp_path):
+    config, workdir, _, _ = smoke_run
+    c = smoke_config()
+    c.encoders = {n: str(workdir / "encoders" / n) for n in config.encoders.keys()}
+    c.tasks = {"fsdd_digits": dict(name="audio_folder", path=str(shared_data / "fsdd"), crop_seconds=1.0,
+                                   train_split="train", eval_split="test", data_dir=str(tmp_path / "dd"))}
+    c.replicas, c.train_sets, c.n_train = 1, ("subset",), 500
+    sections = protocol.run(c, tmp_path / "fsdd")
+    rows = protocol.read_results(tmp_path / "fsdd" / protocol.CSV_FILE)
+    assert len(rows) == 3 and {r["num_train"] for r in rows} == {500}
+    assert all(r["score"] > 0.15 for r in rows)  # 10 digits: chance is 0.1
+    with np.load(tmp_path / "fsdd" / "embeddings" / "supervised" / "fsdd_digits" / "test.npz") as f:
+        assert f["scene"].shape[0] == 300 and sorted(set(f["label"].tolist())) == list(range(10))
+    assert sections[0]["complete"]
+
+
+def test_finetuned_arm_rejects_cnn_encoders(tmp_path):
+    c = smoke_config()
+    c.arms = ("frozen", "finetuned")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        with pytest.raises(ValueError, match=r"config.encoders.untrained=.*CNN encoder.*--config.arms=frozen"):
+            protocol.run(c, tmp_path)
+
+
+def test_bad_config_names_the_key(tmp_path):
+    c = smoke_config()
+    c.supervised = "nope"
+    with pytest.raises(ValueError, match=r"config.supervised='nope': must name one of config.encoders"):
+        protocol.run(c, tmp_path)
+    c = smoke_config()
+    c.encoders.temporal_gap = str(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"config.encoders.temporal_gap=.*config.json not found"):
+        protocol.run(c, tmp_path / "w")
