@@ -353,3 +353,13 @@ def clip_logmel(waveform: jax.Array, length: jax.Array, cfg: FrontendConfig) -> 
     in_clip = jnp.arange(waveform.shape[-1])[None, :] < length[:, None]
     features = logmel(jnp.where(in_clip, _to_float32(waveform), 0.0), cfg)
     return features, frame_mask(length, features.shape[1], cfg)
+
+
+def group_times(num_groups: int, cfg: FrontendConfig, group: int = 1) -> jax.Array:
+    """Centre times in seconds [num_groups] of consecutive groups of ``group`` frames.
+
+    Group g covers samples [g * group * hop, g * group * hop + (group - 1) * hop + win).
+    """
+    span = (group - 1) * cfg.hop_length + cfg.win_length
+    starts = jnp.arange(num_groups) * group * cfg.hop_length
+    return (starts + span / 2) / cfg.sample_rate

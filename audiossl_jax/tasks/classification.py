@@ -133,9 +133,7 @@ class ClassificationTask(Task):
 
     def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:
         """waveform [B, N], length [B] -> logmel [B, T, F], frame mask [B, T] (samples past length zeroed)."""
-        in_clip = jnp.arange(waveform.shape[1])[None, :] < length[:, None]
-        logmel = frontend_lib.logmel(jnp.where(in_clip, waveform, 0.0), self.frontend)
-        return logmel, frontend_lib.frame_mask(length, logmel.shape[1], self.frontend)
+        return frontend_lib.clip_logmel(waveform, length, self.frontend)
 
     def init(self, rng: Array, batch: Batch) -> dict[str, Any]:
         logmel, frame_mask = self.features(batch["waveform"], batch["length"])
@@ -196,10 +194,7 @@ class ClassificationTask(Task):
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         logmel, frame_mask = self.features(batch["waveform"], batch["length"])
         frames, mask = self.model.apply(variables, logmel, frame_mask, method=Classifier.embed)
-        fe, r = self.frontend, self.model.encoder.stack
-        span = (r - 1) * fe.hop_length + fe.win_length
-        starts = jnp.arange(frames.shape[1]) * r * fe.hop_length
-        return frames, mask, (starts + span / 2) / fe.sample_rate
+        return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.model.encoder.stack)
 
     def load_pretrained(self, params: Any) -> Any:
         """Copies the encoder of ``task.pretrained_workdir`` (any conformer run) into ``params``."""

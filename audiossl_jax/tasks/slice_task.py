@@ -236,6 +236,4 @@ class SliceTask(Task):
         x = logmel[:, : s * n].reshape(b * s, n, f)
         emb = self.model.apply(variables, x, train=False, method=SliceModel.encode).reshape(b, s, -1)
         validity = (jnp.arange(s) + 1) * n <= valid[:, None]
-        fe = self.frontend
-        centre = jnp.arange(s) * n * fe.hop_length + ((n - 1) * fe.hop_length + fe.win_length) / 2
-        return emb, validity, centre / fe.sample_rate
+        return emb, validity, frontend_lib.group_times(s, self.frontend, n)

@@ -163,10 +163,7 @@ class Wav2Vec2Task(Task):
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         logmel, frame_mask = self.features(batch)
         frames, mask = self.model.apply(variables, logmel, frame_mask, method=self.model.encode)
-        fe, r = self.frontend, self.model.stack
-        span = (r - 1) * fe.hop_length + fe.win_length  # samples seen by one latent step
-        starts = jnp.arange(frames.shape[1]) * r * fe.hop_length
-        return frames, mask, (starts + span / 2) / fe.sample_rate
+        return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.model.stack)
 
     def loss(
         self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
