@@ -14,9 +14,7 @@ process 0 logs progress. SIGTERM saves a checkpoint and exits with status 0.
 
 from __future__ import annotations
 
-import logging as std_logging
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from audiossl_jax import config_lib  # noqa: E402
+from audiossl_jax import config_lib, logs  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/pretrain_cfS.py:demo.", lock_config=True)
@@ -36,22 +34,10 @@ flags.DEFINE_integer("process_id", None, "This process's index in [0, num_proces
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-PACKAGE_DIR = str(pathlib.Path(__file__).resolve().parent)
-
-
-class OwnInfoFilter(std_logging.Filter):
-    """Passes this package's INFO lines and everyone's warnings; Orbax and TFDS chatter stays out."""
-
-    def filter(self, record: std_logging.LogRecord) -> bool:
-        return record.levelno >= std_logging.WARNING or record.pathname.startswith(PACKAGE_DIR)
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if logging.get_verbosity() <= logging.INFO:
-        logging.set_verbosity(logging.INFO)
-        logging.get_absl_handler().addFilter(OwnInfoFilter())
+    logs.show_own_info()
     config = FLAGS.config
     try:
         config_lib.validate(config)

@@ -18,7 +18,7 @@ import ml_collections  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from audiossl_jax import config_lib  # noqa: E402
+from audiossl_jax import config_lib, logs  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -59,6 +59,7 @@ def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Pat
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logs.show_own_info()
     config = FLAGS.config
     try:
         config_lib.validate(config)

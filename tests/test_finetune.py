@@ -155,3 +155,26 @@ def test_multi_label_example_batch_needs_num_classes():
     c.data.multi_label = True
     with pytest.raises(ValueError, match=r"config.task.num_classes"):
         trainer.example_batch(c, 2)
+
+
+def test_embed_command_caches_a_split_with_its_step(pretrained, tmp_path):
+    """`python -m audiossl_jax.evaluation.embed` writes every test clip once and names the step it loaded."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    workdir, _ = pretrained
+    out = tmp_path / "emb.npz"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    proc = subprocess.run(
+        [sys.executable, "-m", "audiossl_jax.evaluation.embed", f"--workdir={workdir}",
+         "--data=synthetic_audio/tiny", "--split=test", "--crop_seconds=1.0", "--batch_size=8", "--frames",
+         f"--out={out}"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(out) as f:
+        meta = json.loads(str(f["meta"]))
+        assert f["scene"].shape[0] == 32 and f["frames"].shape[0] == 32
+        assert f["label"].shape == (32,) and set(f["label"].tolist()) <= set(range(12))
+    assert meta["step"] == 4 and meta["split"] == "test"

@@ -53,17 +53,21 @@ def data_config(name: str, *, path: str | None = None, label_key: str = "label",
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.INFO)
+    from audiossl_jax import logs
+
+    logs.show_own_info()
     import numpy as np
 
     from audiossl_jax.data.registry import DatasetError
     from audiossl_jax.evaluation import embeddings
 
+    step = FLAGS.step
     try:
         if FLAGS.untrained:
             task, variables = embeddings.init_encoder(embeddings.load_config(FLAGS.workdir))
         else:
-            task, variables = embeddings.load_encoder(FLAGS.workdir, FLAGS.step)
+            step = embeddings.latest_step(FLAGS.workdir) if step is None else step
+            task, variables = embeddings.load_encoder(FLAGS.workdir, step)
         data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
                                data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
                                sample_rate=task.frontend.sample_rate)
@@ -72,7 +76,7 @@ def main(argv: list[str]) -> None:
             progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{FLAGS.split}"))
     except (DatasetError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    meta = {"workdir": str(FLAGS.workdir), "step": FLAGS.step, "untrained": FLAGS.untrained,
+    meta = {"workdir": str(FLAGS.workdir), "step": step, "untrained": FLAGS.untrained,
             "data": data_cfg.to_dict(), "split": FLAGS.split}
     out = pathlib.Path(FLAGS.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,15 +57,25 @@ def init_encoder(config: ml_collections.ConfigDict) -> tuple[Task, dict[str, Any
     return s.task, {"params": state.params, **state.model_state}
 
 
+def latest_step(workdir: str | pathlib.Path) -> int:
+    """The newest checkpoint step in ``workdir``; FileNotFoundError when there is none."""
+    ckpt = checkpoint.Checkpointer(workdir, _local_config(load_config(workdir)))
+    try:
+        step = ckpt.latest_step()
+    finally:
+        ckpt.close()
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint under {ckpt.directory}: train first, or pass another --workdir")
+    return step
+
+
 def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
     """The task and variables saved in ``workdir`` at ``step`` (default: the latest)."""
+    step = latest_step(workdir) if step is None else step
     config = _local_config(load_config(workdir))
     s = _setup(config)
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
-        step = ckpt.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint under {ckpt.directory}: train first, or pass another --workdir")
         state = ckpt.restore(s.abstract_state, step)
     finally:
         ckpt.close()

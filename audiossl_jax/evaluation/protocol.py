@@ -488,18 +488,15 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
 
 
 def main(argv: list[str]) -> None:
-    """Command entry point; shows this package's INFO lines only (``main.OwnInfoFilter``)."""
+    """Command entry point; shows this package's INFO lines only (``logs.show_own_info``)."""
     from absl import flags
-    from absl import logging as absl_logging
 
-    from audiossl_jax import main as cli
+    from audiossl_jax import logs
     from audiossl_jax.data.registry import DatasetError
 
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
-    if absl_logging.get_verbosity() <= absl_logging.INFO:
-        absl_logging.set_verbosity(absl_logging.INFO)
-        absl_logging.get_absl_handler().addFilter(cli.OwnInfoFilter())
+    logs.show_own_info()
     try:
         run(flags.FLAGS.config, flags.FLAGS.workdir, max_runs=flags.FLAGS.max_runs)
     except (DatasetError, FileNotFoundError, ValueError) as e:
