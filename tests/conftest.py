@@ -3,11 +3,20 @@
 The flags must be set before jax is imported anywhere, which is why they live here.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Each test process (every pytest-xdist worker imports this file itself) prepares the
+# built-in datasets in a folder of its own: nothing is written to ~/tensorflow_datasets
+# and two workers never race to prepare the same dataset. Subprocesses started by a
+# test inherit its folder.
+os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="audiossl-tfds-")
+atexit.register(shutil.rmtree, os.environ["TFDS_DATA_DIR"], ignore_errors=True)
 
 import pathlib  # noqa: E402
 

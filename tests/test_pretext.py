@@ -19,12 +19,7 @@ T, F = 200, 64  # frames of a 2 s smoke crop, mel bins
 def smoke(task, **overrides):
     config = config_pretext.pretext_config(task, "smoke")
     config.model.channels = (4, 8)  # two layers: fast to compile
-    for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -10,12 +10,7 @@ from audiossl_jax.train import sharding, trainer
 
 def smoke_config(**overrides):
     config = config_lib.wav2vec2_pretrain_config("S", "smoke")
-    for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 
