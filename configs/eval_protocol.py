@@ -5,11 +5,13 @@
 Variants:
   paper   the paper's 8 tasks on its CNN encoders (pre-trained here from the paper
           recipes unless given as run directories: --config.encoders.temporal_gap=runs/tg);
-          needs the datasets prepared (docs/datasets.md); frozen arm.
+          needs the datasets prepared (docs/datasets.md); frozen arm (add the fine-tuned
+          one with --config.arms=frozen,finetuned).
   demo    built-in synthetic audio, FSDD digits and speakers, donate-a-cry
           (../shared/data), smoke-sized CNN encoders trained on the fly; frozen arm.
-  smoke   seconds: tiny synthetic data, three smoke CNN encoders, 2 replicas.
-  smoke_conformer  seconds: conformer encoders, both arms (fine-tuning needs conformers).
+  smoke   seconds: tiny synthetic data, three smoke CNN encoders, 2 replicas; frozen
+          arm (fine-tuning settings sized for seconds when the arm is added).
+  smoke_conformer  seconds: conformer encoders, both arms.
 
 An encoder is a run directory, ``train:<config.py[:variant]>`` (trained into
 ``<workdir>/encoders/<name>``, resuming) or ``untrained:<config.py[:variant]>`` (its
@@ -68,7 +70,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.embed_batch_size = 16
     c.linear = ml_collections.ConfigDict(dict(val_fraction=0.2))
     c.bootstrap = ml_collections.ConfigDict(dict(resamples=50, seed=0, interval=0.95))
-    # The fine-tuned arm (conformer encoders): steps, batch and rate are our choice.
+    # The fine-tuned arm (CNN and conformer encoders): steps, batch and rate are our choice.
     c.finetune = ml_collections.ConfigDict(dict(
         total_steps=20_000, batch_size=64, peak_learning_rate=1e-4, log_every_steps=100,
         class_balanced=False, consistency=False, output_dropout=0.1))
@@ -82,6 +84,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             c.tasks = {"synthetic": _task("synthetic_audio", 4.0), **{k: _shared_task(k) for k in SHARED_TASKS}}
         else:
             c.replicas, c.n_train, c.embed_batch_size = 2, 24, 8
+            c.finetune.update(dict(total_steps=2, batch_size=8, peak_learning_rate=1e-3, log_every_steps=1))
             c.tasks = {"synthetic_tiny": _task("synthetic_audio/tiny", 2.0)}
     elif variant == "smoke_conformer":
         c.replicas, c.n_train, c.embed_batch_size = 1, 24, 8

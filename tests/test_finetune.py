@@ -67,9 +67,10 @@ def test_load_pretrained_copies_the_encoder(pretrained):
     c = finetune_config()
     scratch = classification.ClassificationTask(c)
     init = host_params(scratch, c)
-    assert scratch.load_pretrained(init) is init  # no checkpoint: train from scratch
+    kept, state = scratch.load_pretrained(init, {})
+    assert kept is init and state == {}  # no checkpoint: train from scratch
     task = classification.ClassificationTask(finetune_config(pretrained_workdir=str(workdir)))
-    loaded = task.load_pretrained(init)
+    loaded, _ = task.load_pretrained(init, {})
     for key in ("feature_proj", "conformer"):
         for a, b in zip(jax.tree.leaves(loaded["encoder"][key]), jax.tree.leaves(params[key])):
             np.testing.assert_array_equal(a, b)
@@ -82,7 +83,7 @@ def test_load_pretrained_rejects_other_sizes(pretrained):
     c.model.ffn_dim = 48
     task = classification.ClassificationTask(c)
     with pytest.raises(ValueError, match=r"shape .* use the pretrained run's model sizes"):
-        task.load_pretrained(host_params(task, c))
+        task.load_pretrained(host_params(task, c), {})
 
 
 def test_finetune_runs_end_to_end_with_consistency(pretrained, tmp_path):
@@ -178,3 +179,72 @@ def test_embed_command_caches_a_split_with_its_step(pretrained, tmp_path):
         assert f["scene"].shape[0] == 32 and f["frames"].shape[0] == 32
         assert f["label"].shape == (32,) and set(f["label"].tolist()) <= set(range(12))
     assert meta["step"] == 4 and meta["split"] == "test"
+
+
+@pytest.fixture(scope="module")
+def cnn_pretrained(tmp_path_factory):
+    from audiossl_jax import config_pretext
+
+    workdir = tmp_path_factory.mktemp("cnn_pretrain")
+    c = config_pretext.pretext_config("supervised", "smoke")
+    c.model.channels = (4, 8)
+    state = trainer.train(c, workdir)
+    return c, workdir, jax.device_get(state.params), jax.device_get(state.model_state)
+
+
+def cnn_finetune_config(encoder_config, workdir, num_classes=12):
+    c = finetune.finetune_config_from(encoder_config, str(workdir), num_classes=num_classes, multi_label=False)
+    c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 3, 3, 1
+    return c
+
+
+def test_load_pretrained_copies_cnn_params_and_batch_stats(cnn_pretrained):
+    encoder_config, workdir, params, model_state = cnn_pretrained
+    c = cnn_finetune_config(encoder_config, workdir)
+    assert c.task.slice_frames == 32 and classification.is_cnn(c)
+    task = classification.ClassificationTask(c)
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
+    init = jax.tree.map(np.asarray, jax.device_get(dict(variables)))
+    init_params, init_state = init.pop("params"), init
+    loaded_params, loaded_state = task.load_pretrained(init_params, init_state)
+    want_stats = model_state["batch_stats"]["encoder"]
+    assert not np.allclose(want_stats["bn0"]["mean"], 0)  # the pretext run moved its running averages
+    for got, want in ((loaded_params["encoder"], params["encoder"]), (loaded_state["batch_stats"]["encoder"],
+                                                                      want_stats)):
+        assert jax.tree.structure(got) == jax.tree.structure(want)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded_params["head"]["kernel"], init_params["head"]["kernel"])
+
+
+def test_cnn_slice_encoder_matches_the_pretext_embedding(cnn_pretrained):
+    """Fine-tuning frames = the pretext task's ``embed`` over the same slices (independent path)."""
+    from audiossl_jax import tasks
+
+    encoder_config, workdir, _, _ = cnn_pretrained
+    pretext_task, pretext_vars = embeddings.load_encoder(workdir)
+    c = cnn_finetune_config(encoder_config, workdir)
+    task = classification.ClassificationTask(c)
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
+    params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
+    rng = np.random.default_rng(0)
+    batch = {"waveform": rng.uniform(-0.5, 0.5, (2, 32000)).astype(np.float32),
+             "length": np.array([32000, 11000], np.int32), "label": np.array([1, 2], np.int32)}
+    got, valid, times = task.embed({"params": params, **state}, batch)
+    want, want_valid, want_times = pretext_task.embed(pretext_vars, batch)
+    assert isinstance(pretext_task, type(tasks.get_task(encoder_config)))
+    np.testing.assert_array_equal(valid, want_valid)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(times, want_times)
+    assert np.asarray(valid).sum(1).tolist() == [6, 2]  # 200 frames -> 6 slices of 32; 68 frames -> 2
+
+
+def test_cnn_finetune_runs_end_to_end(cnn_pretrained, tmp_path):
+    encoder_config, workdir, params, model_state = cnn_pretrained
+    c = cnn_finetune_config(encoder_config, workdir)
+    result = finetune.run(c, tmp_path)
+    assert 0 <= result["accuracy"] <= 1 and json.loads((tmp_path / "eval_test.json").read_text()) == result
+    state = embeddings.load_encoder(tmp_path)[1]
+    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(state["batch_stats"]["encoder"])),
+                                                    jax.tree.leaves(model_state["batch_stats"]["encoder"]))]
+    assert any(moved)  # BatchNorm trained: running averages updated from the loaded ones

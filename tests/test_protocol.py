@@ -1,6 +1,5 @@
 """The Tagliasacchi protocol: normalisation, bootstrap, Table I, Fig. 2, resume, end to end."""
 
-import csv
 import pathlib
 import struct
 
@@ -148,13 +147,17 @@ def test_fsdd_frozen_arm_with_run_directories(smoke_run, shared_data, tmp_path):
     assert sections[0]["complete"]
 
 
-def test_finetuned_arm_rejects_cnn_encoders(tmp_path):
+def test_finetuned_arm_with_cnn_encoders(smoke_run, tmp_path):
+    config, workdir, _, _ = smoke_run
     c = smoke_config()
-    c.arms = ("frozen", "finetuned")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(ROOT)
-        with pytest.raises(ValueError, match=r"config.encoders.untrained=.*CNN encoder.*--config.arms=frozen"):
-            protocol.run(c, tmp_path)
+    c.encoders = {n: str(workdir / "encoders" / n) for n in config.encoders.keys()}
+    c.arms, c.replicas, c.train_sets = ("finetuned",), 1, ("subset",)
+    sections = protocol.run(c, tmp_path)
+    rows = protocol.read_results(tmp_path / protocol.CSV_FILE)
+    assert sorted(r["encoder"] for r in rows) == sorted(config.encoders.keys())
+    assert all(r["arm"] == "finetuned" and r["num_train"] == 24 and 0 <= r["score"] <= 1 for r in rows)
+    run_dir = tmp_path / "finetune" / "temporal_gap" / "synthetic_tiny" / "subset" / "replica0"
+    assert (run_dir / "eval_test.json").exists() and sections[0]["complete"]
 
 
 def test_bad_config_names_the_key(tmp_path):

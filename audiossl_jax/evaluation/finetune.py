@@ -72,19 +72,25 @@ def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str
     Keeps the run's frontend and model keys (so its checkpoint loads), sets mode
     'finetune', the classification task with ``task.pretrained_workdir=workdir`` and the
     tri-stage schedule at the run's peak rate. Data, steps and batch size are the
-    caller's to set. Only conformer runs (task 'wav2vec2' or 'classification') fine-tune.
+    caller's to set. Conformer runs (task 'wav2vec2' or 'classification') and CNN runs
+    (any pretext task of Tagliasacchi et al.: ``model.channels``; their
+    ``task.slice_frames`` is kept) fine-tune.
     """
     task = encoder_config.task.name
-    if task not in CONFORMER_TASKS:
+    cnn = "channels" in encoder_config.model
+    if not cnn and task not in CONFORMER_TASKS:
         raise ValueError(
-            f"{workdir}: fine-tuning supports conformer encoders (task.name in {CONFORMER_TASKS}); this run "
-            f"has task.name={task!r} (the CNN encoder). Evaluate it frozen (linear probe) instead.")
+            f"{workdir}: task.name={task!r} with no config.model.channels is neither a conformer run "
+            f"(task.name in {CONFORMER_TASKS}) nor a CNN run; it cannot be fine-tuned.")
     c = ml_collections.ConfigDict(encoder_config.to_dict())
     c.mode = "finetune"
-    c.model.name = c.model.name.replace("wav2vec2", "finetune")
+    if not c.model.name.endswith("finetune"):
+        c.model.name = c.model.name.replace("wav2vec2", "finetune") if not cnn else f"{c.model.name}_finetune"
     c.schedule = tri_stage_schedule(float(encoder_config.schedule.peak_learning_rate))
     previous = encoder_config.task if task == "classification" else {}
     c.task = classification_task(num_classes, multi_label)
+    if cnn:
+        c.task.slice_frames = int(encoder_config.task.slice_frames)
     for key in ("jitter_samples", "time_mask_max_fraction", "mixup", "mixup_beta", "consistency",
                 "consistency_weight", "output_dropout", "pool_eps"):
         if key in previous:

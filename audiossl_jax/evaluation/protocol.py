@@ -4,8 +4,8 @@
 
 Runs every (encoder, task, arm, training set, replica) of the config: arms ``frozen``
 (a linear probe on the encoder's cached scene embeddings, ``evaluation.linear``) and
-``finetuned`` (the whole encoder trained, ``evaluation.finetune``; conformer encoders
-only), training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
+``finetuned`` (the whole encoder trained, ``evaluation.finetune``; CNN and conformer
+encoders), training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
 every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 
 * ``results.csv``: one row per run, appended as each finishes; a rerun skips the rows
@@ -429,23 +429,6 @@ class Evaluator:
         metric = "mAP" if multi_label else "accuracy"
         return metric, float(result[metric]), num_examples if keep is None else len(keep)
 
-    def check_finetunable(self) -> None:
-        """Fails before any run when the fine-tuned arm meets a CNN encoder (names it)."""
-        from audiossl_jax.evaluation import embeddings, finetune
-
-        if "finetuned" not in self.config.arms:
-            return
-        for name in encoder_order(self.config):
-            spec = self.config.encoders[name]
-            if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
-                task = load_config_file(spec.split(":", 1)[1]).task.name
-            else:
-                task = embeddings.load_config(self.encoder_dir(name)).task.name
-            if task not in finetune.CONFORMER_TASKS:
-                raise ValueError(
-                    f"config.encoders.{name}={spec!r} is a {task!r} run (the CNN encoder), which the fine-tuned "
-                    f"arm does not support (conformer encoders only: task.name in {finetune.CONFORMER_TASKS}); "
-                    "drop 'finetuned' from config.arms for it, e.g. --config.arms=frozen")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
@@ -468,8 +451,6 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
     logging.info("protocol: %d runs in all, %d already in %s, running %d now", len(runs), finished, csv_path,
                  len(todo))
     evaluator = Evaluator(config, workdir)
-    if todo:
-        evaluator.check_finetunable()
     start = time.perf_counter()
     for i, r in enumerate(todo, 1):
         t0 = time.perf_counter()

@@ -39,14 +39,15 @@ class Task(abc.ABC):
     ) -> tuple[Array, tuple[Metrics, dict[str, Any]]]:
         """Returns (scalar float32 loss, (metrics, updated non-parameter collections))."""
 
-    def load_pretrained(self, params: Any) -> Any:
-        """Replaces parts of freshly initialised ``params`` with pretrained values.
+    def load_pretrained(self, params: Any, model_state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Replaces parts of freshly initialised ``params`` and non-parameter collections
+        (``model_state``, e.g. BatchNorm ``batch_stats``) with pretrained values.
 
         Called by the trainer on the host once, when a run starts from scratch (not on
-        resume). Returns the tree to use (leaves may be numpy arrays); the default keeps
-        the random initialisation.
+        resume). Returns the (params, model_state) to use (leaves may be numpy arrays);
+        the default keeps the random initialisation.
         """
-        return params
+        return params, model_state
 
     @abc.abstractmethod
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:

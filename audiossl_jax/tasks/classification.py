@@ -1,6 +1,12 @@
-"""Fine-tuning a pretrained conformer encoder on a labelled task (Srivastava et al., 2022).
+"""Fine-tuning a pretrained encoder on a labelled task (Srivastava et al., 2022 recipe).
 
-The whole encoder updates. After the encoder (frames [B, T', D]) and dropout:
+The encoder is the conformer (``config.model`` of a wav2vec 2.0 run) or the CNN of
+Tagliasacchi et al. (2020) (``config.model.channels`` of a pretext run): the CNN runs
+over the clip's consecutive non-overlapping slices of ``task.slice_frames`` frames
+(those entirely inside the clip are valid), BatchNorm normalising with the statistics of
+the valid slices of the batch in training and with its running averages in evaluation.
+The whole encoder updates. After the encoder (frames [B, T', D]: conformer steps or
+slices) and dropout:
 
 * multi-label: frame-level sigmoid outputs p [B, T', C], pooled over valid frames by
   linear softmax pooling y_c = sum_t p_tc^2 / sum_t p_tc (p clamped to [eps, 1 - eps]),
@@ -12,7 +18,8 @@ mask, mixup (labels of the first clip). With ``task.consistency`` the batch is
 augmented twice and ``consistency_weight`` x the symmetric KL divergence between the
 two predictions is added to the mean of their two classification losses.
 ``task.pretrained_workdir`` names the checkpoint whose encoder ``load_pretrained``
-copies in; None trains the same model from scratch.
+copies in (parameters and, for the CNN, BatchNorm ``batch_stats``); None trains the same
+model from scratch.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ import numpy as np
 
 from audiossl_jax import augment
 from audiossl_jax import frontend as frontend_lib
+from audiossl_jax.models.cnn import CNNEncoder
 from audiossl_jax.models.conformer import dense, kernel_sizes
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
+from audiossl_jax.tasks.slice_task import stats_mask
 
 Array = jax.Array
 
@@ -62,13 +71,36 @@ def symmetric_kl(a: Array, b: Array, multi_label: bool, eps: float) -> Array:
     return ((jnp.exp(la) - jnp.exp(lb)) * (la - lb)).sum(axis=-1)
 
 
+class SliceEncoder(CNNEncoder):
+    """The CNN encoder over consecutive non-overlapping slices of ``slice_frames`` frames."""
+
+    slice_frames: int = 96
+
+    def encode(self, logmel: Array, frame_mask: Array, *, train: bool) -> tuple[Array, Array]:
+        """logmel [B, T, F], frame mask [B, T] -> slice embeddings [B, S, D] float32, validity [B, S].
+
+        S = T // slice_frames; a slice is valid when all its frames are. Training
+        BatchNorm statistics come from the valid slices (all when none is).
+        """
+        b, t, f = logmel.shape
+        n = self.slice_frames
+        s = t // n
+        if s == 0:
+            raise ValueError(f"clips of {t} frames are shorter than one slice (config.task.slice_frames={n}); "
+                             "use longer crops (config.data.crop_seconds).")
+        valid = (jnp.arange(s) + 1) * n <= frame_mask.sum(axis=1)[:, None]
+        x = logmel[:, : s * n].reshape(b * s, n, f)
+        emb = self(x, train=train, mask=stats_mask(valid.reshape(-1)))
+        return emb.reshape(b, s, -1).astype(jnp.float32), valid
+
+
 class Classifier(nn.Module):
     """Encoder -> dropout -> head. logmel [B, T, F], frame mask [B, T] -> scores [B, C].
 
     Scores are pooled probabilities (multi-label) or logits (single-label).
     """
 
-    encoder: Wav2Vec2Conformer
+    encoder: Wav2Vec2Conformer | SliceEncoder
     num_classes: int
     multi_label: bool
     output_dropout: float
@@ -100,6 +132,7 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{key}={value!r}: {what}")
 
     t, m = c.task, c.model
+    cnn = is_cnn(c)
     require(c.mode == "finetune", "mode", "a classification config runs in mode 'finetune'.")
     require(t.name == "classification", "task.name", "must be 'classification'.")
     require(t.num_classes >= 2, "task.num_classes", "must be >= 2.")
@@ -109,10 +142,23 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
     require(t.consistency_weight >= 0, "task.consistency_weight", "must be >= 0.")
     require(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
     require(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
-    require(m.model_dim % m.num_heads == 0, "model.num_heads", f"must divide model.model_dim={m.model_dim}.")
-    for key in ("dropout", "feature_dropout"):
-        require(0 <= m[key] < 1, f"model.{key}", "must lie in [0, 1).")
+    if cnn:
+        if int(t.get("slice_frames", 0)) < 1:
+            raise ValueError(f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
+                             "(config.model.channels) needs the pretext run's slice length (>= 1).")
+        crop_frames = int(c.data.crop_seconds * c.frontend.sample_rate) // c.frontend.hop_length
+        require(crop_frames >= t.slice_frames, "data.crop_seconds",
+                f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).")
+    else:
+        require(m.model_dim % m.num_heads == 0, "model.num_heads", f"must divide model.model_dim={m.model_dim}.")
+        for key in ("dropout", "feature_dropout"):
+            require(0 <= m[key] < 1, f"model.{key}", "must lie in [0, 1).")
     require(c.batch_size > 0 and c.total_steps > 0, "batch_size", "batch_size and total_steps must be positive.")
+
+
+def is_cnn(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config.model`` is the CNN encoder (it has ``channels``) rather than the conformer."""
+    return "channels" in config.model
 
 
 class ClassificationTask(Task):
@@ -123,11 +169,20 @@ class ClassificationTask(Task):
         self.frontend = frontend_lib.FrontendConfig.from_config(config.frontend)
         m, t = config.model, config.task
         dtype = jnp.dtype(config.compute_dtype)
-        encoder = Wav2Vec2Conformer(
-            stack=m.stack, model_dim=m.model_dim, final_dim=m.final_dim, num_heads=m.num_heads,
-            ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
-            dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=dtype, remat=m.remat,
-        )
+        self.cnn = is_cnn(config)
+        if self.cnn:
+            encoder = SliceEncoder(
+                channels=tuple(int(ch) for ch in m.channels), embed_dim=int(m.embed_dim),
+                momentum=float(m.batch_norm_momentum), epsilon=float(m.batch_norm_epsilon), dtype=dtype,
+                slice_frames=int(t.slice_frames))
+            self.frames_per_step = int(t.slice_frames)
+        else:
+            encoder = Wav2Vec2Conformer(
+                stack=m.stack, model_dim=m.model_dim, final_dim=m.final_dim, num_heads=m.num_heads,
+                ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
+                dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=dtype, remat=m.remat,
+            )
+            self.frames_per_step = int(m.stack)
         self.model = Classifier(encoder, t.num_classes, t.multi_label, t.output_dropout, t.pool_eps, dtype)
         self.t = t
 
@@ -146,8 +201,10 @@ class ClassificationTask(Task):
             return label.astype(jnp.float32)
         return jax.nn.one_hot(label, self.t.num_classes, dtype=jnp.float32)
 
-    def scores(self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool) -> Array:
-        """Scores [B, C] of the (when training, augmented) batch."""
+    def scores(self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
+               ) -> tuple[Array, dict[str, Any]]:
+        """Scores [B, C] of the (when training, augmented) batch and the updated ``batch_stats``
+        (CNN encoder in training; else empty)."""
         jitter_key, mask_key, mix_key, dropout_key = jax.random.split(rng, 4)
         wave, length = batch["waveform"], batch["length"]
         if train and self.t.jitter_samples:
@@ -157,7 +214,11 @@ class ClassificationTask(Task):
             logmel, _ = augment.time_mask(mask_key, logmel, frame_mask, self.t.time_mask_max_fraction)
         if train and self.t.mixup:
             logmel, _, _ = augment.mixup(mix_key, logmel, self.t.mixup_beta)
-        return self.model.apply(variables, logmel, frame_mask, train=train, rngs={"dropout": dropout_key})
+        if train and self.cnn:
+            scores, updates = self.model.apply(variables, logmel, frame_mask, train=True,
+                                               rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+            return scores, dict(updates)
+        return self.model.apply(variables, logmel, frame_mask, train=train, rngs={"dropout": dropout_key}), {}
 
     def classification_loss(self, scores: Array, y: Array) -> Array:
         """Per-clip loss [B]: BCE on pooled probabilities, or softmax cross-entropy on logits."""
@@ -173,49 +234,61 @@ class ClassificationTask(Task):
         weight = (batch["length"] > 0).astype(jnp.float32)  # padding rows of eval batches
         denom = jnp.maximum(weight.sum(), 1.0)
         first_key, second_key = jax.random.split(rng)
-        scores = self.scores(variables, batch, first_key, train=train)
+        scores, new_state = self.scores(variables, batch, first_key, train=train)
         per_clip = self.classification_loss(scores, y)
         metrics: Metrics = {}
         if train and self.t.consistency:
-            second = self.scores(variables, batch, second_key, train=train)
+            second, new_state = self.scores(variables, batch, second_key, train=train)
             kl = symmetric_kl(scores, second, self.t.multi_label, self.t.pool_eps)
             per_clip = 0.5 * (per_clip + self.classification_loss(second, y)) + self.t.consistency_weight * kl
             metrics["symmetric_kl"] = (kl * weight).sum() / denom
         loss = (per_clip * weight).sum() / denom
         correct = (jnp.argmax(scores, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float32)
         metrics.update(loss=loss, accuracy=(correct * weight).sum() / denom)
-        return loss, (metrics, {})
+        return loss, (metrics, new_state)
 
     def predict(self, variables: Mapping[str, Any], batch: Batch) -> Array:
         """Evaluation scores [B, C]: probabilities (sigmoid-pooled or softmax), no augmentation."""
-        scores = self.scores(variables, batch, jax.random.PRNGKey(0), train=False)
+        scores, _ = self.scores(variables, batch, jax.random.PRNGKey(0), train=False)
         return scores if self.t.multi_label else jax.nn.softmax(scores)
 
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         logmel, frame_mask = self.features(batch["waveform"], batch["length"])
         frames, mask = self.model.apply(variables, logmel, frame_mask, method=Classifier.embed)
-        return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.model.encoder.stack)
+        return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.frames_per_step)
 
-    def load_pretrained(self, params: Any) -> Any:
-        """Copies the encoder of ``task.pretrained_workdir`` (any conformer run) into ``params``."""
+    def load_pretrained(self, params: Any, model_state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Copies the encoder of ``task.pretrained_workdir`` into ``params`` and ``model_state``.
+
+        Any run with the same encoder kind and sizes: a wav2vec 2.0 or fine-tuned run for
+        the conformer; a pretext (or fine-tuned) CNN run, whose BatchNorm ``batch_stats``
+        come along. The head keeps its random initialisation.
+        """
         workdir = self.t.pretrained_workdir
         if not workdir:
-            return params
+            return params, model_state
         from audiossl_jax.evaluation import embeddings
 
         _, variables = embeddings.load_encoder(workdir, self.t.pretrained_step)
-        source = jax.device_get(variables["params"])
-        source = source.get("encoder", source)  # a fine-tuned run nests its encoder
-        target = jax.device_get(params)
-        encoder = {}
-        for key, subtree in target["encoder"].items():
-            if key not in source:
-                raise ValueError(f"task.pretrained_workdir={workdir!r}: the checkpoint has no encoder "
-                                 f"parameters {key!r} (it holds {sorted(source)}); is it a conformer run?")
-            encoder[key] = _same_shapes(subtree, source[key], f"{workdir}: encoder/{key}")
-        return {**target, "encoder": encoder}
-
-
+        source = jax.device_get(dict(variables))
+        target = {"params": jax.device_get(params), **jax.device_get(dict(model_state))}
+        loaded = {}
+        for collection, tree in target.items():
+            if "encoder" not in tree:
+                loaded[collection] = tree
+                continue
+            held = source.get(collection, {})
+            held = held.get("encoder", held)  # pretext CNN and fine-tuned runs nest their encoder
+            encoder = {}
+            for key, subtree in tree["encoder"].items():
+                if key not in held:
+                    raise ValueError(
+                        f"task.pretrained_workdir={workdir!r}: the checkpoint has no encoder {collection} "
+                        f"{key!r} (it holds {sorted(held)}); is it a run of the same encoder as config.model "
+                        f"({'CNN' if self.cnn else 'conformer'})?")
+                encoder[key] = _same_shapes(subtree, held[key], f"{workdir}: {collection}/encoder/{key}")
+            loaded[collection] = {**tree, "encoder": encoder}
+        return loaded.pop("params"), loaded
 def _same_shapes(target: Any, source: Any, where: str) -> Any:
     """``source`` after checking it has ``target``'s tree structure and leaf shapes."""
     t_leaves, t_def = jax.tree_util.tree_flatten_with_path(target)

@@ -311,9 +311,10 @@ def train(
     else:
         start = 0
         state = s.init_fn()
-        params = s.task.load_pretrained(state.params)
-        if params is not state.params:
-            state = state.replace(params=jax.device_put(params, s.state_sharding.params))
+        params, model_state = s.task.load_pretrained(state.params, state.model_state)
+        if params is not state.params or model_state is not state.model_state:
+            state = state.replace(params=jax.device_put(params, s.state_sharding.params),
+                                  model_state=jax.device_put(model_state, s.state_sharding.model_state))
     batches = data_iterator_fn(start)
     total = int(config.total_steps)
     if start >= total:
