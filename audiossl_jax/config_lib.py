@@ -136,52 +136,53 @@ def wav2vec2_pretrain_config(size: str, variant: str | None) -> ml_collections.C
     return c
 
 
-def _require(ok: bool, key: str, value: object, what: str) -> None:
+def require(ok: bool, key: str, value: object, what: str) -> None:
+    """Raises ValueError naming ``config.<key>=<value>`` and what to do, unless ``ok``."""
     if not ok:
         raise ValueError(f"config.{key}={value!r}: {what}")
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
-    _require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
+    require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
     if c.mode == "finetune":
         from audiossl_jax.tasks.classification import validate_config
 
         validate_config(c)
         return
-    _require(c.total_steps > 0, "total_steps", c.total_steps, "must be positive.")
-    _require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive.")
-    _require(c.log_every_steps > 0, "log_every_steps", c.log_every_steps, "must be positive.")
-    _require(c.compute_dtype in COMPUTE_DTYPES, "compute_dtype", c.compute_dtype, f"use one of {COMPUTE_DTYPES}.")
-    _require(
+    require(c.total_steps > 0, "total_steps", c.total_steps, "must be positive.")
+    require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive.")
+    require(c.log_every_steps > 0, "log_every_steps", c.log_every_steps, "must be positive.")
+    require(c.compute_dtype in COMPUTE_DTYPES, "compute_dtype", c.compute_dtype, f"use one of {COMPUTE_DTYPES}.")
+    require(
         c.mesh.get("fsdp_min_size", 0) >= 0, "mesh.fsdp_min_size", c.mesh.get("fsdp_min_size", 0),
         "must be >= 0 (parameters with fewer elements stay replicated under FSDP).",
     )
-    _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps, "must be positive.")
-    _require(c.checkpoint.max_to_keep > 0, "checkpoint.max_to_keep", c.checkpoint.max_to_keep, "must be positive.")
-    _require(c.optimizer.weight_decay >= 0, "optimizer.weight_decay", c.optimizer.weight_decay, "must be >= 0.")
-    _require(c.schedule.peak_learning_rate > 0, "schedule.peak_learning_rate", c.schedule.peak_learning_rate, "must be > 0.")
-    _require(c.data.crop_seconds > 0, "data.crop_seconds", c.data.crop_seconds, "must be positive.")
+    require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps, "must be positive.")
+    require(c.checkpoint.max_to_keep > 0, "checkpoint.max_to_keep", c.checkpoint.max_to_keep, "must be positive.")
+    require(c.optimizer.weight_decay >= 0, "optimizer.weight_decay", c.optimizer.weight_decay, "must be >= 0.")
+    require(c.schedule.peak_learning_rate > 0, "schedule.peak_learning_rate", c.schedule.peak_learning_rate, "must be > 0.")
+    require(c.data.crop_seconds > 0, "data.crop_seconds", c.data.crop_seconds, "must be positive.")
     fe = frontend.FrontendConfig.from_config(c.frontend)
     if "model" in c and "task" in c and c.task.name == "wav2vec2":
         m, t = c.model, c.task
-        _require(0 < t.mask_prob < 1, "task.mask_prob", t.mask_prob, "must lie in (0, 1).")
-        _require(t.mask_span >= 1, "task.mask_span", t.mask_span, "must be >= 1.")
-        _require(t.num_negatives >= 1, "task.num_negatives", t.num_negatives, "must be >= 1.")
-        _require(t.temperature > 0, "task.temperature", t.temperature, "must be > 0.")
-        _require(m.stack >= 1, "model.stack", m.stack, "must be >= 1.")
-        _require(m.num_blocks >= 1, "model.num_blocks", m.num_blocks, "must be >= 1.")
-        _require(
+        require(0 < t.mask_prob < 1, "task.mask_prob", t.mask_prob, "must lie in (0, 1).")
+        require(t.mask_span >= 1, "task.mask_span", t.mask_span, "must be >= 1.")
+        require(t.num_negatives >= 1, "task.num_negatives", t.num_negatives, "must be >= 1.")
+        require(t.temperature > 0, "task.temperature", t.temperature, "must be > 0.")
+        require(m.stack >= 1, "model.stack", m.stack, "must be >= 1.")
+        require(m.num_blocks >= 1, "model.num_blocks", m.num_blocks, "must be >= 1.")
+        require(
             m.model_dim % m.num_heads == 0, "model.num_heads", m.num_heads,
             f"must divide config.model.model_dim={m.model_dim}.",
         )
         for key in ("first_kernel_size", "kernel_size"):
-            _require(m[key] >= 1 and m[key] % 2 == 1, f"model.{key}", m[key], "must be a positive odd number.")
+            require(m[key] >= 1 and m[key] % 2 == 1, f"model.{key}", m[key], "must be a positive odd number.")
         for key in ("dropout", "feature_dropout"):
-            _require(0 <= m[key] < 1, f"model.{key}", m[key], "must lie in [0, 1).")
+            require(0 <= m[key] < 1, f"model.{key}", m[key], "must lie in [0, 1).")
         samples = int(round(c.data.crop_seconds * fe.sample_rate))
         steps = frontend.num_frames(samples, fe) // m.stack
-        _require(
+        require(
             math.ceil(t.mask_prob * steps) >= 2, "data.crop_seconds", c.data.crop_seconds,
             f"gives {steps} latent steps, too few to mask two of them; use longer crops.",
         )

@@ -66,9 +66,7 @@ class Run:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Rejects an inconsistent protocol config; errors name the key and what to do."""
-    def require(ok: bool, key: str, value: Any, what: str) -> None:
-        if not ok:
-            raise ValueError(f"config.{key}={value!r}: {what}")
+    from audiossl_jax.config_lib import require
 
     names = list(config.encoders.keys())
     for key in ("untrained", "supervised"):

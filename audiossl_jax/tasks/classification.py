@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from audiossl_jax import augment
+from audiossl_jax import augment, config_lib
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.models.cnn import CNNEncoder
 from audiossl_jax.models.conformer import dense, kernel_sizes
@@ -129,7 +129,7 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
             value = c
             for part in key.split("."):
                 value = value[part]
-            raise ValueError(f"config.{key}={value!r}: {what}")
+            config_lib.require(ok, key, value, what)
 
     t, m = c.task, c.model
     cnn = is_cnn(c)

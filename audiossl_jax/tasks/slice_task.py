@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from audiossl_jax import frontend as frontend_lib
+from audiossl_jax.config_lib import require
 from audiossl_jax.models.cnn import CNNDecoder, CNNEncoder, MLPHead, downsampling
 from audiossl_jax.tasks.base import Batch, Metrics, Task
 
@@ -99,12 +100,6 @@ def masked_mean(values: Array, weight: Array) -> Array:
     """Mean of values [B] over the examples where weight [B] is True (0 when none is)."""
     w = weight.astype(jnp.float32)
     return jnp.sum(values * w) / jnp.maximum(jnp.sum(w), 1.0)
-
-
-def require(ok: bool, key: str, value: object, what: str) -> None:
-    """Raises ValueError naming ``config.<key>=<value>`` and what to do."""
-    if not ok:
-        raise ValueError(f"config.{key}={value!r}: {what}")
 
 
 class SliceTask(Task):
