@@ -145,6 +145,8 @@ def require(ok: bool, key: str, value: object, what: str) -> None:
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
     require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
+    fraction = c.data.get("train_fraction", 1.0)
+    require(0 < fraction <= 1, "data.train_fraction", fraction, "must lie in (0, 1] (1 trains on the whole split).")
     if c.mode == "finetune":
         from audiossl_jax.tasks.classification import validate_config
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from audiossl_jax.data import pipeline, registry, synthetic
+from audiossl_jax.data import pipeline, registry, subset, synthetic
 
 SR = 16000
 
@@ -177,6 +177,44 @@ def test_train_on_a_subset_of_examples(tiny_dir: pathlib.Path, tiny_train) -> No
         next(pipeline.make_train_iterator(cfg, batch_size=4, seed=1, examples=[0, 64]))
 
 
+def test_subset_indices_are_seeded_distinct_and_nested() -> None:
+    a = subset.subset_indices(100, 30, seed=1)
+    assert len(set(a.tolist())) == 30 and a.max() < 100 and np.all(np.diff(a) > 0)
+    np.testing.assert_array_equal(a, subset.subset_indices(100, 30, seed=1))
+    assert not np.array_equal(a, subset.subset_indices(100, 30, seed=2))
+    assert set(subset.subset_indices(100, 10, seed=1).tolist()) < set(a.tolist())
+    assert len(subset.subset_indices(10, 30, seed=1)) == 10
+
+
+def test_train_fraction_trains_on_a_seeded_subset(tiny_dir: pathlib.Path, tiny_train) -> None:
+    """data.train_fraction=0.25 of 64 clips: 16 drawn by subset_seed, each once per epoch."""
+    cfg = _tiny_cfg(tiny_dir, crop_seconds=4.0, train_fraction=0.25, subset_seed=3)
+    keep = pipeline.train_examples(cfg, 64)
+    rng = np.random.default_rng(3)  # re-derived: the first 16 of the seed's permutation
+    np.testing.assert_array_equal(keep, np.sort(rng.permutation(64)[:16]))
+    assert pipeline.train_examples(_tiny_cfg(tiny_dir), 64) is None
+    for seed in (0, 1):  # the training seed reorders, the subset stays
+        batches = _take(cfg, 8, batch_size=4, seed=seed)
+        for epoch in range(2):
+            got = [_key(w[:n]) for b in batches[4 * epoch:4 * epoch + 4] for w, n in zip(b["waveform"], b["length"])]
+            assert sorted(got) == sorted(_key(tiny_train[i][0]) for i in keep)
+    _assert_same(batches[5:], _take(cfg, 3, batch_size=4, seed=1, start_step=5))
+    half = pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=0.5, subset_seed=3), 64)
+    assert len(half) == 32 and set(keep.tolist()) < set(half.tolist())
+    other = pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=0.25, subset_seed=4), 64)
+    assert not np.array_equal(keep, other)
+
+
+def test_train_fraction_errors_name_the_key(tiny_dir: pathlib.Path) -> None:
+    for fraction in (0.0, 1.5):
+        with pytest.raises(ValueError, match=rf"config.data.train_fraction={fraction}"):
+            pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=fraction), 64)
+    cfg = _tiny_cfg(tiny_dir, train_fraction=0.5)
+    with pytest.raises(ValueError, match="train_fraction=0.5 and an explicit example list"):
+        next(pipeline.make_train_iterator(cfg, batch_size=4, seed=0, examples=[1, 2]))
+    assert len(pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=0.001), 64)) == 1
+
+
 def test_hosts_see_disjoint_examples_and_resume(tiny_dir: pathlib.Path, tiny_train) -> None:
     cfg = _tiny_cfg(tiny_dir, crop_seconds=0.25)
     single = _take(cfg, 6, batch_size=16, seed=0)
@@ -281,6 +319,7 @@ def test_default_data_config_keys() -> None:
     cfg = pipeline.default_data_config()
     assert set(cfg.keys()) == {"name", "data_dir", "manual_dir", "path", "label_key", "multi_label",
                                "label_separator", "group_key", "class_names", "skip_bad_files", "prepare",
-                               "sample_rate", "crop_seconds", "class_balanced", "train_split", "eval_split"}
+                               "sample_rate", "crop_seconds", "class_balanced", "train_fraction", "subset_seed",
+                               "train_split", "eval_split"}
     assert cfg.name == "synthetic_audio" and cfg.data_dir is None and cfg.path is None
     assert pipeline.crop_samples(cfg) == 64000

@@ -1,6 +1,7 @@
 """Loading encoders from checkpoints, embedding whole splits, and fine-tuning end to end."""
 
 import json
+import pathlib
 
 import flax.linen as nn
 import jax
@@ -248,3 +249,25 @@ def test_cnn_finetune_runs_end_to_end(cnn_pretrained, tmp_path):
     moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(state["batch_stats"]["encoder"])),
                                                     jax.tree.leaves(model_state["batch_stats"]["encoder"]))]
     assert any(moved)  # BatchNorm trained: running averages updated from the loaded ones
+
+
+def test_every_finetune_variant_validates_and_label_fractions_apply():
+    from audiossl_jax.evaluation import protocol
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval_finetune_cfS.py"
+    full = protocol.load_config_file(f"{path}:audioset")
+    variants = ["audioset_balanced", "fsdkaggle2019_curated", "fsdkaggle2019_noisy", "esc50", "dcase2019_1a",
+                "magnatagatune", "kinetics700_audio", "synthetic", "fsdd_digits", "fsdd_speaker", "donateacry",
+                "smoke"]
+    for variant in variants:
+        config_lib.validate(protocol.load_config_file(f"{path}:{variant}"))
+    for percent in (10, 20, 33, 50, 100):
+        c = protocol.load_config_file(f"{path}:audioset_f{percent}")
+        config_lib.validate(c)
+        assert c.data.train_fraction == percent / 100
+        c.data.train_fraction = 1.0
+        assert c.to_dict() == full.to_dict()  # nothing else differs from the full-label variant
+    assert protocol.load_config_file(f"{path}:audioset_balanced_f10").data.name == "audioset_balanced"
+    with pytest.raises(ValueError, match="_f<percent>"):
+        protocol.load_config_file(f"{path}:esc5")
+

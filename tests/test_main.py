@@ -49,6 +49,7 @@ def test_out_of_range_value_is_named(tmp_path):
         ("task.temperature", 0.0, "config.task.temperature"),
         ("data.crop_seconds", 0.05, "config.data.crop_seconds"),
         ("compute_dtype", "float16", "config.compute_dtype"),
+        ("data.train_fraction", 1.5, "config.data.train_fraction=1.5"),
     ],
 )
 def test_validate_names_bad_keys(key, value, match):

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from audiossl_jax.evaluation import protocol, subset
+from audiossl_jax.evaluation import protocol
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -82,14 +82,6 @@ def test_figure_is_a_png(tmp_path):
 
     image = matplotlib.image.imread(tmp_path / "fig.png")
     assert image.shape[:2] == (height, width) and image.std() > 0.05  # not a blank canvas
-
-
-def test_subset_indices_are_seeded_and_distinct():
-    a = subset.subset_indices(100, 30, seed=1)
-    assert len(set(a.tolist())) == 30 and a.max() < 100
-    np.testing.assert_array_equal(a, subset.subset_indices(100, 30, seed=1))
-    assert not np.array_equal(a, subset.subset_indices(100, 30, seed=2))
-    assert len(subset.subset_indices(10, 30, seed=1)) == 10
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ Row i holds real audio in waveform[i, :length[i]] and zeros after it.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable, Iterator, Sequence
 
@@ -17,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from ml_collections import config_dict
 
-from audiossl_jax.data import registry, source
+from audiossl_jax.data import registry, source, subset
 
 registry.hide_accelerators_from_tf()
 
@@ -41,6 +42,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     cfg.sample_rate = 16000
     cfg.crop_seconds = 4.0
     cfg.class_balanced = False
+    # Train on round(train_fraction * n) examples of the training split, drawn by
+    # subset_seed (nested: a smaller fraction's examples lie inside a larger one's).
+    cfg.train_fraction = 1.0
+    cfg.subset_seed = 0
     cfg.train_split = "train"
     cfg.eval_split = "test"
     return cfg
@@ -149,13 +154,32 @@ def _example_fn(src: source.Source, num_samples: int) -> Callable[[tf.Tensor, tf
     return fn
 
 
+def train_examples(data_cfg: ml_collections.ConfigDict, num_examples: int) -> np.ndarray | None:
+    """The indices int64 [k] ``data.train_fraction`` (< 1) keeps of a split of num_examples, or None.
+
+    k = round(fraction * num_examples) >= 1, drawn by ``data.subset_seed`` with
+    ``subset.subset_indices`` (independent of the training seed, nested across fractions).
+    """
+    fraction = float(data_cfg.get("train_fraction", 1.0))
+    size = subset.fraction_size(num_examples, fraction)
+    if fraction == 1.0:
+        return None
+    keep = subset.subset_indices(num_examples, size, int(data_cfg.get("subset_seed", 0)))
+    logging.info("%s split %s: training on %d of %d examples (config.data.train_fraction=%g, subset_seed=%d)",
+                 data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction,
+                 int(data_cfg.get("subset_seed", 0)))
+    return keep
+
+
 def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
                         process_index: int = 0, process_count: int = 1,
                         start_step: int = 0, examples: Sequence[int] | None = None) -> Iterator[Batch]:
     """Endless per-host training batches (see module docstring); batch k is for train step k + 1.
 
     ``examples`` restricts training to those example indices of the split (e.g. the
-    protocol's "1000 random examples" arm); the order, crop and resume rules are the same.
+    protocol's "1000 random examples" arm); ``data_cfg.train_fraction`` < 1 picks them
+    from the config instead (``train_examples``). The order, crop and resume rules are
+    the same.
 
     Row j of host h in batch k reads global stream position p = (k * hosts + h) * b + j:
     example `TrainOrder(seed).indices(p)` (a per-epoch permutation, or class-balanced
@@ -165,6 +189,11 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int,
     """
     num_samples = crop_samples(data_cfg)
     src, info = registry.load_source(data_cfg, data_cfg.train_split)
+    chosen = train_examples(data_cfg, len(src))
+    if chosen is not None and examples is not None:
+        raise ValueError(f"config.data.train_fraction={data_cfg.train_fraction!r} and an explicit example "
+                         "list both restrict the training split; keep train_fraction=1.0 here.")
+    examples = chosen if examples is None else examples
     if examples is not None:
         src = src.subset(examples)
     _check_shard(info, process_count)

@@ -23,7 +23,7 @@ from ml_collections import config_dict
 
 from audiossl_jax import config_lib
 from audiossl_jax.evaluation import metrics
-from audiossl_jax.tasks.classification import ClassificationTask, validate_config
+from audiossl_jax.tasks.classification import ClassificationTask
 from audiossl_jax.train import sharding
 
 
@@ -134,7 +134,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     """
     from audiossl_jax.train import trainer
 
-    validate_config(config)
+    config_lib.validate(config)
     state = trainer.train(config, workdir, data_iterator_fn=data_iterator_fn)
     task = ClassificationTask(config)
     split = config.data.eval_split

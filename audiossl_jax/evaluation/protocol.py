@@ -374,7 +374,7 @@ class Evaluator:
             return f["scene"], f["label"]
 
     def train_indices(self, task: str, run: Run, num_examples: int) -> np.ndarray | None:
-        from audiossl_jax.evaluation import subset
+        from audiossl_jax.data import subset
 
         if run.train_set == "full":
             return None
@@ -417,11 +417,9 @@ class Evaluator:
         c.mesh.data, c.mesh.model, c.mesh.rules, c.mesh.fsdp = -1, 1, [], False
         num_examples = self.info(run.task, c.data.train_split).num_examples
         keep = self.train_indices(run.task, run, num_examples)
-        iterator_fn = None
-        if keep is not None:
-            def iterator_fn(start_step: int) -> Any:
-                return pipeline.make_train_iterator(c.data, batch_size=c.batch_size, seed=c.seed,
-                                                    start_step=start_step, examples=keep)
+        iterator_fn = None if keep is None else (
+            lambda start_step: pipeline.make_train_iterator(c.data, batch_size=c.batch_size, seed=c.seed,
+                                                            start_step=start_step, examples=keep))
         run_dir = self.workdir / "finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
         result = finetune.run(c, run_dir, data_iterator_fn=iterator_fn)
         metric = "mAP" if multi_label else "accuracy"
