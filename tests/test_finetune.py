@@ -271,3 +271,37 @@ def test_every_finetune_variant_validates_and_label_fractions_apply():
     with pytest.raises(ValueError, match="_f<percent>"):
         protocol.load_config_file(f"{path}:esc5")
 
+
+def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
+    """Multi-label CNN head == NumPy sigmoid + linear softmax pooling over valid slices; BCE; end to end."""
+    encoder_config, workdir, _, model_state = cnn_pretrained
+    tags = ["rock;guitar", "piano", "rock", "guitar;piano;rock", "piano;rock", "guitar", "rock;guitar", "piano"]
+    names = write_tagged_folder(tmp_path / "audio", tags)
+    c = finetune.finetune_config_from(encoder_config, str(workdir), num_classes=len(names), multi_label=True)
+    c.total_steps, c.checkpoint.every_steps, c.log_every_steps, c.batch_size = 3, 3, 1, 8
+    c.data.update(dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"),
+                       label_key="tags", multi_label=True, crop_seconds=1.2, class_balanced=True))
+    task = classification.ClassificationTask(c)
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
+    params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
+    variables = {"params": params, **state}
+    rng = np.random.default_rng(1)
+    batch = {"waveform": rng.uniform(-0.5, 0.5, (2, 19200)).astype(np.float32),
+             "length": np.array([19200, 11000], np.int32), "label": np.array([[1, 0, 1], [0, 1, 0]], np.float32)}
+    frames, valid, _ = (np.asarray(a, np.float64) for a in task.embed(variables, batch))
+    assert valid.sum(1).tolist() == [3, 2]  # 120 frames -> 3 slices of 32; 68 frames -> 2
+    head = jax.tree.map(np.asarray, params["head"])
+    p = np.clip(1 / (1 + np.exp(-(frames @ head["kernel"] + head["bias"]))), 1e-6, 1 - 1e-6)
+    want = (p * p * valid[..., None]).sum(1) / (p * valid[..., None]).sum(1)
+    got = np.asarray(task.predict(variables, batch))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    loss, _ = task.loss(variables, batch, jax.random.PRNGKey(0), train=False)
+    y = batch["label"]
+    bce = -(y * np.log(want) + (1 - y) * np.log(1 - want)).mean()
+    assert float(loss) == pytest.approx(bce, rel=1e-4)
+    result = finetune.run(c, tmp_path / "run")
+    assert {"mAP", "lwlrap", "mauc"} <= set(result) and 0 <= result["mAP"] <= 1
+    trained = embeddings.load_encoder(tmp_path / "run")[1]
+    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(trained["batch_stats"]["encoder"])),
+                                                    jax.tree.leaves(model_state["batch_stats"]["encoder"]))]
+    assert any(moved)
