@@ -74,7 +74,7 @@ def test_smoke_run_prints_parameters_mesh_and_progress(tmp_path):
     log = out.stderr
     assert "mesh (data=1, model=1)" in log
     assert "total" in log and "conformer/block0" in log
-    assert "step 4/4 | loss" in log and "examples/s" in log and "ETA" in log
+    assert "step 4/4 | loss" in log and "| acc 0." in log and "examples/s" in log and "ETA" in log
     assert (tmp_path / "run" / "checkpoints" / "4").is_dir()
     assert (tmp_path / "run" / "config.json").is_file()
     assert list((tmp_path / "run").glob("events.out.tfevents.*")), "no TensorBoard summaries"

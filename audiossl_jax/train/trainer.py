@@ -262,6 +262,14 @@ def _check_finite(step: int, metrics: Mapping[str, float], ckpt: checkpoint.Chec
         )
 
 
+def progress_line(step: int, total: int, means: Mapping[str, float]) -> str:
+    """The progress log line: step, loss, accuracy (tasks that report one), speed, ETA."""
+    acc = f" | acc {means['accuracy']:.3f}" if "accuracy" in means else ""
+    sec = means["sec_per_step"]
+    return (f"step {step}/{total} | loss {means['loss']:.4f}{acc} | {means['examples_per_sec']:.1f} examples/s"
+            f" | {sec:.3f} s/step | ETA {_format_eta((total - step) * sec)}")
+
+
 def train(
     config: ml_collections.ConfigDict,
     workdir: str | pathlib.Path | epath.Path,
@@ -348,11 +356,7 @@ def train(
             means["sec_per_step"] = sec_per_step
             writer.write_scalars(step, means)
             if is_chief:
-                logging.info(
-                    "step %d/%d | loss %.4f | acc %.3f | %.1f examples/s | %.3f s/step | ETA %s",
-                    step, total, means["loss"], means.get("accuracy", float("nan")),
-                    means["examples_per_sec"], sec_per_step, _format_eta((total - step) * sec_per_step),
-                )
+                logging.info("%s", progress_line(step, total, means))
             window_start, window_steps = time.perf_counter(), 0
 
     try:
