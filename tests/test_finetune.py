@@ -268,6 +268,9 @@ def test_every_finetune_variant_validates_and_label_fractions_apply():
         c.data.train_fraction = 1.0
         assert c.to_dict() == full.to_dict()  # nothing else differs from the full-label variant
     assert protocol.load_config_file(f"{path}:audioset_balanced_f10").data.name == "audioset_balanced"
+    large = protocol.load_config_file(f"{path.with_name('eval_finetune_cfL.py')}:audioset_f50")
+    config_lib.validate(large)
+    assert large.model.model_dim == 768 and large.data.train_fraction == 0.5 and large.task.num_classes == 527
     with pytest.raises(ValueError, match="_f<percent>"):
         protocol.load_config_file(f"{path}:esc5")
 
