@@ -8,7 +8,9 @@ Variants:
           needs the datasets prepared (docs/datasets.md); frozen arm (add the fine-tuned
           one with --config.arms=frozen,finetuned).
   demo    built-in synthetic audio, FSDD digits and speakers, donate-a-cry
-          (../shared/data), smoke-sized CNN encoders trained on the fly; frozen arm.
+          (../shared/data), the narrower ``demo`` CNN encoders trained on the fly on
+          the built-in data (300 steps each); frozen arm (the fine-tuned one, when
+          added, trains 300 steps of 32 clips per run).
   smoke   seconds: tiny synthetic data, three smoke CNN encoders, 2 replicas; frozen
           arm (fine-tuning settings sized for seconds when the arm is added).
   smoke_conformer  seconds: conformer encoders, both arms.
@@ -79,9 +81,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         suffix = ""
         c.tasks = {name: _task(dataset, crop) for name, (dataset, crop) in PAPER_TASKS.items()}
     elif variant in ("demo", "smoke"):
-        suffix = ":smoke"
+        suffix = f":{variant}"
         if variant == "demo":
             c.tasks = {"synthetic": _task("synthetic_audio", 4.0), **{k: _shared_task(k) for k in SHARED_TASKS}}
+            c.finetune.update(dict(total_steps=300, batch_size=32, peak_learning_rate=1e-3, log_every_steps=100))
         else:
             c.replicas, c.n_train, c.embed_batch_size = 2, 24, 8
             c.finetune.update(dict(total_steps=2, batch_size=8, peak_learning_rate=1e-3, log_every_steps=1))
