@@ -214,6 +214,18 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
     frames, validity, centres = task.embed({"params": restored.params, **restored.model_state}, dict(tiny_batch))
     n, hop = task.slice_frames, 160
     assert frames.shape == (16, T // n, 16)
-    expected = np.arange(T // n)[None, :] * n + n <= np.asarray(tiny_batch["length"])[:, None] // hop
+    frames_in_clip = np.asarray(tiny_batch["length"])[:, None] // hop
+    expected = (np.arange(T // n)[None, :] * n + n <= frames_in_clip) | ((np.arange(T // n) == 0) & (frames_in_clip > 0))
     np.testing.assert_array_equal(np.asarray(validity), expected)
     np.testing.assert_allclose(np.asarray(centres), (np.arange(T // n) * n * hop + ((n - 1) * hop + 400) / 2) / 16000)
+
+
+def test_slice_validity_keeps_the_first_slice_of_short_clips():
+    """Whole slices inside the clip are valid; a non-empty clip shorter than one slice keeps slice 0."""
+    from audiossl_jax.tasks.slice_task import slice_validity
+
+    valid = np.array([0, 1, 95, 96, 191, 192, 400])
+    got = np.asarray(slice_validity(jnp.asarray(valid), 4, 96))
+    for row, v in enumerate(valid):
+        want = [(k + 1) * 96 <= v or (k == 0 and v > 0) for k in range(4)]
+        assert got[row].tolist() == want, (v, got[row])

@@ -3,7 +3,8 @@
 The encoder is the conformer (``config.model`` of a wav2vec 2.0 run) or the CNN of
 Tagliasacchi et al. (2020) (``config.model.channels`` of a pretext run): the CNN runs
 over the clip's consecutive non-overlapping slices of ``task.slice_frames`` frames
-(those entirely inside the clip are valid), BatchNorm normalising with the statistics of
+(those entirely inside the clip are valid; a clip shorter than one slice keeps its
+first, zero-padded), BatchNorm normalising with the statistics of
 the valid slices of the batch in training and with its running averages in evaluation.
 The whole encoder updates. After the encoder (frames [B, T', D]: conformer steps or
 slices) and dropout:
@@ -38,7 +39,7 @@ from audiossl_jax.models.cnn import CNNEncoder
 from audiossl_jax.models.conformer import dense, kernel_sizes
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
-from audiossl_jax.tasks.slice_task import stats_mask
+from audiossl_jax.tasks.slice_task import slice_validity, stats_mask
 
 Array = jax.Array
 
@@ -79,7 +80,8 @@ class SliceEncoder(CNNEncoder):
     def encode(self, logmel: Array, frame_mask: Array, *, train: bool) -> tuple[Array, Array]:
         """logmel [B, T, F], frame mask [B, T] -> slice embeddings [B, S, D] float32, validity [B, S].
 
-        S = T // slice_frames; a slice is valid when all its frames are. Training
+        S = T // slice_frames; validity as ``slice_task.slice_validity`` (whole slices inside
+        the clip, or the first, zero-padded, of a clip shorter than one slice). Training
         BatchNorm statistics come from the valid slices (all when none is).
         """
         b, t, f = logmel.shape
@@ -88,7 +90,7 @@ class SliceEncoder(CNNEncoder):
         if s == 0:
             raise ValueError(f"clips of {t} frames are shorter than one slice (config.task.slice_frames={n}); "
                              "use longer crops (config.data.crop_seconds).")
-        valid = (jnp.arange(s) + 1) * n <= frame_mask.sum(axis=1)[:, None]
+        valid = slice_validity(frame_mask.sum(axis=1), s, n)
         x = logmel[:, : s * n].reshape(b * s, n, f)
         emb = self(x, train=train, mask=stats_mask(valid.reshape(-1)))
         return emb.reshape(b, s, -1).astype(jnp.float32), valid

@@ -15,7 +15,8 @@ crop shorter than the span is a configuration error (raised when the task is bui
 
 The model of every task is a :class:`SliceModel`: the paper's CNN encoder plus the
 decoder or head the task needs. ``Task.embed`` runs the encoder (running BatchNorm
-averages) over consecutive non-overlapping slices of the clip.
+averages) over consecutive non-overlapping slices of the clip: those entirely inside
+it, or its first, zero-padded slice when the clip is shorter than one.
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ class SliceModel(nn.Module):
 def valid_frames(length: Array, num_frames: int, cfg: frontend_lib.FrontendConfig) -> Array:
     """Valid frames per clip: length [B] samples -> [B] int32, at most ``num_frames``."""
     return jnp.minimum(length // cfg.hop_length, num_frames).astype(jnp.int32)
+
+
+def slice_validity(valid: Array, num_slices: int, slice_frames: int) -> Array:
+    """Which consecutive slices of a clip embed it: valid frames [B] -> [B, S] bool.
+
+    A slice is valid when it lies entirely inside the clip's valid frames. A non-empty
+    clip shorter than one slice (most spoken digits are under 975 ms) keeps its first
+    slice, zero-padded, so that every clip has an embedding.
+    """
+    index = jnp.arange(num_slices)
+    whole = (index + 1) * slice_frames <= valid[:, None]
+    return whole | ((index == 0) & (valid[:, None] > 0))
 
 
 def window_starts(rng: Array, valid: Array, span: int) -> tuple[Array, Array]:
@@ -217,7 +230,8 @@ class SliceTask(Task):
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         """Encoder over consecutive non-overlapping slices: frames [B, S, D], validity [B, S], centres [S] s.
 
-        S = T // slice_frames; a slice is valid when it lies entirely inside the clip.
+        S = T // slice_frames; validity as ``slice_validity`` (whole slices inside the clip;
+        the first, zero-padded, for a clip shorter than one slice).
         """
         logmel, valid = self.features(batch)
         b, t, f = logmel.shape
@@ -230,5 +244,4 @@ class SliceTask(Task):
             )
         x = logmel[:, : s * n].reshape(b * s, n, f)
         emb = self.model.apply(variables, x, train=False, method=SliceModel.encode).reshape(b, s, -1)
-        validity = (jnp.arange(s) + 1) * n <= valid[:, None]
-        return emb, validity, frontend_lib.group_times(s, self.frontend, n)
+        return emb, slice_validity(valid, s, n), frontend_lib.group_times(s, self.frontend, n)
