@@ -70,6 +70,27 @@ def test_table_one_layout():
     assert "incomplete" in protocol.markdown_table(protocol.summarise(rows[:-1], c), c)
 
 
+def test_average_leaves_out_tasks_where_the_baselines_tie():
+    c = table_config()
+    c.tasks = {"digits": c.tasks.digits, "speaker": c.tasks.speaker, "cry": c.tasks.digits}
+    rows = fake_rows(c, ["untrained", "cbow", "supervised"], ["digits", "speaker"])
+    for e in ["untrained", "cbow", "supervised"]:  # every encoder predicts the majority class
+        rows += [dict(r, encoder=e, task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])]
+    section = protocol.summarise(rows, c)[0]
+    assert section["left_out"] == {"cry": "untrained and supervised both score 0.786"}
+    assert section["tasks"] == ["cry", "digits", "speaker"]  # ConfigDict keys are sorted
+    norm = section["normalised"]
+    assert np.isnan(norm[:, 0]).all()
+    np.testing.assert_allclose(section["average"], norm[:, 1:].mean(axis=1))
+    np.testing.assert_allclose(section["average"], [0, 0.5, 1])
+    text = protocol.markdown_table([section], c)
+    assert "| cbow | 0.786 +- 0.000 | 0.101 +- 0.001 | 0.111 +- 0.001 | 0.50 [0.50, 0.50] |" in text
+    assert "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained and supervised " \
+           "both score 0.786)." in text
+    missing = protocol.summarise([r for r in rows if not (r["task"] == "digits" and r["encoder"] == "supervised")], c)
+    assert missing[0]["left_out"]["digits"] == "no score of a baseline yet"
+
+
 def test_figure_is_a_png(tmp_path):
     c = table_config()
     rows = fake_rows(c, ["untrained", "cbow", "supervised"], ["digits", "speaker"])

@@ -224,7 +224,12 @@ def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, interval: floa
 def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     """One section per (arm, training set) with all results: per encoder and task the
     replica scores (mean, std, count) and the normalised score; per encoder the average
-    normalised score over tasks with its bootstrap interval."""
+    normalised score over tasks with its bootstrap interval.
+
+    The average covers the tasks where normalisation is defined (both baselines scored,
+    and differently); the others are listed in ``left_out`` with the reason, not folded
+    in as NaN (a task where untrained and supervised tie would otherwise blank every
+    encoder's average)."""
     encoders, tasks = encoder_order(config), list(config.tasks.keys())
     by_key: dict[tuple[str, str, str, str], list[float]] = {}
     metric: dict[str, str] = {}
@@ -240,12 +245,19 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
             std = np.asarray([[np.std(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             count = np.asarray([[len(got[e, t]) for t in tasks] for e in encoders])
             norm = normalise(mean, mean[0], mean[-1])
-            avg, low, high = bootstrap_mean(norm, int(config.bootstrap.resamples), int(config.bootstrap.seed),
-                                            float(config.bootstrap.interval))
+            defined = np.isfinite(norm[0])  # the untrained row is 0 where the baselines differ, else NaN
+            left_out = {t: ("no score of a baseline yet" if np.isnan(mean[[0, -1], j]).any() else
+                            f"{config.untrained} and {config.supervised} both score {mean[0, j]:.3f}")
+                        for j, t in enumerate(tasks) if not defined[j]}
+            if defined.any():
+                avg, low, high = bootstrap_mean(norm[:, defined], int(config.bootstrap.resamples),
+                                                int(config.bootstrap.seed), float(config.bootstrap.interval))
+            else:
+                avg = low = high = np.full(len(encoders), np.nan)
             sections.append(dict(arm=arm, train_set=train_set, label=train_set_label(config, train_set),
                                  complete=complete, encoders=encoders, tasks=tasks,
                                  metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
-                                 normalised=norm, average=avg, low=low, high=high))
+                                 normalised=norm, average=avg, low=low, high=high, left_out=left_out))
     return sections
 
 
@@ -275,6 +287,10 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
                      for j in range(len(s["tasks"]))]
             avg = f"{_fmt(s['average'][i], 2)} [{_fmt(s['low'][i], 2)}, {_fmt(s['high'][i], 2)}]"
             lines.append(f"| {enc} | " + " | ".join(cells) + f" | {avg} |")
+        if s["left_out"]:
+            why = "; ".join(f"{t} ({reason})" for t, reason in s["left_out"].items())
+            lines += ["", f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
+                          f"left out, normalisation undefined: {why}."]
     return "\n".join(lines) + "\n"
 
 
