@@ -87,6 +87,10 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
     assert "| cbow | 0.786 +- 0.000 | 0.101 +- 0.001 | 0.111 +- 0.001 | 0.50 [0.50, 0.50] |" in text
     assert "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained and supervised " \
            "both score 0.786)." in text
+    assert section["inverted"] == [] and "Warning" not in text
+    flipped = [dict(r, score=1 - r["score"]) if r["task"] == "speaker" else r for r in rows]
+    text = protocol.markdown_table(protocol.summarise(flipped, c), c)
+    assert "Warning: supervised scores below untrained on speaker;" in text
     missing = protocol.summarise([r for r in rows if not (r["task"] == "digits" and r["encoder"] == "supervised")], c)
     assert missing[0]["left_out"]["digits"] == "no score of a baseline yet"
 

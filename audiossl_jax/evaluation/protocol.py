@@ -229,7 +229,8 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
     The average covers the tasks where normalisation is defined (both baselines scored,
     and differently); the others are listed in ``left_out`` with the reason, not folded
     in as NaN (a task where untrained and supervised tie would otherwise blank every
-    encoder's average)."""
+    encoder's average). ``inverted`` lists the tasks where supervised scores below
+    untrained (the scale runs backwards there)."""
     encoders, tasks = encoder_order(config), list(config.tasks.keys())
     by_key: dict[tuple[str, str, str, str], list[float]] = {}
     metric: dict[str, str] = {}
@@ -254,10 +255,12 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
                                                 int(config.bootstrap.seed), float(config.bootstrap.interval))
             else:
                 avg = low = high = np.full(len(encoders), np.nan)
+            inverted = [t for j, t in enumerate(tasks) if defined[j] and mean[-1, j] < mean[0, j]]
             sections.append(dict(arm=arm, train_set=train_set, label=train_set_label(config, train_set),
                                  complete=complete, encoders=encoders, tasks=tasks,
                                  metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
-                                 normalised=norm, average=avg, low=low, high=high, left_out=left_out))
+                                 normalised=norm, average=avg, low=low, high=high, left_out=left_out,
+                                 inverted=inverted))
     return sections
 
 
@@ -291,6 +294,9 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
             why = "; ".join(f"{t} ({reason})" for t, reason in s["left_out"].items())
             lines += ["", f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
                           f"left out, normalisation undefined: {why}."]
+        if s["inverted"]:
+            lines += ["", f"Warning: {config.supervised} scores below {config.untrained} on "
+                          f"{', '.join(s['inverted'])}; there a higher normalised score means a lower task score."]
     return "\n".join(lines) + "\n"
 
 
