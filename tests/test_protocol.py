@@ -186,3 +186,7 @@ def test_bad_config_names_the_key(tmp_path):
     c.encoders.temporal_gap = str(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match=r"config.encoders.temporal_gap=.*config.json not found"):
         protocol.run(c, tmp_path / "w")
+    c = smoke_config()
+    c.tasks.synthetic_tiny.train_fraction = 0.5
+    with pytest.raises(ValueError, match=r"config.tasks.synthetic_tiny.train_fraction=0.5: the protocol sets"):
+        protocol.run(c, tmp_path / "w2")

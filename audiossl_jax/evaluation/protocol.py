@@ -80,6 +80,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(config.n_train >= 1, "n_train", config.n_train, "must be >= 1 (the paper: 1000).")
     require(config.bootstrap.resamples >= 1, "bootstrap.resamples", config.bootstrap.resamples, "must be >= 1.")
     require(0 < config.bootstrap.interval < 1, "bootstrap.interval", config.bootstrap.interval, "must lie in (0, 1).")
+    for task, keys in config.tasks.items():
+        require(keys.get("train_fraction", 1.0) == 1.0, f"tasks.{task}.train_fraction", keys.get("train_fraction"),
+                "the protocol sets the training examples itself (config.train_sets, config.n_train); remove it.")
     for name, spec in config.encoders.items():
         require(isinstance(spec, str) and bool(spec), f"encoders.{name}", spec,
                 f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.")
