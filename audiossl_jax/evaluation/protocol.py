@@ -277,7 +277,8 @@ def _fmt(x: float, digits: int = 3) -> str:
 def markdown_table(sections: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
     """Table I: one table per (arm, training set); rows encoders, columns tasks + average."""
     lines = ["# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)", "",
-             f"Cells: score on the task's test split, mean +- std over {config.replicas} replicas. "
+             f"Cells: score on the task's test split, mean +- std over {config.replicas} "
+             f"replica{'s' if config.replicas != 1 else ''}. "
              f"Average: normalised score (s - {config.untrained}) / ({config.supervised} - {config.untrained}) "
              f"averaged over tasks, [{100 * config.bootstrap.interval:.0f}% interval from "
              f"{config.bootstrap.resamples} bootstrap resamples of the tasks]."]
