@@ -11,6 +11,7 @@ import math
 import ml_collections
 
 from audiossl_jax import frontend
+from audiossl_jax.data import subset
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -145,8 +146,7 @@ def require(ok: bool, key: str, value: object, what: str) -> None:
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
     require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
-    fraction = c.data.get("train_fraction", 1.0)
-    require(0 < fraction <= 1, "data.train_fraction", fraction, "must lie in (0, 1] (1 trains on the whole split).")
+    subset.check_fraction(c.data.get("train_fraction", 1.0))
     if c.mode == "finetune":
         from audiossl_jax.tasks.classification import validate_config
 

@@ -160,14 +160,13 @@ def train_examples(data_cfg: ml_collections.ConfigDict, num_examples: int) -> np
     k = round(fraction * num_examples) >= 1, drawn by ``data.subset_seed`` with
     ``subset.subset_indices`` (independent of the training seed, nested across fractions).
     """
-    fraction = float(data_cfg.get("train_fraction", 1.0))
-    size = subset.fraction_size(num_examples, fraction)
+    fraction = subset.check_fraction(float(data_cfg.get("train_fraction", 1.0)))
     if fraction == 1.0:
         return None
-    keep = subset.subset_indices(num_examples, size, int(data_cfg.get("subset_seed", 0)))
+    seed = int(data_cfg.get("subset_seed", 0))
+    keep = subset.subset_indices(num_examples, subset.fraction_size(num_examples, fraction), seed)
     logging.info("%s split %s: training on %d of %d examples (config.data.train_fraction=%g, subset_seed=%d)",
-                 data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction,
-                 int(data_cfg.get("subset_seed", 0)))
+                 data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction, seed)
     return keep
 
 

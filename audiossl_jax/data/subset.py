@@ -22,9 +22,14 @@ def subset_indices(num_examples: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(num_examples)[: min(size, num_examples)]).astype(np.int64)
 
 
-def fraction_size(num_examples: int, fraction: float) -> int:
-    """Examples kept by ``data.train_fraction``: round(fraction * n), at least 1."""
+def check_fraction(fraction: float) -> float:
+    """``data.train_fraction`` itself, after checking it lies in (0, 1]; the error names the key."""
     if not 0 < fraction <= 1:
         raise ValueError(f"config.data.train_fraction={fraction!r}: must lie in (0, 1] "
                          "(1 trains on the whole split).")
-    return max(1, int(round(fraction * num_examples)))
+    return fraction
+
+
+def fraction_size(num_examples: int, fraction: float) -> int:
+    """Examples kept by ``data.train_fraction``: round(fraction * n), at least 1."""
+    return max(1, int(round(check_fraction(fraction) * num_examples)))
