@@ -159,6 +159,16 @@ def test_multi_label_example_batch_needs_num_classes():
         trainer.example_batch(c, 2)
 
 
+def test_embed_module_and_main_import_together():
+    """embed defines its flags only when run, so it does not clash with main's (--workdir)."""
+    import subprocess
+    import sys
+
+    code = "import audiossl_jax.evaluation.embed, audiossl_jax.main"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_embed_command_caches_a_split_with_its_step(pretrained, tmp_path):
     """`python -m audiossl_jax.evaluation.embed` writes every test clip once and names the step it loaded."""
     import json

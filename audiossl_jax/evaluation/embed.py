@@ -21,19 +21,23 @@ import ml_collections
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints/).")
-flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
-flags.DEFINE_bool("untrained", False, "Embed with a random initialisation of the run's model instead.")
-flags.DEFINE_string("data", "synthetic_audio", "Dataset name (config.data.name), e.g. audio_folder.")
-flags.DEFINE_string("data_path", None, "Folder for data=audio_folder.")
-flags.DEFINE_string("label_key", "label", "metadata.csv column holding the label (audio_folder).")
-flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
-flags.DEFINE_string("split", "test", "Split to embed.")
-flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
-flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
-flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
-flags.DEFINE_string("out", None, "Output .npz file.")
-flags.mark_flags_as_required(["workdir", "out"])
+
+
+def define_flags() -> None:
+    """The command's flags; defined only when it runs, so importing this module defines none."""
+    flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints/).")
+    flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+    flags.DEFINE_bool("untrained", False, "Embed with a random initialisation of the run's model instead.")
+    flags.DEFINE_string("data", "synthetic_audio", "Dataset name (config.data.name), e.g. audio_folder.")
+    flags.DEFINE_string("data_path", None, "Folder for data=audio_folder.")
+    flags.DEFINE_string("label_key", "label", "metadata.csv column holding the label (audio_folder).")
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
+    flags.DEFINE_string("split", "test", "Split to embed.")
+    flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
+    flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
+    flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
+    flags.DEFINE_string("out", None, "Output .npz file.")
+    flags.mark_flags_as_required(["workdir", "out"])
 
 
 def data_config(name: str, *, path: str | None = None, label_key: str = "label", data_dir: str | None = None,
@@ -85,4 +89,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
