@@ -13,6 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from audiossl_jax import frontend
+
 Array = jax.Array
 
 
@@ -48,8 +50,7 @@ def time_mask(rng: Array, logmel: Array, valid: Array, max_fraction: float) -> t
     start = jnp.floor(jax.random.uniform(start_key, (b,)) * (count - width + 1)).astype(jnp.int32)
     pos = jnp.arange(t)[None, :]
     mask = (pos >= start[:, None]) & (pos < (start + width)[:, None]) & valid
-    w = valid.astype(logmel.dtype)[..., None]
-    fill = (logmel * w).sum(axis=1, keepdims=True) / jnp.maximum(w.sum(axis=1, keepdims=True), 1.0)
+    fill = frontend.masked_time_mean(logmel, valid, keepdims=True)
     return jnp.where(mask[..., None], fill, logmel), mask
 
 

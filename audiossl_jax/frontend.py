@@ -270,6 +270,12 @@ def frame_mask(lengths: jax.Array, num_frames: int, cfg: FrontendConfig) -> jax.
     return ends <= lengths[..., None]
 
 
+def masked_time_mean(x: jax.Array, valid: jax.Array, keepdims: bool = False) -> jax.Array:
+    """Mean over the valid frames: x [B, T, D], valid [B, T] -> [B, D] ([B, 1, D] with keepdims); 0 when none is."""
+    w = valid.astype(x.dtype)[..., None]
+    return (x * w).sum(axis=1, keepdims=keepdims) / jnp.maximum(w.sum(axis=1, keepdims=keepdims), 1.0)
+
+
 @functools.lru_cache(maxsize=32)
 def _filterbank_f32(cfg: FrontendConfig) -> np.ndarray:
     """Cached read-only float32 filterbank [n_fft // 2 + 1, n_mels] for the traced matmul."""

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from audiossl_jax import frontend
 from audiossl_jax.tasks.base import Task
 from audiossl_jax.train import checkpoint, sharding
 
@@ -83,12 +84,6 @@ def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[
     return s.task, {"params": state.params, **state.model_state}
 
 
-def scene_embedding(frames: Array, valid: Array) -> Array:
-    """Masked mean over time: frames [B, T, D], valid [B, T] -> [B, D] (zeros when no frame)."""
-    w = valid.astype(frames.dtype)[..., None]
-    return (frames * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
-
-
 def embed_dataset(
     task: Task,
     variables: Mapping[str, Any],
@@ -114,7 +109,7 @@ def embed_dataset(
     @jax.jit
     def embed(v: Mapping[str, Any], batch: Mapping[str, Array]) -> tuple[Array, Array, Array, Array]:
         frames, valid, times = task.embed(v, batch)
-        return scene_embedding(frames.astype(jnp.float32), valid), frames, valid, times
+        return frontend.masked_time_mean(frames.astype(jnp.float32), valid), frames, valid, times
 
     out: dict[str, list[np.ndarray]] = {"scene": [], "label": [], "frames": [], "frame_valid": []}
     times, done = None, 0

@@ -51,12 +51,6 @@ def linear_softmax_pool(p: Array, valid: Array, eps: float) -> Array:
     return (p * p * w).sum(axis=1) / jnp.maximum((p * w).sum(axis=1), eps)
 
 
-def masked_mean(x: Array, valid: Array) -> Array:
-    """Mean over valid frames: x [B, T, D], valid [B, T] -> [B, D]."""
-    w = valid.astype(x.dtype)[..., None]
-    return (x * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
-
-
 def bernoulli_kl(p: Array, q: Array) -> Array:
     """KL(Bernoulli(p) || Bernoulli(q)) per element; p, q in (0, 1)."""
     return p * (jnp.log(p) - jnp.log(q)) + (1 - p) * (jnp.log1p(-p) - jnp.log1p(-q))
@@ -117,7 +111,7 @@ class Classifier(nn.Module):
         if self.multi_label:
             p = jax.nn.sigmoid(head(frames).astype(jnp.float32))
             return linear_softmax_pool(p, valid, self.pool_eps)
-        return head(masked_mean(frames, valid)).astype(jnp.float32)
+        return head(frontend_lib.masked_time_mean(frames, valid)).astype(jnp.float32)
 
     def embed(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
         """The encoder's frames [B, T', D] and validity [B, T'] (no dropout)."""
