@@ -38,10 +38,11 @@ def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
-def _local_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The run config on this machine's devices: all of them on the ``data`` axis."""
+def local_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of the run config on this machine's devices: all of them on the ``data`` axis,
+    parameters replicated (no tensor parallelism or FSDP)."""
     config = ml_collections.ConfigDict(config.to_dict())
-    config.mesh.data, config.mesh.model, config.mesh.rules = -1, 1, []
+    config.mesh.data, config.mesh.model, config.mesh.rules, config.mesh.fsdp = -1, 1, [], False
     return config
 
 
@@ -53,30 +54,34 @@ def _setup(config: ml_collections.ConfigDict) -> Any:
 
 def init_encoder(config: ml_collections.ConfigDict) -> tuple[Task, dict[str, Any]]:
     """A freshly initialised (untrained) encoder of ``config``: (task, variables)."""
-    s = _setup(_local_config(config))
+    s = _setup(local_config(config))
     state = s.init_fn()
     return s.task, {"params": state.params, **state.model_state}
 
 
-def latest_step(workdir: str | pathlib.Path) -> int:
-    """The newest checkpoint step in ``workdir``; FileNotFoundError when there is none."""
-    ckpt = checkpoint.Checkpointer(workdir, _local_config(load_config(workdir)))
-    try:
-        step = ckpt.latest_step()
-    finally:
-        ckpt.close()
+def _existing_step(ckpt: checkpoint.Checkpointer) -> int:
+    step = ckpt.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint under {ckpt.directory}: train first, or pass another --workdir")
     return step
 
 
+def latest_step(workdir: str | pathlib.Path) -> int:
+    """The newest checkpoint step in ``workdir``; FileNotFoundError when there is none."""
+    ckpt = checkpoint.Checkpointer(workdir, local_config(load_config(workdir)))
+    try:
+        return _existing_step(ckpt)
+    finally:
+        ckpt.close()
+
+
 def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
     """The task and variables saved in ``workdir`` at ``step`` (default: the latest)."""
-    step = latest_step(workdir) if step is None else step
-    config = _local_config(load_config(workdir))
-    s = _setup(config)
+    config = local_config(load_config(workdir))
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
+        step = _existing_step(ckpt) if step is None else step
+        s = _setup(config)
         state = ckpt.restore(s.abstract_state, step)
     finally:
         ckpt.close()

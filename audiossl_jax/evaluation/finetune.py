@@ -23,7 +23,7 @@ from ml_collections import config_dict
 
 from audiossl_jax import config_lib
 from audiossl_jax.evaluation import metrics
-from audiossl_jax.tasks.classification import ClassificationTask
+from audiossl_jax.tasks.classification import ClassificationTask, is_cnn
 from audiossl_jax.train import sharding
 
 
@@ -77,7 +77,7 @@ def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str
     ``task.slice_frames`` is kept) fine-tune.
     """
     task = encoder_config.task.name
-    cnn = "channels" in encoder_config.model
+    cnn = is_cnn(encoder_config)
     if not cnn and task not in CONFORMER_TASKS:
         raise ValueError(
             f"{workdir}: task.name={task!r} with no config.model.channels is neither a conformer run "

@@ -429,8 +429,8 @@ class Evaluator:
         enc_dir = self.encoder_dir(run.encoder)
         num_classes, multi_label = self.num_classes(run.task)
         f = self.config.finetune
-        c = finetune.finetune_config_from(embeddings.load_config(enc_dir), str(enc_dir),
-                                          num_classes=num_classes, multi_label=multi_label)
+        c = embeddings.local_config(finetune.finetune_config_from(
+            embeddings.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label))
         c.data = task_data_config(self.config, run.task)
         c.data.class_balanced = bool(f.class_balanced)
         c.data.sample_rate = int(c.frontend.sample_rate)
@@ -440,7 +440,6 @@ class Evaluator:
         c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
         c.schedule.peak_learning_rate = float(f.peak_learning_rate)
         c.task.consistency, c.task.output_dropout = bool(f.consistency), float(f.output_dropout)
-        c.mesh.data, c.mesh.model, c.mesh.rules, c.mesh.fsdp = -1, 1, [], False
         num_examples = self.info(run.task, c.data.train_split).num_examples
         keep = self.train_indices(run.task, run, num_examples)
         iterator_fn = None if keep is None else (
