@@ -74,16 +74,14 @@ def variant_config(size: str, variant: str) -> ml_collections.ConfigDict:
         return c
     if variant in SHARED_TASKS or variant in ("synthetic", "smoke"):
         folder, column, classes, crop = SHARED_TASKS.get(variant, (None, "label", 12, 4.0))
-        c = finetune_config(size, "demo" if variant != "smoke" else "smoke", num_classes=classes,
-                            multi_label=False)
-        c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 300, 100, 25
-        c.data.crop_seconds = crop
+        smoke = variant == "smoke"  # keeps the smoke model's steps and crop
+        c = finetune_config(size, "smoke" if smoke else "demo", num_classes=classes, multi_label=False)
+        if not smoke:
+            c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 300, 100, 25
+            c.data.crop_seconds = crop
         c.task.output_dropout = 0.1
         if folder is not None:
             c.data.name, c.data.path, c.data.label_key = "audio_folder", f"{SHARED_DATA}/{folder}", column
-        if variant == "smoke":
-            c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 4, 2, 1
-            c.data.crop_seconds = 1.0
         return c
     raise ValueError(f"unknown variant {variant!r}: use one of {sorted(PAPER_TASKS) + sorted(SHARED_TASKS)} "
                      "or 'synthetic', 'smoke', each optionally with a label-fraction suffix '_f<percent>' "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ml_collections
 
-SHARED_DATA = "../shared/data"
+from audiossl_jax.config_finetune import SHARED_DATA, SHARED_TASKS
 
 # Tagliasacchi et al. (2020): the pretext tasks and baselines, each a configs/pretrain_<name>.py.
 PRETEXT = ("audio2vec_cbow", "audio2vec_sg", "temporal_gap", "triplet", "arrow_of_time", "autoencoder")
@@ -43,13 +43,6 @@ PAPER_TASKS = {
     "tut_scenes_2018": ("tut_urban_2018", 10.0),
 }
 
-# ../shared/data folders: name -> (folder, label column, crop seconds).
-SHARED_TASKS = {
-    "fsdd_digits": ("fsdd", "label", 2.5),
-    "fsdd_speaker": ("fsdd", "speaker", 2.5),
-    "donateacry": ("donateacry", "label", 7.0),
-}
-
 
 def _task(name: str, crop_seconds: float, **keys: object) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(name=name, crop_seconds=crop_seconds, train_split="train",
@@ -57,7 +50,7 @@ def _task(name: str, crop_seconds: float, **keys: object) -> ml_collections.Conf
 
 
 def _shared_task(variant: str) -> ml_collections.ConfigDict:
-    folder, column, crop = SHARED_TASKS[variant]
+    folder, column, _, crop = SHARED_TASKS[variant]  # the class count comes from the dataset
     return _task("audio_folder", crop, path=f"{SHARED_DATA}/{folder}", label_key=column)
 
 
