@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from audiossl_jax import config_lib  # noqa: E402
 from audiossl_jax.data import pipeline, registry  # noqa: E402
 from audiossl_jax.train import sharding, trainer  # noqa: E402
+from bench_pretrain import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -50,20 +51,15 @@ def bench_step(config, steps: int) -> float:
     batch = trainer.example_batch(config, config.batch_size)
     batch["waveform"] = (0.1 * np.random.default_rng(0).normal(size=batch["waveform"].shape)).astype(np.float32)
     batch = sharding.global_batch(batch, mesh)
-    compiled = s.train_step.lower(s.init_fn(), batch).compile()
     holder = {"state": s.init_fn()}
+    compiled = s.train_step.lower(holder["state"], batch).compile()
 
     def one() -> None:
         holder["state"], metrics = compiled(holder["state"], batch)
         jax.block_until_ready(metrics)
 
     one()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        one()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return timed(one, steps)
 
 
 def main() -> None:

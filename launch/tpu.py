@@ -27,21 +27,19 @@ JAX_VERSION = "0.10.2"
 
 @dataclasses.dataclass(frozen=True)
 class Generation:
-    """A TPU generation: naming, runtime image, hosts and published figures per chip."""
+    """A TPU generation: naming, runtime image and hosts."""
 
     prefix: str
     runtime: str
     cores_per_chip: int  # the accelerator-type suffix counts TensorCores (v4, v5p) or chips
     chips_per_host: int
-    peak_bf16_tflops: float
-    usd_per_chip_hour: float  # on-demand list price, us-central regions
 
 
 GENERATIONS = {
-    "v4": Generation("v4", "tpu-ubuntu2204-base", 2, 4, 275.0, 3.22),
-    "v5e": Generation("v5litepod", "v2-alpha-tpuv5-lite", 1, 8, 197.0, 1.20),
-    "v5p": Generation("v5p", "v2-alpha-tpuv5", 2, 4, 459.0, 4.20),
-    "v6e": Generation("v6e", "v2-alpha-tpuv6e", 1, 8, 918.0, 2.70),
+    "v4": Generation("v4", "tpu-ubuntu2204-base", 2, 4),
+    "v5e": Generation("v5litepod", "v2-alpha-tpuv5-lite", 1, 8),
+    "v5p": Generation("v5p", "v2-alpha-tpuv5", 2, 4),
+    "v6e": Generation("v6e", "v2-alpha-tpuv6e", 1, 8),
 }
 
 
@@ -129,11 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         create, run, delete = commands(args)
     except ValueError as e:
         parser.error(str(e))
+    execute(create[0], args.dry_run)
     if args.queued:
-        execute(create[0], args.dry_run)
         wait_active(create[1], args.dry_run)
-    else:
-        execute(create[0], args.dry_run)
     try:
         for cmd in run:
             execute(cmd, args.dry_run)

@@ -20,8 +20,6 @@ from ml_collections import config_dict
 
 from audiossl_jax.data import registry, source, subset
 
-registry.hide_accelerators_from_tf()
-
 Batch = dict[str, np.ndarray]
 
 

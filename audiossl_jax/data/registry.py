@@ -217,20 +217,17 @@ def load_source(data_cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
         raise DatasetError(str(e)) from e
 
 
-def load_dataset(data_cfg: Any, split: str, *, shard_index: int = 0, shard_count: int = 1,
-                 shuffle_seed: int | None = None) -> tuple[tf.data.Dataset, DatasetInfo]:
+def load_dataset(data_cfg: Any, split: str, *, shard_index: int = 0,
+                 shard_count: int = 1) -> tuple[tf.data.Dataset, DatasetInfo]:
     """The source of `split` as tf.data, and its metadata.
 
-    shard_index/shard_count select every shard_count-th example (before decoding);
-    shuffle_seed, when given, shuffles this order anew on each repetition.
+    shard_index/shard_count select every shard_count-th example (before decoding).
     """
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
     src, info = load_source(data_cfg, split)
     indices = np.arange(len(src), dtype=np.int64)[shard_index::shard_count]
     ds = tf.data.Dataset.from_tensor_slices(indices)
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.map(lambda i: source.read_example(src, i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds, info
 

@@ -27,7 +27,6 @@ class Source:
     multi_label: bool
     labels: tuple[tuple[int, ...], ...]
     read: Callable[[int], np.ndarray]
-    describe: Callable[[int], str]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,7 +54,7 @@ class Source:
                 f"got {len(keep)} indices")
         return dataclasses.replace(
             self, labels=tuple(self.labels[i] for i in keep),
-            read=lambda i: self.read(keep[i]), describe=lambda i: self.describe(keep[i]))
+            read=lambda i: self.read(keep[i]))
 
     def class_members(self) -> list[np.ndarray]:
         """For each class, the example indices that carry it: C arrays of int64."""
@@ -74,7 +73,7 @@ def from_manifest(name: str, split: str, m: manifest.Manifest) -> Source:
         return audio_io.read_audio(paths[i], m.sample_rate)
 
     return Source(name=name, split=split, sample_rate=m.sample_rate, class_names=m.class_names,
-                  multi_label=m.multi_label, labels=m.labels, read=read, describe=lambda i: paths[i])
+                  multi_label=m.multi_label, labels=m.labels, read=read)
 
 
 def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str, ...],
@@ -86,7 +85,7 @@ def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str,
 
     return Source(name=name, split=split, sample_rate=sample_rate, class_names=class_names,
                   multi_label=False, labels=tuple((int(v),) if v >= 0 else () for v in labels),
-                  read=read, describe=lambda i: f"{name}/{split}[{i}]")
+                  read=read)
 
 
 def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:
