@@ -145,6 +145,15 @@ def test_resampler_matches_references() -> None:
         assert err < 0.01, (from_rate, to_rate, err)
 
 
+def test_resampled_length_is_the_resampler_output_length() -> None:
+    """Preparation reports lengths without resampling; they must equal what reading yields."""
+    rng = np.random.default_rng(1)
+    for from_rate, to_rate in ((44100, 16000), (8000, 16000), (22050, 16000), (48000, 32000), (16000, 16000)):
+        for n in (1, 2, 3, 441, 1000, 4999, 22051):
+            audio = rng.standard_normal(n).astype(np.float32)
+            assert audio_io.resampled_length(n, from_rate, to_rate) == len(audio_io.resample(audio, from_rate, to_rate))
+
+
 def test_other_rates_and_channels_are_converted_and_reported(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "audio"
     root.mkdir()

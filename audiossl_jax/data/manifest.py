@@ -166,7 +166,7 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
 
     def check(row: Row) -> tuple[Row, audio_io.AudioInfo | None, str | None]:
         try:
-            _, info = audio_io.inspect_audio(row.path, sample_rate)
+            info = audio_io.inspect_audio(row.path, sample_rate)
         except audio_io.AudioDecodeError as e:
             return row, None, str(e).removeprefix(f"{row.path}: ")
         return row, info, None
