@@ -17,7 +17,7 @@ import pathlib
 import zlib
 from typing import Callable
 
-from audiossl_jax.data import audio_folder, manifest
+from audiossl_jax.data import audio_folder, audio_io, manifest
 
 Row = manifest.Row
 Rows = tuple[list[Row], tuple[str, ...] | None, list[str] | None]
@@ -71,7 +71,7 @@ def hash_split(key: str, weights: dict[str, int] = HASH_SPLIT) -> str:
 
 def _find(folder: pathlib.Path, stem: str) -> str:
     """folder/stem.<ext> for the first audio extension present (default .wav)."""
-    for ext in (".wav", ".flac", ".mp3", ".ogg"):
+    for ext in audio_io.AUDIO_EXTENSIONS:
         if (folder / (stem + ext)).is_file():
             return str(folder / (stem + ext))
     return str(folder / (stem + ".wav"))
