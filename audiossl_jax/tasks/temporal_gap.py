@@ -22,7 +22,7 @@ import ml_collections
 import optax
 
 from audiossl_jax.tasks.slice_task import (
-    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require,
+    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, window_starts,
 )
 
 
@@ -53,13 +53,10 @@ class TemporalGapTask(SliceTask):
     def sample(self, rng: Array, logmel: Array, valid: Array, label: Array) -> Sample:
         """slices [B, 2, N, F], starts [B, 2], gap [B] in [0, 1], usable [B]."""
         gap_key, start_key = jax.random.split(rng)
-        room = valid - self.slice_frames
-        usable = room >= 0
-        room = jnp.maximum(room, 0)
-        u_gap = jax.random.uniform(gap_key, valid.shape)
-        distance = jnp.clip(jnp.floor(u_gap * (room + 1)).astype(jnp.int32), 0, room)
-        u_start = jax.random.uniform(start_key, valid.shape)
-        first = jnp.clip(jnp.floor(u_start * (room - distance + 1)).astype(jnp.int32), 0, room - distance)
+        # The gap is uniform over the room a slice leaves; the first slice then starts
+        # uniformly where both slices fit (the clip shortened by the gap).
+        distance, usable = window_starts(gap_key, valid, self.slice_frames)
+        first, _ = window_starts(start_key, valid - distance, self.slice_frames)
         starts = jnp.stack([first, first + distance], axis=1)
         return {
             "slices": cut_slices(logmel, starts, self.slice_frames),
