@@ -13,10 +13,19 @@ from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 Array = jax.Array
 Batch = Mapping[str, Array]
 Metrics = dict[str, Array]
+
+
+def unit_norm(x: Array, eps: float = 1e-8) -> Array:
+    """x / max(|x|, eps) along the last axis, with finite gradients at x = 0.
+
+    (``jnp.linalg.norm`` has a NaN gradient at zero, which padded slots hit.)
+    """
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
 
 
 class Task(abc.ABC):

@@ -17,14 +17,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from audiossl_jax.tasks.base import unit_norm
 from audiossl_jax.tasks.slice_task import (
     Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, window_starts,
 )
-
-
-def _unit(x: Array, eps: float = 1e-8) -> Array:
-    """x / |x| along the last axis, with finite gradients at 0."""
-    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
 
 
 class TripletTask(SliceTask):
@@ -59,7 +55,7 @@ class TripletTask(SliceTask):
 
     def objective(self, model: SliceModel, sample: Sample, train: bool) -> tuple[Array, Metrics]:
         usable = sample["usable"]
-        emb = _unit(self.encode_slices(model, sample["slices"], usable, train))
+        emb = unit_norm(self.encode_slices(model, sample["slices"], usable, train))
         a, p, n = emb[:, 0], emb[:, 1], emb[:, 2]
         d_ap = jnp.sum(jnp.square(a - p), axis=-1)
         d_an = jnp.sum(jnp.square(a - n), axis=-1)

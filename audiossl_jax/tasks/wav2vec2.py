@@ -23,7 +23,7 @@ import ml_collections
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.models.conformer import kernel_sizes
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer, stacked_mask
-from audiossl_jax.tasks.base import Batch, Metrics, Task
+from audiossl_jax.tasks.base import Batch, Metrics, Task, unit_norm
 
 Array = jax.Array
 
@@ -94,15 +94,6 @@ def sample_distractors(rng: Array, count: Array, num_slots: int, num_negatives: 
     return u + (u >= own).astype(u.dtype)
 
 
-def _unit(x: Array, eps: float = 1e-8) -> Array:
-    """x / max(|x|, eps) along the last axis, with finite gradients at x = 0.
-
-    (``jnp.linalg.norm`` has a NaN gradient at zero, which padded slots hit.)
-    """
-    sq = jnp.sum(x * x, axis=-1, keepdims=True)
-    return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))
-
-
 def contrastive_logits(
     context: Array, positives: Array, negatives: Array, temperature: float
 ) -> tuple[Array, Array]:
@@ -116,7 +107,7 @@ def contrastive_logits(
     positives = positives.astype(jnp.float32)
     negatives = negatives.astype(jnp.float32)
     candidates = jnp.concatenate([positives[:, :, None], negatives], axis=2)
-    c, q = _unit(context), _unit(candidates)
+    c, q = unit_norm(context), unit_norm(candidates)
     logits = jnp.einsum("bme,bmke->bmk", c, q) / temperature
     identical = jnp.all(negatives == positives[:, :, None], axis=-1)
     neg_logits = jnp.where(identical, IDENTICAL_DISTRACTOR_LOGIT, logits[..., 1:])
