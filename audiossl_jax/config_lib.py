@@ -182,8 +182,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
             require(m[key] >= 1 and m[key] % 2 == 1, f"model.{key}", m[key], "must be a positive odd number.")
         for key in ("dropout", "feature_dropout"):
             require(0 <= m[key] < 1, f"model.{key}", m[key], "must lie in [0, 1).")
-        samples = int(round(c.data.crop_seconds * fe.sample_rate))
-        steps = frontend.num_frames(samples, fe) // m.stack
+        steps = frontend.crop_frames(c.data.crop_seconds, fe) // m.stack
         require(
             math.ceil(t.mask_prob * steps) >= 2, "data.crop_seconds", c.data.crop_seconds,
             f"gives {steps} latent steps, too few to mask two of them; use longer crops.",

@@ -252,6 +252,16 @@ def preset_config_dict(name: str) -> ml_collections.ConfigDict:
     return PRESETS[name].to_config_dict()
 
 
+def seconds_to_samples(seconds: float, sample_rate: int) -> int:
+    """Samples in ``seconds`` of audio: round(seconds * sample_rate) (a crop's N)."""
+    return int(round(seconds * sample_rate))
+
+
+def crop_frames(crop_seconds: float, cfg: FrontendConfig) -> int:
+    """Frames of a crop of ``crop_seconds``: ``num_frames(seconds_to_samples(...))``."""
+    return num_frames(seconds_to_samples(crop_seconds, cfg.sample_rate), cfg)
+
+
 def num_frames(num_samples: int, cfg: FrontendConfig) -> int:
     """Frames for a clip of ``num_samples`` samples: ``num_samples // hop_length``."""
     if num_samples < 0:

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from ml_collections import config_dict
 
+from audiossl_jax import frontend
 from audiossl_jax.data import registry, source, subset
 
 Batch = dict[str, np.ndarray]
@@ -51,7 +52,7 @@ def default_data_config() -> ml_collections.ConfigDict:
 
 def crop_samples(data_cfg: ml_collections.ConfigDict) -> int:
     """N, the number of samples per row: round(crop_seconds * sample_rate)."""
-    return int(round(data_cfg.crop_seconds * data_cfg.sample_rate))
+    return frontend.seconds_to_samples(data_cfg.crop_seconds, data_cfg.sample_rate)
 
 
 def _crop(audio: tf.Tensor, num_samples: int, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

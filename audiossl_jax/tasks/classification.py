@@ -142,7 +142,7 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
         if int(t.get("slice_frames", 0)) < 1:
             raise ValueError(f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
                              "(config.model.channels) needs the pretext run's slice length (>= 1).")
-        crop_frames = int(c.data.crop_seconds * c.frontend.sample_rate) // c.frontend.hop_length
+        crop_frames = frontend_lib.crop_frames(c.data.crop_seconds, frontend_lib.FrontendConfig.from_config(c.frontend))
         require(crop_frames >= t.slice_frames, "data.crop_seconds",
                 f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).")
     else:

@@ -144,8 +144,7 @@ class SliceTask(Task):
                 self.frontend.n_mels % factor == 0, "frontend.n_mels", self.frontend.n_mels,
                 f"must be a multiple of {factor} for the decoder to mirror the encoder's pooling.",
             )
-        samples = int(round(config.data.crop_seconds * self.frontend.sample_rate))
-        self.crop_frames = frontend_lib.num_frames(samples, self.frontend)
+        self.crop_frames = frontend_lib.crop_frames(config.data.crop_seconds, self.frontend)
         self.dtype = jnp.dtype(config.compute_dtype)
         self.model = SliceModel(
             channels=channels,

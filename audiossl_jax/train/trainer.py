@@ -34,6 +34,7 @@ from etils import epath
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from audiossl_jax import frontend as frontend_lib
 from audiossl_jax import tasks
 from audiossl_jax.tasks.base import Batch, Task
 from audiossl_jax.train import checkpoint, optim, sharding
@@ -119,7 +120,7 @@ def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[st
     With ``config.data.multi_label`` the label is multi-hot float32 [B, C], C =
     ``config.task.num_classes``.
     """
-    n = int(round(config.data.crop_seconds * config.frontend.sample_rate))
+    n = frontend_lib.seconds_to_samples(config.data.crop_seconds, config.frontend.sample_rate)
     if config.data.get("multi_label", False):
         num_classes = config.task.get("num_classes", None)
         if not num_classes or num_classes < 1:
