@@ -143,6 +143,20 @@ def require(ok: bool, key: str, value: object, what: str) -> None:
         raise ValueError(f"config.{key}={value!r}: {what}")
 
 
+def validate_conformer(m: ml_collections.ConfigDict) -> None:
+    """Checks the conformer keys of ``config.model`` (pre-training and fine-tuning alike)."""
+    require(m.stack >= 1, "model.stack", m.stack, "must be >= 1.")
+    require(m.num_blocks >= 1, "model.num_blocks", m.num_blocks, "must be >= 1.")
+    require(
+        m.model_dim % m.num_heads == 0, "model.num_heads", m.num_heads,
+        f"must divide config.model.model_dim={m.model_dim}.",
+    )
+    for key in ("first_kernel_size", "kernel_size"):
+        require(m[key] >= 1 and m[key] % 2 == 1, f"model.{key}", m[key], "must be a positive odd number.")
+    for key in ("dropout", "feature_dropout"):
+        require(0 <= m[key] < 1, f"model.{key}", m[key], "must lie in [0, 1).")
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
     require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
@@ -172,16 +186,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
         require(t.mask_span >= 1, "task.mask_span", t.mask_span, "must be >= 1.")
         require(t.num_negatives >= 1, "task.num_negatives", t.num_negatives, "must be >= 1.")
         require(t.temperature > 0, "task.temperature", t.temperature, "must be > 0.")
-        require(m.stack >= 1, "model.stack", m.stack, "must be >= 1.")
-        require(m.num_blocks >= 1, "model.num_blocks", m.num_blocks, "must be >= 1.")
-        require(
-            m.model_dim % m.num_heads == 0, "model.num_heads", m.num_heads,
-            f"must divide config.model.model_dim={m.model_dim}.",
-        )
-        for key in ("first_kernel_size", "kernel_size"):
-            require(m[key] >= 1 and m[key] % 2 == 1, f"model.{key}", m[key], "must be a positive odd number.")
-        for key in ("dropout", "feature_dropout"):
-            require(0 <= m[key] < 1, f"model.{key}", m[key], "must lie in [0, 1).")
+        validate_conformer(m)
         steps = frontend.crop_frames(c.data.crop_seconds, fe) // m.stack
         require(
             math.ceil(t.mask_prob * steps) >= 2, "data.crop_seconds", c.data.crop_seconds,

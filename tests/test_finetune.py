@@ -111,6 +111,10 @@ def test_symmetric_kl_matches_numpy():
 def test_bad_finetune_config_names_the_key():
     with pytest.raises(ValueError, match=r"config.task.output_dropout=1.5"):
         classification.ClassificationTask(finetune_config(output_dropout=1.5))
+    c = finetune_config()
+    c.model.kernel_size = 4  # the conformer checks of pre-training apply to fine-tuning too
+    with pytest.raises(ValueError, match=r"config.model.kernel_size=4: must be a positive odd number"):
+        classification.ClassificationTask(c)
 
 
 def write_tagged_folder(root, tags):

@@ -146,9 +146,7 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
         require(crop_frames >= t.slice_frames, "data.crop_seconds",
                 f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).")
     else:
-        require(m.model_dim % m.num_heads == 0, "model.num_heads", f"must divide model.model_dim={m.model_dim}.")
-        for key in ("dropout", "feature_dropout"):
-            require(0 <= m[key] < 1, f"model.{key}", "must lie in [0, 1).")
+        config_lib.validate_conformer(m)
     require(c.batch_size > 0 and c.total_steps > 0, "batch_size", "batch_size and total_steps must be positive.")
 
 
