@@ -160,7 +160,7 @@ def validate_conformer(m: ml_collections.ConfigDict) -> None:
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
     require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
-    subset.check_fraction(c.data.get("train_fraction", 1.0))
+    subset.check(c.data.get("train_fraction", 1.0), c.data.get("train_size", 0))
     if c.mode == "finetune":
         from audiossl_jax.tasks.classification import validate_config
 

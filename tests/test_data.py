@@ -166,15 +166,19 @@ def test_train_epochs_are_permutations(tiny_dir: pathlib.Path, tiny_train) -> No
 
 
 def test_train_on_a_subset_of_examples(tiny_dir: pathlib.Path, tiny_train) -> None:
-    """examples=[...] trains on exactly those examples, each once per epoch, and rejects bad indices."""
-    cfg = _tiny_cfg(tiny_dir, crop_seconds=4.0)
-    keep = [3, 10, 41, 60]
-    batches = _take(cfg, 2, batch_size=4, seed=1, examples=keep)
+    """data.train_size=4 trains on exactly those 4 examples, each once per epoch; a subset
+    with indices outside the split is rejected."""
+    cfg = _tiny_cfg(tiny_dir, crop_seconds=4.0, train_size=4, subset_seed=7)
+    keep = pipeline.train_examples(cfg, 64)
+    np.testing.assert_array_equal(keep, subset.subset_indices(64, 4, 7))
+    batches = _take(cfg, 2, batch_size=4, seed=1)
     wanted = sorted(_key(tiny_train[i][0]) for i in keep)
     for b in batches:
         assert sorted(_key(w[:n]) for w, n in zip(b["waveform"], b["length"])) == wanted
+    assert len(pipeline.train_examples(_tiny_cfg(tiny_dir, train_size=100), 64)) == 64
+    src, _ = registry.load_source(cfg, "train")
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 64\)"):
-        next(pipeline.make_train_iterator(cfg, batch_size=4, seed=1, examples=[0, 64]))
+        src.subset([0, 64])
 
 
 def test_subset_indices_are_seeded_distinct_and_nested() -> None:
@@ -209,9 +213,11 @@ def test_train_fraction_errors_name_the_key(tiny_dir: pathlib.Path) -> None:
     for fraction in (0.0, 1.5):
         with pytest.raises(ValueError, match=rf"config.data.train_fraction={fraction}"):
             pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=fraction), 64)
-    cfg = _tiny_cfg(tiny_dir, train_fraction=0.5)
-    with pytest.raises(ValueError, match="train_fraction=0.5 and an explicit example list"):
-        next(pipeline.make_train_iterator(cfg, batch_size=4, seed=0, examples=[1, 2]))
+    cfg = _tiny_cfg(tiny_dir, train_fraction=0.5, train_size=2)
+    with pytest.raises(ValueError, match="train_fraction=0.5 and config.data.train_size=2 both restrict"):
+        next(pipeline.make_train_iterator(cfg, batch_size=4, seed=0))
+    with pytest.raises(ValueError, match=r"config.data.train_size=-1: must be >= 0"):
+        pipeline.train_examples(_tiny_cfg(tiny_dir, train_size=-1), 64)
     assert len(pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=0.001), 64)) == 1
 
 
@@ -319,7 +325,7 @@ def test_default_data_config_keys() -> None:
     cfg = pipeline.default_data_config()
     assert set(cfg.keys()) == {"name", "data_dir", "manual_dir", "path", "label_key", "multi_label",
                                "label_separator", "group_key", "class_names", "skip_bad_files", "prepare",
-                               "sample_rate", "crop_seconds", "class_balanced", "train_fraction", "subset_seed",
+                               "sample_rate", "crop_seconds", "class_balanced", "train_fraction", "train_size", "subset_seed",
                                "train_split", "eval_split"}
     assert cfg.name == "synthetic_audio" and cfg.data_dir is None and cfg.path is None
     assert pipeline.crop_samples(cfg) == 64000

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import ml_collections
 import numpy as np
@@ -41,9 +41,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     cfg.sample_rate = 16000
     cfg.crop_seconds = 4.0
     cfg.class_balanced = False
-    # Train on round(train_fraction * n) examples of the training split, drawn by
-    # subset_seed (nested: a smaller fraction's examples lie inside a larger one's).
+    # Train on round(train_fraction * n) or min(train_size, n) (0: no limit) examples of
+    # the training split, drawn by subset_seed (nested: smaller subsets lie inside larger).
     cfg.train_fraction = 1.0
+    cfg.train_size = 0
     cfg.subset_seed = 0
     cfg.train_split = "train"
     cfg.eval_split = "test"
@@ -154,30 +155,32 @@ def _example_fn(src: source.Source, num_samples: int) -> Callable[[tf.Tensor, tf
 
 
 def train_examples(data_cfg: ml_collections.ConfigDict, num_examples: int) -> np.ndarray | None:
-    """The indices int64 [k] ``data.train_fraction`` (< 1) keeps of a split of num_examples, or None.
+    """The indices int64 [k] of a split of num_examples that training reads, or None for all.
 
-    k = round(fraction * num_examples) >= 1, drawn by ``data.subset_seed`` with
-    ``subset.subset_indices`` (independent of the training seed, nested across fractions).
+    k = ``subset.subset_size`` of ``data.train_size`` / ``data.train_fraction``, drawn by
+    ``data.subset_seed`` with ``subset.subset_indices`` (independent of the training
+    seed, nested across sizes).
     """
-    fraction = subset.check_fraction(float(data_cfg.get("train_fraction", 1.0)))
-    if fraction == 1.0:
+    fraction, size = float(data_cfg.get("train_fraction", 1.0)), int(data_cfg.get("train_size", 0))
+    k = subset.subset_size(num_examples, fraction, size)
+    if k is None:
         return None
     seed = int(data_cfg.get("subset_seed", 0))
-    keep = subset.subset_indices(num_examples, subset.fraction_size(num_examples, fraction), seed)
-    logging.info("%s split %s: training on %d of %d examples (config.data.train_fraction=%g, subset_seed=%d)",
-                 data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction, seed)
+    keep = subset.subset_indices(num_examples, k, seed)
+    logging.info("%s split %s: training on %d of %d examples (config.data.train_fraction=%g, train_size=%d, "
+                 "subset_seed=%d)", data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction, size,
+                 seed)
     return keep
 
 
 def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
                         process_index: int = 0, process_count: int = 1,
-                        start_step: int = 0, examples: Sequence[int] | None = None) -> Iterator[Batch]:
+                        start_step: int = 0) -> Iterator[Batch]:
     """Endless per-host training batches (see module docstring); batch k is for train step k + 1.
 
-    ``examples`` restricts training to those example indices of the split (e.g. the
-    protocol's "1000 random examples" arm); ``data_cfg.train_fraction`` < 1 picks them
-    from the config instead (``train_examples``). The order, crop and resume rules are
-    the same.
+    ``data_cfg.train_fraction`` < 1 or ``data_cfg.train_size`` > 0 restrict training to a
+    seeded subset of the split (``train_examples``); the order, crop and resume rules
+    are the same.
 
     Row j of host h in batch k reads global stream position p = (k * hosts + h) * b + j:
     example `TrainOrder(seed).indices(p)` (a per-epoch permutation, or class-balanced
@@ -187,11 +190,7 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int,
     """
     num_samples = crop_samples(data_cfg)
     src, info = registry.load_source(data_cfg, data_cfg.train_split)
-    chosen = train_examples(data_cfg, len(src))
-    if chosen is not None and examples is not None:
-        raise ValueError(f"config.data.train_fraction={data_cfg.train_fraction!r} and an explicit example "
-                         "list both restrict the training split; keep train_fraction=1.0 here.")
-    examples = chosen if examples is None else examples
+    examples = train_examples(data_cfg, len(src))
     if examples is not None:
         src = src.subset(examples)
     _check_shard(info, process_count)

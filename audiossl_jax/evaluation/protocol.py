@@ -81,8 +81,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(config.bootstrap.resamples >= 1, "bootstrap.resamples", config.bootstrap.resamples, "must be >= 1.")
     require(0 < config.bootstrap.interval < 1, "bootstrap.interval", config.bootstrap.interval, "must lie in (0, 1).")
     for task, keys in config.tasks.items():
-        require(keys.get("train_fraction", 1.0) == 1.0, f"tasks.{task}.train_fraction", keys.get("train_fraction"),
-                "the protocol sets the training examples itself (config.train_sets, config.n_train); remove it.")
+        for key, off in (("train_fraction", 1.0), ("train_size", 0)):
+            require(keys.get(key, off) == off, f"tasks.{task}.{key}", keys.get(key),
+                    "the protocol sets the training examples itself (config.train_sets, config.n_train); remove it.")
     for name, spec in config.encoders.items():
         require(isinstance(spec, str) and bool(spec), f"encoders.{name}", spec,
                 f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.")
@@ -399,21 +400,24 @@ class Evaluator:
         with np.load(path) as f:
             return f["scene"], f["label"]
 
-    def train_indices(self, task: str, run: Run, num_examples: int) -> np.ndarray | None:
-        from audiossl_jax.data import subset
-
-        if run.train_set == "full":
-            return None
-        return subset.subset_indices(num_examples, int(self.config.n_train), replica_seed(self.config, run.replica))
+    def run_data_config(self, run: Run) -> ml_collections.ConfigDict:
+        """The task's data config with the run's training set: the ``subset`` arm trains on
+        ``n_train`` examples drawn by the replica's seed (``data.train_size``, ``subset_seed``),
+        the same for every encoder."""
+        data = task_data_config(self.config, run.task)
+        if run.train_set == "subset":
+            data.train_size, data.subset_seed = int(self.config.n_train), replica_seed(self.config, run.replica)
+        return data
 
     def frozen(self, run: Run) -> tuple[str, float, int]:
+        from audiossl_jax.data import pipeline
         from audiossl_jax.evaluation import linear
 
-        data = task_data_config(self.config, run.task)
+        data = self.run_data_config(run)
         num_classes, multi_label = self.num_classes(run.task)
         x, y = self.embeddings(run.encoder, run.task, data.train_split)
         test = self.embeddings(run.encoder, run.task, data.eval_split)
-        keep = self.train_indices(run.task, run, len(y))
+        keep = pipeline.train_examples(data, len(y))
         if keep is not None:
             x, y = x[keep], y[keep]
         result = linear.linear_eval((x, y), test, num_classes=num_classes, multi_label=multi_label,
@@ -423,7 +427,7 @@ class Evaluator:
         return metric, float(result[metric]), len(y)
 
     def finetuned(self, run: Run) -> tuple[str, float, int]:
-        from audiossl_jax.data import pipeline
+        from audiossl_jax.data import subset
         from audiossl_jax.evaluation import embeddings, finetune
 
         enc_dir = self.encoder_dir(run.encoder)
@@ -431,7 +435,7 @@ class Evaluator:
         f = self.config.finetune
         c = embeddings.local_config(finetune.finetune_config_from(
             embeddings.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label))
-        c.data = task_data_config(self.config, run.task)
+        c.data = self.run_data_config(run)
         c.data.class_balanced = bool(f.class_balanced)
         c.data.sample_rate = int(c.frontend.sample_rate)
         c.seed = replica_seed(self.config, run.replica)
@@ -441,15 +445,11 @@ class Evaluator:
         c.schedule.peak_learning_rate = float(f.peak_learning_rate)
         c.task.consistency, c.task.output_dropout = bool(f.consistency), float(f.output_dropout)
         num_examples = self.info(run.task, c.data.train_split).num_examples
-        keep = self.train_indices(run.task, run, num_examples)
-        iterator_fn = None if keep is None else (
-            lambda start_step: pipeline.make_train_iterator(c.data, batch_size=c.batch_size, seed=c.seed,
-                                                            start_step=start_step, examples=keep))
+        num_train = subset.subset_size(num_examples, c.data.train_fraction, c.data.train_size) or num_examples
         run_dir = self.workdir / "finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
-        result = finetune.run(c, run_dir, data_iterator_fn=iterator_fn)
+        result = finetune.run(c, run_dir)
         metric = "mAP" if multi_label else "accuracy"
-        return metric, float(result[metric]), num_examples if keep is None else len(keep)
-
+        return metric, float(result[metric]), num_train
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
