@@ -13,7 +13,7 @@ import json
 import logging
 import pathlib
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +89,27 @@ def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[
     return s.task, {"params": state.params, **state.model_state}
 
 
+def map_split(fn: Callable[[Mapping[str, Any], Mapping[str, Array]], Any], variables: Mapping[str, Any],
+              data_cfg: ml_collections.ConfigDict, split: str, *, batch_size: int,
+              mesh: jax.sharding.Mesh) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+    """``fn(variables, batch)`` over every example of ``split`` once (``pipeline.make_eval_iterator``).
+
+    Yields (fn's outputs on the host, the batch's real rows bool [b], their labels) for
+    each batch holding a real example; ValueError when the split has none.
+    """
+    from audiossl_jax.data import pipeline
+
+    seen = False
+    for batch in pipeline.make_eval_iterator(data_cfg, split, batch_size=batch_size):
+        rows = batch.pop("valid")
+        if not rows.any():
+            continue
+        seen = True
+        yield jax.device_get(fn(variables, sharding.global_batch(batch, mesh))), rows, batch["label"][rows]
+    if not seen:
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
+
+
 def embed_dataset(
     task: Task,
     variables: Mapping[str, Any],
@@ -105,7 +126,7 @@ def embed_dataset(
     ``frames`` [N, T, D], ``frame_valid`` [N, T] bool and ``times`` [T] seconds.
     ``progress(done_examples, total_or_None)`` is called after each batch.
     """
-    from audiossl_jax.data import pipeline, registry
+    from audiossl_jax.data import registry
 
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"mesh": {"data": -1, "model": 1}}))
     sharding.check_batch_size(batch_size, mesh)
@@ -118,21 +139,16 @@ def embed_dataset(
 
     out: dict[str, list[np.ndarray]] = {"scene": [], "label": [], "frames": [], "frame_valid": []}
     times, done = None, 0
-    for batch in pipeline.make_eval_iterator(data_cfg, split, batch_size=batch_size):
-        rows = batch.pop("valid")
-        if not rows.any():
-            continue
-        scene, frames, valid, times = jax.device_get(embed(variables, sharding.global_batch(batch, mesh)))
+    for (scene, frames, valid, times), rows, label in map_split(embed, variables, data_cfg, split,
+                                                                batch_size=batch_size, mesh=mesh):
         out["scene"].append(scene[rows])
-        out["label"].append(batch["label"][rows])
+        out["label"].append(label)
         if keep_frames:
             out["frames"].append(np.asarray(frames[rows], np.float32))
             out["frame_valid"].append(valid[rows])
         done += int(rows.sum())
         if progress is not None:
             progress(done, total)
-    if not done:
-        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
     result = {"scene": np.concatenate(out["scene"]).astype(np.float32),
               "label": np.concatenate(out["label"])}
     if keep_frames:

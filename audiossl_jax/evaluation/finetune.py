@@ -102,24 +102,19 @@ def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str
 def evaluate(task: ClassificationTask, variables: Mapping[str, Any], data_cfg: ml_collections.ConfigDict,
              split: str, *, batch_size: int, mesh: jax.sharding.Mesh) -> dict[str, float]:
     """Scores every example of ``split`` once; ``metrics.classification_metrics`` of them."""
-    from audiossl_jax.data import pipeline
+    from audiossl_jax.evaluation import embeddings
 
-    predict = jax.jit(task.predict)
     labels, scores = [], []
-    for batch in pipeline.make_eval_iterator(data_cfg, split, batch_size=batch_size):
-        rows = batch.pop("valid")
-        if rows.any():
-            scores.append(np.asarray(jax.device_get(predict(variables, sharding.global_batch(batch, mesh))))[rows])
-            labels.append(batch["label"][rows])
-    if not scores:
-        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
+    for score, rows, label in embeddings.map_split(jax.jit(task.predict), variables, data_cfg, split,
+                                                   batch_size=batch_size, mesh=mesh):
+        scores.append(np.asarray(score)[rows])
+        labels.append(label)
     label, score = np.concatenate(labels), np.concatenate(scores)
     if label.ndim == 1 and label.min() < 0:
         raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has unlabelled examples (label -1); "
                          "set config.data.label_key to a labelled column")
     if task.t.multi_label:
-        hot = metrics.one_hot(label, task.t.num_classes) if label.ndim == 1 else label
-        return metrics.classification_metrics(hot, score, multi_label=True)
+        return metrics.classification_metrics(metrics.targets(label, task.t.num_classes), score, multi_label=True)
     if label.ndim != 1:
         raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has multi-hot labels {label.shape}; "
                          "set config.task.multi_label=True to fine-tune with the multi-label head")

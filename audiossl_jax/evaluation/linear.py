@@ -85,12 +85,6 @@ def _lbfgs(x: jax.Array, y: jax.Array, l2: jax.Array, multi_label: bool, max_ite
     return params, optax.tree_utils.tree_get(state, "count")
 
 
-def targets(label: np.ndarray, num_classes: int) -> np.ndarray:
-    """[N] int -> one-hot [N, C]; [N, C] multi-hot passes through (float32)."""
-    label = np.asarray(label)
-    return metrics.one_hot(label, num_classes) if label.ndim == 1 else label.astype(np.float32)
-
-
 def fit(x: np.ndarray, label: np.ndarray, *, num_classes: int, l2: float, multi_label: bool,
         max_iter: int = 1000, tol: float = 1e-5) -> LinearProbe:
     """Fits one probe on embeddings x [N, D] and labels [N] (or multi-hot [N, C])."""
@@ -98,7 +92,7 @@ def fit(x: np.ndarray, label: np.ndarray, *, num_classes: int, l2: float, multi_
     if x.ndim != 2 or not np.all(np.isfinite(x)):
         raise ValueError(f"embeddings must be a finite [N, D] array; got shape {x.shape}")
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
-    y = targets(label, num_classes)
+    y = metrics.targets(label, num_classes)
     params, _ = _lbfgs(jnp.asarray((x - mean) / std), jnp.asarray(y), jnp.float32(l2), multi_label, max_iter, tol)
     params = jax.device_get(params)
     return LinearProbe(mean, std, np.asarray(params["kernel"]), np.asarray(params["bias"]), multi_label)
@@ -107,7 +101,7 @@ def fit(x: np.ndarray, label: np.ndarray, *, num_classes: int, l2: float, multi_
 def _score(probe: LinearProbe, x: np.ndarray, label: np.ndarray, num_classes: int) -> float:
     s = probe.scores(x)
     if probe.multi_label:
-        return metrics.mean_average_precision(targets(label, num_classes), s).value
+        return metrics.mean_average_precision(metrics.targets(label, num_classes), s).value
     return metrics.accuracy(label, s)
 
 

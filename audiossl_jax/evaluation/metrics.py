@@ -143,6 +143,12 @@ def one_hot(label: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[np.asarray(label)]
 
 
+def targets(label: np.ndarray, num_classes: int) -> np.ndarray:
+    """[N] int -> one-hot [N, C]; [N, C] multi-hot passes through (float32)."""
+    label = np.asarray(label)
+    return one_hot(label, num_classes) if label.ndim == 1 else label.astype(np.float32)
+
+
 def classification_metrics(label: np.ndarray, scores: np.ndarray, *, multi_label: bool) -> dict[str, float]:
     """Every metric that applies: single-label -> accuracy, top-5; multi-label -> mAP, lwlrap, MAUC.
 
