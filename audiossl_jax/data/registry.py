@@ -156,11 +156,11 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
     path = _get(cfg, "path", None)
     if path is None:
         raise DatasetError(f"dataset {AUDIO_FOLDER_NAME!r} needs a folder: --config.data.path=/path/to/audio")
-    names = _get(cfg, "class_names", "")
+    s = _settings(cfg)
+    names = s["class_names"]
     raw = audio_folder.raw_index(
-        path, label_key=_get(cfg, "label_key", "label"), multi_label=bool(_get(cfg, "multi_label", False)),
-        label_separator=_get(cfg, "label_separator", ";"), group_key=_get(cfg, "group_key", "group"),
-        class_names=tuple(n.strip() for n in names.split(",")) if names else None)
+        path, label_key=s["label_key"], multi_label=s["multi_label"], label_separator=s["label_separator"],
+        group_key=s["group_key"], class_names=tuple(n.strip() for n in names.split(",")) if names else None)
     out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path)
     m = manifest.select(_prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME), split, raw.where)
     metric = "mAP" if m.multi_label else "accuracy"
