@@ -98,7 +98,7 @@ class Wav2Vec2Conformer(nn.Module):
 
     def __call__(
         self, logmel: Array, frame_mask: Array, time_mask: Array, *, train: bool
-    ) -> tuple[Array, Array, Array]:
+    ) -> tuple[Array, Array]:
         """Pre-training forward pass.
 
         Args:
@@ -108,11 +108,11 @@ class Wav2Vec2Conformer(nn.Module):
           train: enables dropout.
 
         Returns:
-          context [B, T', E], targets [B, T', E] (from unmasked latents), and the
-          latent validity mask [B, T'].
+          context [B, T', E] and targets [B, T', E] (from unmasked latents); the latent
+          validity mask is ``stacked_mask(frame_mask, stack)``.
         """
         z, mask = self.latents(logmel, frame_mask)
         targets = self.target_proj(z)
         masked = jnp.where(time_mask[..., None], self.mask_embedding.astype(z.dtype), z)
         context = self.context_out(self.context(masked, mask, train=train))
-        return context, targets, mask
+        return context, targets

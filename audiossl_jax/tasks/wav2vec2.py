@@ -164,7 +164,7 @@ class Wav2Vec2Task(Task):
         b, t = logmel.shape[0], self.num_steps(logmel.shape[1])
         valid = stacked_mask(frame_mask, self.model.stack)
         time_mask = span_mask(mask_key, valid, self.mask_prob, self.mask_span)
-        context, targets, _ = self.model.apply(
+        context, targets = self.model.apply(
             variables, logmel, frame_mask, time_mask, train=train, rngs={"dropout": dropout_key}
         )
         num_slots = max(1, math.ceil(self.mask_prob * t))
