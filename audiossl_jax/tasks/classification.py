@@ -39,7 +39,7 @@ from audiossl_jax.models.cnn import CNNEncoder
 from audiossl_jax.models.conformer import dense, kernel_sizes
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
-from audiossl_jax.tasks.slice_task import slice_validity, stats_mask
+from audiossl_jax.tasks.slice_task import consecutive_slices, stats_mask
 
 Array = jax.Array
 
@@ -78,14 +78,8 @@ class SliceEncoder(CNNEncoder):
         the clip, or the first, zero-padded, of a clip shorter than one slice). Training
         BatchNorm statistics come from the valid slices (all when none is).
         """
-        b, t, f = logmel.shape
-        n = self.slice_frames
-        s = t // n
-        if s == 0:
-            raise ValueError(f"clips of {t} frames are shorter than one slice (config.task.slice_frames={n}); "
-                             "use longer crops (config.data.crop_seconds).")
-        valid = slice_validity(frame_mask.sum(axis=1), s, n)
-        x = logmel[:, : s * n].reshape(b * s, n, f)
+        x, valid = consecutive_slices(logmel, frame_mask.sum(axis=1), self.slice_frames)
+        b, s = valid.shape
         emb = self(x, train=train, mask=stats_mask(valid.reshape(-1)))
         return emb.reshape(b, s, -1).astype(jnp.float32), valid
 

@@ -83,6 +83,20 @@ def slice_validity(valid: Array, num_slices: int, slice_frames: int) -> Array:
     return whole | ((index == 0) & (valid[:, None] > 0))
 
 
+def consecutive_slices(logmel: Array, valid: Array, slice_frames: int) -> tuple[Array, Array]:
+    """A clip cut into its S = T // slice_frames consecutive non-overlapping slices.
+
+    logmel [B, T, F], valid frames [B] -> slices [B * S, slice_frames, F] and their
+    validity [B, S] (``slice_validity``). A crop shorter than one slice is an error.
+    """
+    b, t, f = logmel.shape
+    s = t // slice_frames
+    if s == 0:
+        raise ValueError(f"clips of {t} frames are shorter than one slice (config.task.slice_frames="
+                         f"{slice_frames}); use longer crops (config.data.crop_seconds).")
+    return logmel[:, : s * slice_frames].reshape(b * s, slice_frames, f), slice_validity(valid, s, slice_frames)
+
+
 def window_starts(rng: Array, valid: Array, span: int) -> tuple[Array, Array]:
     """Uniform start frames of a window of ``span`` frames inside each clip's valid frames.
 
@@ -233,14 +247,7 @@ class SliceTask(Task):
         the first, zero-padded, for a clip shorter than one slice).
         """
         logmel, valid = self.features(batch)
-        b, t, f = logmel.shape
-        n = self.slice_frames
-        s = t // n
-        if s == 0:
-            raise ValueError(
-                f"clips of {t} frames are shorter than one slice (config.task.slice_frames={n}); "
-                f"use crops of at least {n * self.frontend.hop_length / self.frontend.sample_rate:.3f} s."
-            )
-        x = logmel[:, : s * n].reshape(b * s, n, f)
+        x, validity = consecutive_slices(logmel, valid, self.slice_frames)
+        b, s = validity.shape
         emb = self.model.apply(variables, x, train=False, method=SliceModel.encode).reshape(b, s, -1)
-        return emb, slice_validity(valid, s, n), frontend_lib.group_times(s, self.frontend, n)
+        return emb, validity, frontend_lib.group_times(s, self.frontend, self.slice_frames)
