@@ -22,7 +22,7 @@ BatchNorm), ``embed`` (the embedding), ``mlp`` (hidden units of heads) and ``cla
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -33,6 +33,12 @@ from audiossl_jax.models.conformer import dense
 Array = jax.Array
 
 PAPER_CHANNELS = (64, 128, 256, 256, 512, 512)
+
+
+def encoder_kwargs(m: Any) -> dict[str, Any]:
+    """``CNNEncoder`` fields from ``config.model`` (pretext and fine-tuning models build it alike)."""
+    return dict(channels=tuple(int(c) for c in m.channels), embed_dim=int(m.embed_dim),
+                momentum=float(m.batch_norm_momentum), epsilon=float(m.batch_norm_epsilon))
 
 
 def pool_after(channels: Sequence[int]) -> tuple[bool, ...]:

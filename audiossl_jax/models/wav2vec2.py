@@ -14,13 +14,13 @@ The contrastive loss that compares C with Q lives in ``audiossl_jax.tasks.wav2ve
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiossl_jax.models.conformer import PARAM_DTYPE, Conformer, dense, layer_norm
+from audiossl_jax.models.conformer import PARAM_DTYPE, Conformer, dense, kernel_sizes, layer_norm
 
 Array = jax.Array
 
@@ -57,6 +57,13 @@ class Wav2Vec2Conformer(nn.Module):
     feature_dropout: float
     dtype: jnp.dtype = jnp.float32
     remat: bool = False
+
+    @classmethod
+    def from_config(cls, m: Any, dtype: Any) -> "Wav2Vec2Conformer":
+        """The model of ``config.model`` (pre-training and fine-tuning build it alike, so checkpoints load)."""
+        return cls(stack=m.stack, model_dim=m.model_dim, final_dim=m.final_dim, num_heads=m.num_heads,
+                   ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
+                   dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=jnp.dtype(dtype), remat=m.remat)
 
     def setup(self) -> None:
         self.feature_norm = layer_norm(self.dtype, "feature_norm")

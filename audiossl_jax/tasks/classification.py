@@ -35,8 +35,8 @@ import numpy as np
 
 from audiossl_jax import augment, config_lib
 from audiossl_jax import frontend as frontend_lib
-from audiossl_jax.models.cnn import CNNEncoder
-from audiossl_jax.models.conformer import dense, kernel_sizes
+from audiossl_jax.models.cnn import CNNEncoder, encoder_kwargs
+from audiossl_jax.models.conformer import dense
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
 from audiossl_jax.tasks.slice_task import consecutive_slices, stats_mask
@@ -159,17 +159,10 @@ class ClassificationTask(Task):
         dtype = jnp.dtype(config.compute_dtype)
         self.cnn = is_cnn(config)
         if self.cnn:
-            encoder = SliceEncoder(
-                channels=tuple(int(ch) for ch in m.channels), embed_dim=int(m.embed_dim),
-                momentum=float(m.batch_norm_momentum), epsilon=float(m.batch_norm_epsilon), dtype=dtype,
-                slice_frames=int(t.slice_frames))
+            encoder = SliceEncoder(**encoder_kwargs(m), dtype=dtype, slice_frames=int(t.slice_frames))
             self.frames_per_step = int(t.slice_frames)
         else:
-            encoder = Wav2Vec2Conformer(
-                stack=m.stack, model_dim=m.model_dim, final_dim=m.final_dim, num_heads=m.num_heads,
-                ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
-                dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=dtype, remat=m.remat,
-            )
+            encoder = Wav2Vec2Conformer.from_config(m, dtype)
             self.frames_per_step = int(m.stack)
         self.model = Classifier(encoder, t.num_classes, t.multi_label, t.output_dropout, t.pool_eps, dtype)
         self.t = t

@@ -32,7 +32,7 @@ import ml_collections
 
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.config_lib import require
-from audiossl_jax.models.cnn import CNNDecoder, CNNEncoder, MLPHead, downsampling
+from audiossl_jax.models.cnn import CNNDecoder, CNNEncoder, MLPHead, downsampling, encoder_kwargs
 from audiossl_jax.tasks.base import Batch, Metrics, Task
 
 Array = jax.Array
@@ -161,10 +161,7 @@ class SliceTask(Task):
         self.crop_frames = frontend_lib.crop_frames(config.data.crop_seconds, self.frontend)
         self.dtype = jnp.dtype(config.compute_dtype)
         self.model = SliceModel(
-            channels=channels,
-            embed_dim=int(m.embed_dim),
-            momentum=float(m.batch_norm_momentum),
-            epsilon=float(m.batch_norm_epsilon),
+            **encoder_kwargs(m),
             slice_frames=self.slice_frames,
             num_mels=self.frontend.n_mels,
             decoder_outputs=self.decoder_outputs,

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import ml_collections
 
 from audiossl_jax import frontend as frontend_lib
-from audiossl_jax.models.conformer import kernel_sizes
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer, stacked_mask
 from audiossl_jax.tasks.base import Batch, Metrics, Task, unit_norm
 
@@ -120,18 +119,7 @@ class Wav2Vec2Task(Task):
     def __init__(self, config: ml_collections.ConfigDict):
         self.frontend = frontend_lib.FrontendConfig.from_config(config.frontend)
         m = config.model
-        self.model = Wav2Vec2Conformer(
-            stack=m.stack,
-            model_dim=m.model_dim,
-            final_dim=m.final_dim,
-            num_heads=m.num_heads,
-            ffn_dim=m.ffn_dim,
-            kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
-            dropout=m.dropout,
-            feature_dropout=m.feature_dropout,
-            dtype=jnp.dtype(config.compute_dtype),
-            remat=m.remat,
-        )
+        self.model = Wav2Vec2Conformer.from_config(m, config.compute_dtype)
         t = config.task
         self.mask_prob = t.mask_prob
         self.mask_span = t.mask_span
