@@ -224,16 +224,20 @@ def test_paper_recipe_is_not_warned_about_negatives(caplog: pytest.LogCaptureFix
     assert not [r for r in caplog.records if "num_negatives" in r.getMessage()]
 
 
-def test_unlabelled_examples_refused_for_a_supervised_task(tmp_path: pathlib.Path) -> None:
+def test_unlabelled_examples_refused_for_a_supervised_task(tmp_path: pathlib.Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     from audiossl_jax.train import trainer
 
-    folder({"a.wav": "tone", "b.wav": "tone", "c.wav": "tone"}, "filename,label\na.wav,cat\nb.wav,\nc.wav,dog\n")(
-        tmp_path)
+    folder({"a.wav": "tone", "b.wav": "tone", "c.wav": "tone"},
+           "filename,label,split\na.wav,cat,train\nb.wav,,train\nc.wav,dog,test\n")(tmp_path)
     config = config_lib.wav2vec2_pretrain_config("S", "smoke")
     config.data.update(dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd")))
-    trainer._log_and_check_data(config)  # self-supervised: unlabelled rows are fine
+    with caplog.at_level(logging.INFO):
+        trainer._log_and_check_data(config)  # self-supervised: unlabelled rows are fine
+    assert any(f"dataset audio_folder ({tmp_path / 'audio'}): 'train' 2 examples; 'test' 1 examples" in r.getMessage()
+               for r in caplog.records)
     config.task.name = "supervised"
-    with pytest.raises(registry.DatasetError, match=r"split 'train': 1 of 3 examples have no label \(empty 'label' "
+    with pytest.raises(registry.DatasetError, match=r"split 'train': 1 of 2 examples have no label \(empty 'label' "
                                                     r"cell\), and task 'supervised' trains on labels"):
         trainer._log_and_check_data(config)
 

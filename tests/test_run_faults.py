@@ -18,11 +18,11 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 import pytest
+from etils import epath
 
 from audiossl_jax.train import checkpoint, sharding, trainer, workdir
+from test_preemption import assert_bitwise_equal, saved_state
 from test_trainer import smoke_config, synthetic_batches
 
 TOTAL = 4
@@ -38,15 +38,6 @@ def _train(config, path: pathlib.Path, **kwargs):
 
 def _steps(path: pathlib.Path) -> list[int]:
     return sorted(int(p.name) for p in (path / "checkpoints").iterdir() if p.name.isdigit())
-
-
-def _leaves(config, path: pathlib.Path, step: int) -> list[np.ndarray]:
-    abstract = trainer.setup(config, sharding.make_mesh(config)).abstract_state
-    ckpt = checkpoint.Checkpointer(path, config)
-    try:
-        return jax.tree.leaves(jax.device_get(ckpt.restore(abstract, step)))
-    finally:
-        ckpt.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +84,7 @@ def test_changed_model_is_refused_and_nothing_is_moved(run_copy, caplog) -> None
 
 def test_checksum_mismatch_falls_back_to_the_previous_checkpoint(run_copy, caplog) -> None:
     config = _config()
-    expected = _leaves(config, run_copy, TOTAL)
+    expected = saved_state(run_copy, TOTAL)
     sums = json.loads((run_copy / "checkpoints" / str(TOTAL) / checkpoint.CHECKSUM_FILE).read_text())
     assert any(name.startswith("state/") for name in sums)
     data = max((p for p in (run_copy / "checkpoints" / str(TOTAL) / "state").rglob("*") if p.is_file()),
@@ -109,8 +100,7 @@ def test_checksum_mismatch_falls_back_to_the_previous_checkpoint(run_copy, caplo
     assert any(f"step {TOTAL} " in w and "differ from the checksums recorded at save" in w for w in warnings), warnings
     assert any("resuming from the checkpoint at step 2 " in r.getMessage() for r in caplog.records)
     assert [p.name.split("-")[0] for p in (run_copy / "checkpoints_corrupt").iterdir()] == [str(TOTAL)]
-    for a, b in zip(_leaves(config, run_copy, TOTAL), expected, strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_bitwise_equal(saved_state(run_copy, TOTAL), expected)
 
 
 def test_deleted_checkpoints_restart_with_a_warning(run_copy, caplog) -> None:
@@ -190,3 +180,13 @@ def test_non_finite_gradient_norm_stops(tmp_path: pathlib.Path) -> None:
             trainer._check_finite(7, {"loss": 1.0, "grad_norm": float("inf"), "params_finite": 1.0}, ckpt)
     finally:
         ckpt.close()
+
+
+def test_intact_checkpoint_that_fails_to_restore_is_left_in_place(run_copy) -> None:
+    """Files that match their recorded checksums are not corrupt: a restore failure is raised, nothing moved."""
+    step_dir = run_copy / "checkpoints" / str(TOTAL)
+    (step_dir / "state" / "_METADATA").unlink()
+    (step_dir / checkpoint.CHECKSUM_FILE).write_text(json.dumps(checkpoint.file_checksums(epath.Path(step_dir))))
+    with pytest.raises(RuntimeError, match=rf"step {TOTAL} .* matches the checksums recorded at save.*left in place"):
+        _train(_config(), run_copy)
+    assert _steps(run_copy) == [2, 4] and not (run_copy / "checkpoints_corrupt").exists()

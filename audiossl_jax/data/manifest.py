@@ -112,7 +112,7 @@ class Report:
 
 
 def _kind(problem: str) -> str:
-    """The kind of a problem message, without its particulars: 'clip of 0.010 s is shorter ...' -> 'clip is shorter ...'."""
+    """A problem message without its particulars (counts, quoted values, durations, parentheses)."""
     return re.sub(r" \(.*| of [\d.]+ s|\d+ |'[^']*' ", "", problem).strip()
 
 

@@ -9,8 +9,8 @@ file of that checkpoint (``<step>/checksums.json``).
 the current run: a changed model or recipe is a ``CheckpointMismatchError`` listing the
 differing keys, never a reason to discard checkpoints; keys that are safe to change on
 resume (``SAFE_ON_RESUME``) are allowed and logged. Only evidence of corruption (a
-checksum mismatch, a checkpoint that cannot be read although it matches) moves that one
-checkpoint to ``checkpoints_corrupt/`` and falls back to the previous one.
+checksum mismatch, or an unreadable checkpoint without recorded checksums) moves that
+one checkpoint to ``checkpoints_corrupt/`` and falls back to the previous one.
 """
 
 from __future__ import annotations
@@ -214,8 +214,9 @@ class Checkpointer:
 
         Raises CheckpointMismatchError (touching nothing) when the newest checkpoint
         that can be read was written by another config or model. A checkpoint whose
-        checksums differ, or that cannot be read, is logged as a warning, moved to
-        ``<workdir>/checkpoints_corrupt/`` and the previous one is tried.
+        checksums differ, or that has none and cannot be read, is logged as a warning,
+        moved to ``<workdir>/checkpoints_corrupt/`` and the previous one is tried; one
+        that matches its checksums but fails to restore is left in place (RuntimeError).
         """
         for step in sorted(self.manager.all_steps(), reverse=True):
             problem = self.checksum_problem(step)
@@ -225,7 +226,12 @@ class Checkpointer:
                     return self.restore(abstract_state, step), step
                 except CheckpointMismatchError:
                     raise
-                except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is corruption
+                except Exception as e:  # noqa: BLE001 - an unverified unreadable checkpoint is corruption
+                    if (self.directory / str(step) / CHECKSUM_FILE).exists():
+                        raise RuntimeError(
+                            f"the checkpoint at step {step} in {self.directory} matches the checksums recorded at "
+                            f"save, so it is intact, but cannot be restored onto this run ({type(e).__name__}: "
+                            f"{str(e)[:300]}); it is left in place.") from e
                     problem = f"{type(e).__name__}: {str(e)[:300]}"
             logging.warning("checkpoint: step %d in %s cannot be restored (%s); moving it to %s and trying the "
                             "previous one", step, self.directory, problem, self.corrupt_directory)
