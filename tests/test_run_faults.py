@@ -73,12 +73,14 @@ def test_changed_model_is_refused_and_nothing_is_moved(run_copy, caplog) -> None
     finally:
         ckpt.close()
 
-    # total_steps is safe to change: logged, and the run continues from step 4.
-    longer = _config(total_steps=TOTAL + 2)
+    # total_steps and the learning rate (what the NaN advice asks to lower) are safe to
+    # change: logged, and the run continues from step 4.
+    longer = _config(total_steps=TOTAL + 2, **{"schedule.peak_learning_rate": 1e-4})
     with caplog.at_level(logging.INFO):
         state = _train(longer, run_copy)
     assert int(state.step) == TOTAL + 2
-    assert any("safe on resume" in r.getMessage() and "total_steps: 4 -> 6" in r.getMessage() for r in caplog.records)
+    assert any("safe on resume" in r.getMessage() and "schedule.peak_learning_rate: 0.001 -> 0.0001" in r.getMessage()
+               and "total_steps: 4 -> 6" in r.getMessage() for r in caplog.records)
     assert json.loads((run_copy / "config.json").read_text())["total_steps"] == TOTAL + 2
 
 

@@ -30,9 +30,11 @@ from jax.experimental import multihost_utils
 CHECKSUM_FILE = "checksums.json"
 
 # Config keys (dotted; a trailing "." covers a whole group) that a resumed run may change:
-# they affect neither the state's shapes nor what the remaining steps compute.
+# they leave the state's shapes and the data alone (the learning-rate schedule, clipping
+# and compute dtype are what the advice after a NaN/Inf step asks to change).
 SAFE_ON_RESUME: tuple[str, ...] = (
     "total_steps", "log_every_steps", "checkpoint.", "mesh.", "data.data_dir", "data.manual_dir", "data.prepare",
+    "schedule.", "optimizer.grad_clip_norm", "compute_dtype",
 )
 
 
