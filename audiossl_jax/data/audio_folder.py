@@ -28,7 +28,12 @@ class AudioFolderError(ValueError):
     """A problem with an audio folder or its metadata."""
 
 
-def scan(root: pathlib.Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+def scan(root: pathlib.Path) -> list[str]:
+    """Every readable audio file under root, recursively, as sorted absolute paths."""
+    return survey(root)[0]
+
+
+def survey(root: pathlib.Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     """What lies under root, recursively, as sorted absolute paths.
 
     Returns (audio files to use, (path, problem) of audio-named entries that cannot be
@@ -63,7 +68,7 @@ def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label
     root = pathlib.Path(root).expanduser().resolve()
     if not root.is_dir():
         raise AudioFolderError(f"audio folder not found: {root} (set --config.data.path)")
-    files, unusable, ignored = scan(root)
+    files, unusable, ignored = survey(root)
     metadata = root / METADATA_FILE
     if not metadata.is_file():
         if not files and not unusable:
