@@ -9,11 +9,15 @@ from __future__ import annotations
 import math
 
 import ml_collections
+from absl import logging
 
 from audiossl_jax import frontend
 from audiossl_jax.data import subset
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+
+# task.num_negatives above this many times the distinct distractors of a full crop is warned about.
+NEGATIVES_WARN_FACTOR = 4
 
 # Srivastava et al. (2022), Table 1 and Section 3: 12 conformer blocks; d=256, 8 heads
 # (cf_S) or d=768, 12 heads (cf_L); FFN 1024; kernels 31 then 15; dropout 0.1.
@@ -157,10 +161,41 @@ def validate_conformer(m: ml_collections.ConfigDict) -> None:
         require(0 <= m[key] < 1, f"model.{key}", m[key], "must lie in [0, 1).")
 
 
+def validate_data(c: ml_collections.ConfigDict) -> None:
+    """Data keys that would otherwise be ignored or contradict the frontend."""
+    d = c.data
+    if d.get("path", None):
+        require(d.name == "audio_folder", "data.path", d.path,
+                f"is read only by data.name='audio_folder' (data.name={d.name!r} would train on its own data); "
+                "add --config.data.name=audio_folder, or drop data.path.")
+    if "frontend" in c and "sample_rate" in c.frontend and "sample_rate" in d:
+        require(d.sample_rate == c.frontend.sample_rate, "data.sample_rate", d.sample_rate,
+                f"differs from config.frontend.sample_rate={c.frontend.sample_rate}; the frontend would read the "
+                "audio at the wrong rate. Set both to the same value.")
+    if "optimizer" in c and "grad_clip_norm" in c.optimizer:
+        require(c.optimizer.grad_clip_norm >= 0, "optimizer.grad_clip_norm", c.optimizer.grad_clip_norm,
+                "must be >= 0 (0: no clipping); a negative norm would ascend the gradient.")
+
+
+def warn_negatives(c: ml_collections.ConfigDict, latent_steps: int) -> str | None:
+    """Warns (and returns the message) when task.num_negatives is far above the distinct
+    distractors of a full crop: round(mask_prob * latent_steps) - 1."""
+    t = c.task
+    distinct = max(round(t.mask_prob * latent_steps) - 1, 0)
+    if t.num_negatives <= NEGATIVES_WARN_FACTOR * distinct:
+        return None
+    message = (f"config.task.num_negatives={t.num_negatives} is far above the {distinct} distinct distractors a "
+               f"{c.data.crop_seconds} s crop offers ({latent_steps} latent steps, {distinct + 1} masked): they are "
+               "drawn with replacement, so most are repeats. Use longer crops or fewer negatives.")
+    logging.warning("%s", message)
+    return message
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
     """Rejects inconsistent or out-of-range values with an error naming the key."""
     require(c.mode in ("pretrain", "finetune"), "mode", c.mode, "use 'pretrain' or 'finetune'.")
     subset.check(c.data.get("train_fraction", 1.0), c.data.get("train_size", 0))
+    validate_data(c)
     if c.mode == "finetune":
         from audiossl_jax.tasks.classification import validate_config
 
@@ -192,3 +227,4 @@ def validate(c: ml_collections.ConfigDict) -> None:
             math.ceil(t.mask_prob * steps) >= 2, "data.crop_seconds", c.data.crop_seconds,
             f"gives {steps} latent steps, too few to mask two of them; use longer crops.",
         )
+        warn_negatives(c, steps)

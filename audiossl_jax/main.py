@@ -9,7 +9,11 @@ Multi-host: run the same command on every host. ``--distributed=auto`` joins the
 when a coordinator is given (``--coordinator_address`` with ``--num_processes`` and
 ``--process_id``, or $JAX_COORDINATOR_ADDRESS) or SLURM runs several tasks; ``on``
 detects a Cloud TPU slice, SLURM, Open MPI or Kubernetes from the environment. Only
-process 0 logs progress. SIGTERM saves a checkpoint and exits with status 0.
+process 0 logs progress. SIGTERM and Ctrl-C save a checkpoint and exit with status 0.
+
+User errors (a bad config, mesh, batch size or schedule, an empty or busy workdir, a
+workdir whose checkpoints come from another config, a dataset that cannot be used)
+exit with status 1 and a one-line message, without a traceback.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logs.show_own_info()
     config = FLAGS.config
+    if not (FLAGS.workdir or "").strip():
+        sys.exit("error: --workdir is empty; pass --workdir=DIR (a new directory for a new run, the old one to resume)")
     try:
         config_lib.validate(config)
     except ValueError as e:
@@ -47,7 +53,7 @@ def main(argv: list[str]) -> None:
     import jax
 
     from audiossl_jax.data.registry import DatasetError
-    from audiossl_jax.train import sharding, trainer
+    from audiossl_jax.train import checkpoint, optim, sharding, trainer, workdir
 
     try:
         sharding.initialize_distributed(
@@ -58,6 +64,11 @@ def main(argv: list[str]) -> None:
     if jax.process_index() != 0:
         logging.set_verbosity(logging.WARNING)
     try:
+        sharding.check_batch_size(config.batch_size, sharding.make_mesh(config))
+        optim.make_optimizer(config)
+    except ValueError as e:
+        sys.exit(f"error: invalid config: {e}")
+    try:
         if config.mode == "finetune":
             from audiossl_jax.evaluation import finetune
 
@@ -67,7 +78,8 @@ def main(argv: list[str]) -> None:
     except trainer.Preempted as e:
         logging.warning("%s", e)
         print(str(e), file=sys.stderr, flush=True)
-    except (DatasetError, trainer.NonFiniteLossError) as e:
+    except (DatasetError, trainer.NonFiniteLossError, workdir.WorkdirError,
+            checkpoint.CheckpointMismatchError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -8,7 +8,8 @@ Writes an sbatch script (``srun`` starts nodes x gpus-per-node tasks; jax.distri
 reads the SLURM environment), submits it with ``sbatch`` and follows the log. SLURM
 sends SIGTERM two minutes before the time limit (``--signal``): the trainer saves a
 checkpoint and ``--requeue`` resubmits, which resumes. --dry-run prints the script and
-the sbatch command.
+the sbatch command. Every value written into the script is shell-quoted, and a value
+holding a newline (which would start a new script line) is refused.
 """
 
 from __future__ import annotations
@@ -26,21 +27,21 @@ def sbatch_script(args: argparse.Namespace) -> str:
     """The batch script for ``args``."""
     if args.nodes < 1 or args.gpus_per_node < 1:
         raise ValueError(f"--nodes={args.nodes} and --gpus-per-node={args.gpus_per_node} must be >= 1.")
+    values = {"--name": args.name, "--time": args.time, "--log": args.log, "--partition": args.partition or "",
+              "--workdir": args.workdir, "--config": args.config, "--code-dir": str(args.code_dir),
+              "--venv": str(args.venv), **{f"override {o!r}": o for o in args.overrides}}
+    for flag, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"{flag}={value!r} holds a newline, which would start a new line of the batch script.")
     main = ["python", "-m", "audiossl_jax.main", f"--config={args.config}", f"--workdir={args.workdir}",
             "--distributed=on" if args.nodes * args.gpus_per_node > 1 else "--distributed=off"] + args.overrides
-    lines = [
-        "#!/bin/bash",
-        f"#SBATCH --job-name={args.name}",
-        f"#SBATCH --nodes={args.nodes}",
-        f"#SBATCH --ntasks-per-node={args.gpus_per_node}",
-        f"#SBATCH --gpus-per-node={args.gpus_per_node}",
-        f"#SBATCH --time={args.time}",
-        f"#SBATCH --output={args.log}",
-        "#SBATCH --signal=TERM@120",
-        "#SBATCH --requeue",
-    ]
+    directives = [("job-name", args.name), ("nodes", args.nodes), ("ntasks-per-node", args.gpus_per_node),
+                  ("gpus-per-node", args.gpus_per_node), ("time", args.time), ("output", args.log),
+                  ("signal", "TERM@120")]
     if args.partition:
-        lines.append(f"#SBATCH --partition={args.partition}")
+        directives.append(("partition", args.partition))
+    lines = ["#!/bin/bash", *(f"#SBATCH --{key}={shlex.quote(str(value))}" for key, value in directives),
+             "#SBATCH --requeue"]
     lines += [
         "set -euo pipefail",
         f"cd {shlex.quote(str(args.code_dir))}",

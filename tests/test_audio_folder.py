@@ -221,13 +221,24 @@ def test_bad_input_skipped_counted_and_reported(tmp_path: pathlib.Path) -> None:
     assert sum(report["skipped_by_problem"].values()) == len(expected)
 
 
-def test_file_changed_after_preparation_is_named(tmp_path: pathlib.Path) -> None:
+def test_file_changed_after_preparation_is_checked_again(tmp_path: pathlib.Path) -> None:
+    """The manifest's fingerprint covers each file's size and modification time."""
     root = tmp_path / "audio"
     _write_folder(root)
     cfg = _cfg(root, tmp_path / "dd")
     registry.get_dataset_info(cfg, "train")
     (root / "a.wav").write_bytes(b"garbage")
-    ds = registry.get_dataset(_cfg(root, tmp_path / "dd", prepare=False), "train")
+    with pytest.raises(registry.DatasetNotPreparedError, match="input/config changed"):
+        registry.get_dataset(_cfg(root, tmp_path / "dd", prepare=False), "train")
+    with pytest.raises(registry.DatasetError, match=re.escape(str(root / "a.wav")) + ": not a readable audio file"):
+        registry.get_dataset(cfg, "train")
+
+
+def test_file_broken_while_reading_is_named(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "audio"
+    _write_folder(root)
+    ds = registry.get_dataset(_cfg(root, tmp_path / "dd"), "train")
+    (root / "a.wav").write_bytes(b"garbage")
     with pytest.raises(Exception, match=re.escape(str(root / "a.wav"))):
         list(ds.as_numpy_iterator())
 

@@ -324,7 +324,8 @@ def test_synthetic_not_prepared_without_prepare(tmp_path: pathlib.Path) -> None:
 def test_default_data_config_keys() -> None:
     cfg = pipeline.default_data_config()
     assert set(cfg.keys()) == {"name", "data_dir", "manual_dir", "path", "label_key", "multi_label",
-                               "label_separator", "group_key", "class_names", "skip_bad_files", "prepare",
+                               "label_separator", "group_key", "class_names", "skip_bad_files", "clip_out_of_range",
+                               "min_seconds", "prepare",
                                "sample_rate", "crop_seconds", "class_balanced", "train_fraction", "train_size", "subset_seed",
                                "train_split", "eval_split"}
     assert cfg.name == "synthetic_audio" and cfg.data_dir is None and cfg.path is None

@@ -4,7 +4,10 @@ metadata.csv columns: `filename` (relative to the root), any number of label col
 (`data.label_key` picks one; with `data.multi_label` its cells hold several labels
 separated by `data.label_separator`), and optional `split`, `fold` and group
 (`data.group_key`) columns. Without metadata.csv every audio file under the root is
-used, unlabelled. Preparation (`raw_index` + `manifest.prepare`) checks every file once.
+used, unlabelled. metadata.csv is UTF-8 (a byte-order mark is allowed). Preparation
+(`raw_index` + `manifest.prepare`) checks every file once; the scan lists what it does
+not take: other files (ignored, counted), and audio-named entries it cannot read
+(unsupported formats, FIFOs, directories, dangling links: problems).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import pathlib
 from typing import Any
 
@@ -25,9 +29,32 @@ class AudioFolderError(ValueError):
 
 
 def scan(root: pathlib.Path) -> list[str]:
-    """Every audio file under root, recursively, as sorted absolute paths."""
-    return sorted(str(p) for p in root.rglob("*")
-                  if p.is_file() and p.suffix.lower() in audio_io.AUDIO_EXTENSIONS)
+    """Every readable audio file under root, recursively, as sorted absolute paths."""
+    return survey(root)[0]
+
+
+def survey(root: pathlib.Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """What lies under root, recursively, as sorted absolute paths.
+
+    Returns (audio files to use, (path, problem) of audio-named entries that cannot be
+    read, other files that are ignored). metadata.csv at the root is neither.
+    """
+    files, unusable, ignored = [], [], []
+    for p in sorted(root.rglob("*"), key=str):
+        ext = p.suffix.lower()
+        if p == root / METADATA_FILE or (p.is_dir() and ext not in audio_io.AUDIO_EXTENSIONS):
+            continue
+        if ext in audio_io.AUDIO_EXTENSIONS:
+            problem = manifest.file_problem(str(p))
+            if problem is None:
+                files.append(str(p))
+            else:
+                unusable.append((str(p), problem))
+        elif ext in audio_io.UNSUPPORTED_EXTENSIONS:
+            unusable.append((str(p), audio_io.unsupported_reason(str(p))))
+        else:
+            ignored.append(str(p))
+    return files, unusable, ignored
 
 
 def _cell(row: dict[str, str], key: str) -> str:
@@ -41,17 +68,22 @@ def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label
     root = pathlib.Path(root).expanduser().resolve()
     if not root.is_dir():
         raise AudioFolderError(f"audio folder not found: {root} (set --config.data.path)")
-    files = scan(root)
+    files, unusable, ignored = survey(root)
     metadata = root / METADATA_FILE
     if not metadata.is_file():
-        if not files:
-            raise AudioFolderError(f"no {'/'.join(audio_io.AUDIO_EXTENSIONS)} files found under {root}")
+        if not files and not unusable:
+            raise AudioFolderError(f"no audio files ({' '.join(audio_io.AUDIO_EXTENSIONS)}) found under {root}")
         return manifest.RawIndex(where=str(root), rows=tuple(manifest.Row(f) for f in files),
-                                 class_names=class_names, multi_label=multi_label)
-    with open(metadata, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        rows = list(reader)
+                                 class_names=class_names, multi_label=multi_label, unusable=tuple(unusable),
+                                 ignored=tuple(ignored))
+    try:
+        with open(metadata, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise AudioFolderError(f"{metadata} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                               "save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from e
     if not rows:
         raise AudioFolderError(f"{metadata} has no rows")
     if "filename" not in columns:
@@ -69,7 +101,8 @@ def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label
                                 group=_cell(row, group_key)))
     _check_groups(out, metadata, group_key)
     return manifest.RawIndex(where=str(metadata), rows=tuple(out), files=tuple(files),
-                             class_names=class_names, multi_label=multi_label)
+                             class_names=class_names, multi_label=multi_label, unusable=tuple(unusable),
+                             ignored=tuple(ignored))
 
 
 def _check_groups(rows: list[manifest.Row], metadata: pathlib.Path, group_key: str) -> None:
@@ -85,12 +118,23 @@ def _check_groups(rows: list[manifest.Row], metadata: pathlib.Path, group_key: s
                 f"{row.split!r}; a group must stay within one split")
 
 
+def _stat(path: str) -> tuple[int, int] | None:
+    """(size in bytes, modification time in ns) of a file, None when absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def fingerprint(raw: manifest.RawIndex, settings: dict[str, Any]) -> str:
-    """A hash of the listed rows, the files on disk and the settings that shape the manifest."""
+    """A hash of the listed rows, the files on disk (with their size and modification time)
+    and the settings that shape the manifest: a file changed after preparation changes it."""
     h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
     for row in raw.rows:
-        h.update(repr((row.path, row.labels, row.split, row.fold, row.group)).encode())
-    h.update(repr(raw.files).encode())
+        h.update(repr((row.path, row.labels, row.split, row.fold, row.group, _stat(row.path))).encode())
+    h.update(repr([(f, _stat(f)) for f in raw.files or ()]).encode())
+    h.update(repr((raw.unusable, raw.ignored)).encode())
     return h.hexdigest()
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 from typing import Iterable, Sequence
 
 from absl import logging
@@ -55,6 +56,8 @@ class RawIndex:
     files: tuple[str, ...] | None = None
     class_names: tuple[str, ...] | None = None
     multi_label: bool = False
+    unusable: tuple[tuple[str, str], ...] = ()  # (path, problem) of audio-named entries the scan cannot read
+    ignored: tuple[str, ...] = ()  # other files under the root (not audio), counted in the report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,13 +97,36 @@ class Report:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     resampled: dict[str, int] = dataclasses.field(default_factory=dict)
     multichannel: int = 0
+    clipped: int = 0
+    unlabelled: int = 0
+    ignored: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        kinds = collections.Counter(problem.split(" (")[0] for _, problem in self.skipped)
+        kinds = collections.Counter(_kind(problem) for _, problem in self.skipped)
         return {"where": self.where, "kept": self.kept, "skipped": len(self.skipped),
                 "skipped_by_problem": dict(sorted(kinds.items())),
                 "skipped_files": [{"file": f, "problem": p} for f, p in self.skipped],
-                "resampled_from_hz": self.resampled, "mixed_to_mono": self.multichannel}
+                "resampled_from_hz": self.resampled, "mixed_to_mono": self.multichannel,
+                "clipped": self.clipped, "unlabelled": self.unlabelled,
+                "ignored": len(self.ignored), "ignored_files": list(self.ignored)}
+
+
+def _kind(problem: str) -> str:
+    """A problem message without its particulars (counts, quoted values, durations, parentheses)."""
+    return re.sub(r" \(.*| of [\d.]+ s|\d+ |'[^']*' ", "", problem).strip()
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` is not a regular audio file one can open (missing, a directory, a FIFO, a dangling link)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return "dangling symbolic link"
+    if not os.path.exists(path):
+        return "metadata row without a file (file not found)"
+    if os.path.isdir(path):
+        return "a directory named like an audio file"
+    if not os.path.isfile(path):
+        return "not a regular file (FIFO, socket or device)"
+    return None
 
 
 def label_mapping(values: Iterable[str]) -> tuple[str, ...]:
@@ -134,39 +160,59 @@ def _canonical_label(value: str, index: dict[str, int]) -> str:
         return value
 
 
+def _duplicates(rows: Sequence[Row]) -> dict[str, str]:
+    """{normalised path: problem} of files that several metadata rows list."""
+    by_path: dict[str, list[Row]] = collections.defaultdict(list)
+    for row in rows:
+        by_path[os.path.normpath(row.path)].append(row)
+    out = {}
+    for path, group in by_path.items():
+        if len(group) > 1:
+            splits = sorted({r.split for r in group})
+            labels = sorted({";".join(r.labels) for r in group})
+            out[path] = (f"listed {len(group)} times in the metadata (splits {splits}, labels {labels}); "
+                         "keep one row per file")
+    return out
+
+
 def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: pathlib.Path,
-            fingerprint: str, workers: int = 8) -> tuple[Manifest, Report]:
+            fingerprint: str, workers: int = 8, clip: bool = False,
+            min_seconds: float = 0.0) -> tuple[Manifest, Report]:
     """Validates every row and file of `raw`, writes manifest + report under out_dir.
 
     Raises PreparationError listing every problem (file and what is wrong) unless
     skip_bad_files, in which case bad rows/files are skipped and listed in the report.
+    ``clip`` accepts float audio outside [-1, 1] (clipped when read, counted);
+    ``min_seconds`` is the shortest usable clip.
     """
-    report = Report(where=raw.where)
+    report = Report(where=raw.where, ignored=raw.ignored)
     problems: list[tuple[str, str]] = []
     class_names = raw.class_names
     if class_names is None:
         class_names = label_mapping(v for r in raw.rows for v in r.labels)
     index = {name: i for i, name in enumerate(class_names)}
+    duplicates = _duplicates(raw.rows)
     listed = set()
     candidates: list[Row] = []
     for row in raw.rows:
         row = dataclasses.replace(row, labels=tuple(_canonical_label(v, index) for v in row.labels))
         listed.add(os.path.normpath(row.path))
-        if not os.path.isfile(row.path):
-            problems.append((row.path, "metadata row without a file (file not found)"))
-            continue
-        label_problem = _label_problem(row, index, raw.multi_label)
-        if label_problem:
-            problems.append((row.path, label_problem))
+        problem = (duplicates.get(os.path.normpath(row.path)) or file_problem(row.path)
+                   or _label_problem(row, index, raw.multi_label))
+        if problem:
+            problems.append((row.path, problem))
             continue
         candidates.append(row)
+    for path, problem in raw.unusable:
+        if os.path.normpath(path) not in listed:
+            problems.append((path, problem))
     for path in raw.files or ():
         if os.path.normpath(path) not in listed:
             problems.append((path, "file without a metadata row"))
 
     def check(row: Row) -> tuple[Row, audio_io.AudioInfo | None, str | None]:
         try:
-            info = audio_io.inspect_audio(row.path, sample_rate)
+            info = audio_io.inspect_audio(row.path, sample_rate, clip=clip, min_seconds=min_seconds)
         except audio_io.AudioDecodeError as e:
             return row, None, str(e).removeprefix(f"{row.path}: ")
         return row, info, None
@@ -182,6 +228,8 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
                 key = str(info.sample_rate)
                 report.resampled[key] = report.resampled.get(key, 0) + 1
             report.multichannel += info.channels > 1
+            report.clipped += info.clipped
+            report.unlabelled += not row.labels
     report.kept = len(kept)
     report.skipped = problems
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,9 +254,10 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
 
 
 def _log_report(report: Report, out_dir: pathlib.Path) -> None:
-    logging.info("prepared %s: %d clips kept, %d skipped, %d resampled %s, %d mixed to mono (report: %s)",
-                 report.where, report.kept, len(report.skipped), sum(report.resampled.values()),
-                 report.resampled, report.multichannel, out_dir / REPORT_FILE)
+    logging.info("prepared %s: %d clips kept, %d skipped, %d resampled %s, %d mixed to mono, %d clipped, "
+                 "%d unlabelled, %d other files ignored (report: %s)", report.where, report.kept,
+                 len(report.skipped), sum(report.resampled.values()), report.resampled, report.multichannel,
+                 report.clipped, report.unlabelled, len(report.ignored), out_dir / REPORT_FILE)
     for path, problem in report.skipped:
         logging.warning("skipped %s: %s", path, problem)
 
@@ -243,6 +292,18 @@ def load(out_dir: pathlib.Path, fingerprint: str) -> Manifest | None:
         groups=tuple(r["group"] for r in rows), num_samples=tuple(int(r["num_samples"]) for r in rows),
         class_names=tuple(meta["class_names"]), multi_label=bool(meta["multi_label"]),
         sample_rate=int(meta["sample_rate"]))
+
+
+def unmatched_splits(manifest: Manifest, configured: Iterable[str]) -> dict[str, int]:
+    """{split value: rows} of the split values (empty included) that no configured split selects.
+
+    Empty when the manifest has no split values; ``configured`` names like 'all' or
+    'fold:1' select by other means and match nothing here.
+    """
+    if not any(manifest.splits):
+        return {}
+    counts = collections.Counter(s for s in manifest.splits if s not in set(configured))
+    return dict(sorted(counts.items()))
 
 
 def select(manifest: Manifest, split: str, where: str,

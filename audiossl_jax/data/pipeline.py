@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Iterator
+from typing import Iterator
 
 import ml_collections
 import numpy as np
@@ -37,6 +37,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     cfg.group_key = "group"
     cfg.class_names = ""
     cfg.skip_bad_files = False
+    # Float audio outside [-1, 1]: a bad file (False) or clipped when read and counted (True).
+    cfg.clip_out_of_range = False
+    # Clips shorter than this are bad files (shorter than one 20 ms hop give no frame).
+    cfg.min_seconds = 0.02
     cfg.prepare = True
     cfg.sample_rate = 16000
     cfg.crop_seconds = 4.0
@@ -54,22 +58,6 @@ def default_data_config() -> ml_collections.ConfigDict:
 def crop_samples(data_cfg: ml_collections.ConfigDict) -> int:
     """N, the number of samples per row: round(crop_seconds * sample_rate)."""
     return frontend.seconds_to_samples(data_cfg.crop_seconds, data_cfg.sample_rate)
-
-
-def _crop(audio: tf.Tensor, num_samples: int, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Window of num_samples starting at position in [0, 1] of the free range; zero-padded.
-
-    Returns waveform [num_samples] and the number of real samples in it [].
-    """
-    n = tf.shape(audio, out_type=tf.int64)[0]
-    max_offset = tf.maximum(n - num_samples, 0)
-    offset = tf.cast(tf.floor(position * tf.cast(max_offset + 1, tf.float64)), tf.int64)
-    offset = tf.minimum(offset, max_offset)
-    segment = audio[offset:offset + num_samples]
-    length = tf.shape(segment)[0]
-    waveform = tf.pad(segment, [[0, num_samples - length]])
-    waveform.set_shape([num_samples])
-    return waveform, tf.cast(length, tf.int32)
 
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -143,17 +131,6 @@ def _options() -> tf.data.Options:
     return options
 
 
-def _example_fn(src: source.Source, num_samples: int) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
-    """tf map: (example index [], crop position in [0, 1] []) -> one batch row."""
-
-    def fn(index: tf.Tensor, position: tf.Tensor) -> dict[str, tf.Tensor]:
-        example = source.read_example(src, index)
-        waveform, length = _crop(example["audio"], num_samples, position)
-        return {"waveform": waveform, "length": length, "label": example["label"]}
-
-    return fn
-
-
 def train_examples(data_cfg: ml_collections.ConfigDict, num_examples: int) -> np.ndarray | None:
     """The indices int64 [k] of a split of num_examples that training reads, or None for all.
 
@@ -171,6 +148,21 @@ def train_examples(data_cfg: ml_collections.ConfigDict, num_examples: int) -> np
                  "subset_seed=%d)", data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction, size,
                  seed)
     return keep
+
+
+# Clips longer than this many crops are reported at start-up (each crop decodes only its window).
+LONG_CLIP_FACTOR = 20
+
+
+def _warn_long_clips(src: source.Source, num_samples: int) -> int:
+    """Logs (and returns) how many clips are over LONG_CLIP_FACTOR crops long."""
+    long = [n for n in src.lengths if n > LONG_CLIP_FACTOR * num_samples]
+    if long:
+        logging.warning("%s split %s: %d of %d clips are over %dx the %.2f s crop (longest %.1f s); each training "
+                        "example is one crop of them, read by seeking, so most of their audio is seldom seen. "
+                        "Cut them into shorter files to use all of it.", src.name, src.split, len(long),
+                        len(src), LONG_CLIP_FACTOR, num_samples / src.sample_rate, max(long) / src.sample_rate)
+    return len(long)
 
 
 def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
@@ -194,6 +186,7 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int,
     if examples is not None:
         src = src.subset(examples)
     _check_shard(info, process_count)
+    _warn_long_clips(src, num_samples)
     balanced = bool(data_cfg.get("class_balanced", False))
     order = TrainOrder(len(src), seed, src.class_members() if balanced else None)
     rows = np.arange(batch_size, dtype=np.int64)
@@ -209,7 +202,8 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int,
         return tf.data.Dataset.from_tensor_slices((index, position))
 
     ds = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max).flat_map(planned)
-    ds = ds.map(_example_fn(src, num_samples), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda i, p: source.read_crop(src, i, p, num_samples), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options()).as_numpy_iterator()
 
@@ -244,14 +238,10 @@ def make_eval_iterator(data_cfg: ml_collections.ConfigDict, split: str | None = 
     """
     split = data_cfg.eval_split if split is None else split
     num_samples = crop_samples(data_cfg)
-    ds, info = registry.load_dataset(data_cfg, split, shard_index=process_index,
-                                     shard_count=process_count)
-
-    def crop(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        waveform, length = _crop(example["audio"], num_samples, tf.constant(0.5, tf.float64))
-        return {"waveform": waveform, "length": length, "label": example["label"]}
-
-    ds = ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    src, info = registry.load_source(data_cfg, split)
+    ds = tf.data.Dataset.from_tensor_slices(np.arange(len(src), dtype=np.int64)[process_index::process_count])
+    ds = ds.map(lambda i: source.read_crop(src, i, tf.constant(0.5, tf.float64), num_samples),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())
     total = None
     if info.num_examples is not None:

@@ -54,7 +54,8 @@ class DatasetInfo:
     """Metadata of one split of a dataset.
 
     num_classes is 0 and class_names empty for unlabelled data; num_examples counts
-    the whole split (before host sharding), None when unknown.
+    the whole split (before host sharding), None when unknown; num_unlabelled counts
+    its examples without a label.
     """
 
     name: str
@@ -65,6 +66,7 @@ class DatasetInfo:
     num_examples: int | None
     metric: str = ""
     multi_label: bool = False
+    num_unlabelled: int = 0
 
 
 def known_dataset_names() -> tuple[str, ...]:
@@ -124,8 +126,10 @@ def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
 
 def _settings(cfg: Any) -> dict[str, Any]:
     """Config values that shape a prepared manifest (part of its fingerprint)."""
-    return {"version": 1, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
+    return {"version": 2, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
             "skip_bad_files": bool(_get(cfg, "skip_bad_files", False)),
+            "clip_out_of_range": bool(_get(cfg, "clip_out_of_range", False)),
+            "min_seconds": float(_get(cfg, "min_seconds", 0.0)),
             "label_key": _get(cfg, "label_key", "label"), "multi_label": bool(_get(cfg, "multi_label", False)),
             "label_separator": _get(cfg, "label_separator", ";"), "group_key": _get(cfg, "group_key", "group"),
             "class_names": _get(cfg, "class_names", "")}
@@ -144,12 +148,14 @@ def _prepared(cfg: Any, raw: manifest.RawIndex, out_dir: pathlib.Path, name: str
             "--config.data.prepare=True to check every file once and write its manifest")
     logging.info("preparing %r from %s into %s (checks every file once)", name, raw.where, out_dir)
     return manifest.prepare(raw, sample_rate=settings["sample_rate"], skip_bad_files=settings["skip_bad_files"],
-                            out_dir=out_dir, fingerprint=fingerprint)[0]
+                            out_dir=out_dir, fingerprint=fingerprint, clip=settings["clip_out_of_range"],
+                            min_seconds=settings["min_seconds"])[0]
 
 
 def _info(name: str, split: str, m: manifest.Manifest, metric: str) -> DatasetInfo:
     return DatasetInfo(name=name, split=split, sample_rate=m.sample_rate, num_classes=len(m.class_names),
-                       class_names=m.class_names, num_examples=len(m), metric=metric, multi_label=m.multi_label)
+                       class_names=m.class_names, num_examples=len(m), metric=metric, multi_label=m.multi_label,
+                       num_unlabelled=sum(not labels for labels in m.labels))
 
 
 def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
@@ -162,9 +168,24 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
         path, label_key=s["label_key"], multi_label=s["multi_label"], label_separator=s["label_separator"],
         group_key=s["group_key"], class_names=tuple(n.strip() for n in names.split(",")) if names else None)
     out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path)
-    m = manifest.select(_prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME), split, raw.where)
+    prepared = _prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME)
+    _warn_unmatched_splits(cfg, prepared, raw.where)
+    m = manifest.select(prepared, split, raw.where)
     metric = "mAP" if m.multi_label else "accuracy"
-    return source.from_manifest(AUDIO_FOLDER_NAME, split, m), _info(AUDIO_FOLDER_NAME, split, m, metric)
+    return (source.from_manifest(AUDIO_FOLDER_NAME, split, m, clip=s["clip_out_of_range"]),
+            _info(AUDIO_FOLDER_NAME, split, m, metric))
+
+
+def _warn_unmatched_splits(cfg: Any, m: manifest.Manifest, where: str) -> None:
+    """Logs the rows whose split value neither data.train_split nor data.eval_split selects, with counts."""
+    configured = {_get(cfg, "train_split", "train"), _get(cfg, "eval_split", "test")}
+    unmatched = manifest.unmatched_splits(m, configured)
+    if unmatched:
+        counts = ", ".join(f"{value!r}: {n} rows" for value, n in unmatched.items())
+        logging.warning("%s: split values that no configured split selects (%s; data.train_split=%r, "
+                        "data.eval_split=%r), so no run reads those rows: %s", where, counts,
+                        _get(cfg, "train_split", "train"), _get(cfg, "eval_split", "test"),
+                        "fix the split column, or set those keys")
 
 
 def raw_dir(cfg: Any, spec: datasets.DatasetSpec) -> pathlib.Path:
@@ -192,7 +213,8 @@ def _load_paper_dataset(cfg: Any, split: str) -> tuple[source.Source, DatasetInf
                               files=None if files is None else tuple(files),
                               class_names=class_names, multi_label=spec.multi_label)
     m = manifest.select(_prepared(cfg, index, out_dir, spec.name), split, index.where, spec.aliases)
-    return source.from_manifest(spec.name, split, m), _info(spec.name, split, m, spec.metric)
+    clip = bool(_get(cfg, "clip_out_of_range", False))
+    return source.from_manifest(spec.name, split, m, clip=clip), _info(spec.name, split, m, spec.metric)
 
 
 _Loader = Callable[[Any, str], tuple[source.Source, DatasetInfo]]

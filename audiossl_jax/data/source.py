@@ -2,12 +2,14 @@
 
 A `Source` holds one split. Labels are class-index lists per example; `label_array`
 turns a list into the batch form: int32 [] (single-label, -1 unlabelled) or a float32
-multi-hot [C] (multi-label).
+multi-hot [C] (multi-label). `read_crop` reads one fixed-length crop, decoding only
+that window of a file (a 30-minute file costs what a 10-second one does).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,7 +20,11 @@ from audiossl_jax.data import audio_io, manifest
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """One split: `read(i)` -> float32 [n] in [-1, 1]; labels[i] a tuple of class indices."""
+    """One split: `read(i)` -> float32 [n] in [-1, 1]; labels[i] a tuple of class indices.
+
+    lengths[i] is n; `read_window(i, start, count)` is `read(i)[start:start + count]`
+    without decoding the rest.
+    """
 
     name: str
     split: str
@@ -27,6 +33,8 @@ class Source:
     multi_label: bool
     labels: tuple[tuple[int, ...], ...]
     read: Callable[[int], np.ndarray]
+    lengths: tuple[int, ...]
+    read_window: Callable[[int, int, int], np.ndarray]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,8 +61,8 @@ class Source:
                 f"subset of {self.name!r} split {self.split!r}: indices must lie in [0, {len(self)}); "
                 f"got {len(keep)} indices")
         return dataclasses.replace(
-            self, labels=tuple(self.labels[i] for i in keep),
-            read=lambda i: self.read(keep[i]))
+            self, labels=tuple(self.labels[i] for i in keep), lengths=tuple(self.lengths[i] for i in keep),
+            read=lambda i: self.read(keep[i]), read_window=lambda i, a, n: self.read_window(keep[i], a, n))
 
     def class_members(self) -> list[np.ndarray]:
         """For each class, the example indices that carry it: C arrays of int64."""
@@ -65,15 +73,20 @@ class Source:
         return [np.asarray(m, np.int64) for m in members]
 
 
-def from_manifest(name: str, split: str, m: manifest.Manifest) -> Source:
-    """A source reading the manifest's files with soundfile (resampled to m.sample_rate)."""
+def from_manifest(name: str, split: str, m: manifest.Manifest, *, clip: bool = False) -> Source:
+    """A source reading the manifest's files with soundfile (resampled to m.sample_rate; clipped to
+    [-1, 1] when ``clip``)."""
     paths = m.paths
 
     def read(i: int) -> np.ndarray:
-        return audio_io.read_audio(paths[i], m.sample_rate)
+        return audio_io.read_audio(paths[i], m.sample_rate, clip=clip)
+
+    def read_window(i: int, start: int, count: int) -> np.ndarray:
+        return audio_io.read_window(paths[i], m.sample_rate, start, count, clip=clip)
 
     return Source(name=name, split=split, sample_rate=m.sample_rate, class_names=m.class_names,
-                  multi_label=m.multi_label, labels=m.labels, read=read)
+                  multi_label=m.multi_label, labels=m.labels, read=read, lengths=m.num_samples,
+                  read_window=read_window)
 
 
 def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str, ...],
@@ -83,9 +96,12 @@ def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str,
     def read(i: int) -> np.ndarray:
         return audio[i].astype(np.float32) * np.float32(scale)
 
+    def read_window(i: int, start: int, count: int) -> np.ndarray:
+        return audio[i][start:start + count].astype(np.float32) * np.float32(scale)
+
     return Source(name=name, split=split, sample_rate=sample_rate, class_names=class_names,
                   multi_label=False, labels=tuple((int(v),) if v >= 0 else () for v in labels),
-                  read=read)
+                  read=read, lengths=tuple(len(a) for a in audio), read_window=read_window)
 
 
 def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -99,3 +115,33 @@ def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:
     audio.set_shape([None])
     label.set_shape(spec.shape)
     return {"audio": audio, "label": label}
+
+
+def crop_offset(length: int, num_samples: int, position: float) -> int:
+    """Start of the crop of num_samples at position in [0, 1] of the free range of a clip of length."""
+    max_offset = max(length - num_samples, 0)
+    return min(int(math.floor(position * float(max_offset + 1))), max_offset)
+
+
+def read_crop(source: Source, index: tf.Tensor, position: tf.Tensor, num_samples: int) -> dict[str, tf.Tensor]:
+    """tf wrapper: example index [], crop position in [0, 1] [] -> one batch row.
+
+    {'waveform': float32 [num_samples] (zero after the clip's end), 'length': int32 []
+    (real samples), 'label': label_spec()}; only the window is decoded.
+    """
+    spec = source.label_spec()
+
+    def read(i: np.int64, p: np.float64) -> tuple[np.ndarray, np.int32, np.ndarray]:
+        i = int(i)
+        start = crop_offset(source.lengths[i], num_samples, float(p))
+        segment = source.read_window(i, start, num_samples)[:num_samples]
+        waveform = np.zeros(num_samples, np.float32)
+        waveform[:len(segment)] = segment
+        return waveform, np.int32(len(segment)), source.label_array(i)
+
+    waveform, length, label = tf.numpy_function(read, [index, position], (tf.float32, tf.int32, spec.dtype),
+                                                stateful=False)
+    waveform.set_shape([num_samples])
+    length.set_shape([])
+    label.set_shape(spec.shape)
+    return {"waveform": waveform, "length": length, "label": label}

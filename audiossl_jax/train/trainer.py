@@ -7,8 +7,11 @@ computes logmels on the device), takes gradients and applies the optax update.
 
 Parameters and optimizer state are float32; ``config.compute_dtype='bfloat16'`` runs
 the model's matmuls and activations in bfloat16 while the frontend and the loss stay
-float32. SIGTERM (a preempted VM, a SLURM time limit) stops the loop at the next step
-boundary with a checkpoint of that step (``Preempted``); a rerun resumes from it.
+float32. SIGTERM (a preempted VM, a SLURM time limit) or Ctrl-C (SIGINT) stops the loop
+at the next step boundary with a checkpoint of that step (``Preempted``); a rerun
+resumes from it. A non-finite loss, gradient norm or updated parameter stops the run
+before that state can be saved (``NonFiniteLossError``). Process 0 holds the workdir's
+lock (``train.workdir``) for the length of the run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from audiossl_jax import frontend as frontend_lib
 from audiossl_jax import tasks
 from audiossl_jax.tasks.base import Batch, Task
 from audiossl_jax.train import checkpoint, optim, sharding
+from audiossl_jax.train import workdir as workdir_lib
 
 Array = jax.Array
 
@@ -53,47 +57,55 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf; the run stops and keeps its last good checkpoint."""
+    """The loss, the gradient norm or the updated parameters became NaN or Inf; the run
+    stops before saving that state and keeps its last good checkpoint."""
 
 
 class Preempted(Exception):
-    """SIGTERM arrived; the state at ``step`` is saved and a rerun resumes from it."""
+    """SIGTERM or Ctrl-C arrived; the state at ``step`` is saved and a rerun resumes from it."""
 
-    def __init__(self, step: int, directory: Any):
+    def __init__(self, step: int, directory: Any, signal_name: str = "SIGTERM"):
         super().__init__(
-            f"preempted (SIGTERM): saved a checkpoint at step {step} in {directory}; "
+            f"preempted ({signal_name}): saved a checkpoint at step {step} in {directory}; "
             "rerun the same command to resume."
         )
         self.step = step
 
 
 class PreemptionWatch:
-    """Turns SIGTERM into a stop at a step boundary that every process agrees on.
+    """Turns SIGTERM and Ctrl-C (SIGINT) into a stop at a step boundary that every process agrees on.
 
-    One process: a SIGTERM handler sets a flag that ``should_stop`` reports. Several
-    processes: JAX's preemption service (started by ``jax.distributed.initialize``)
-    catches the notice on any host and ``reached_preemption_sync_point`` picks the same
-    step on all of them. Use as a context manager around the loop.
+    One process: a handler of both signals sets a flag that ``should_stop`` reports; a
+    second Ctrl-C stops at once without saving (KeyboardInterrupt). Several processes:
+    JAX's preemption service (started by ``jax.distributed.initialize``) catches the
+    notice on any host and ``reached_preemption_sync_point`` picks the same step on all
+    of them. Use as a context manager around the loop.
     """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
-        self._installed = False
+        self.signal_name = "SIGTERM"
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        logging.warning("%s received: saving a checkpoint after this step (Ctrl-C again stops without saving)",
+                        self.signal_name)
 
     def __enter__(self) -> "PreemptionWatch":
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._installed = False
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}
 
     def should_stop(self, step: int) -> bool:
         if jax.process_count() > 1:
@@ -181,7 +193,9 @@ def setup(config: ml_collections.ConfigDict, mesh: Mesh) -> Setup:
         (_, (metrics, new_model_state)), grads = grad_fn(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step))
+        finite = jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]).all()
+        metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step),
+                       params_finite=finite.astype(jnp.float32))
         new_state = state.replace(
             step=state.step + 1,
             params=params,
@@ -251,13 +265,18 @@ class MetricAverager:
         return means
 
 
-def _check_finite(step: int, metrics: Mapping[str, float], ckpt: checkpoint.Checkpointer) -> None:
-    loss = metrics["loss"]
-    if not math.isfinite(loss):
+def _check_finite(step: int, metrics: dict[str, float], ckpt: checkpoint.Checkpointer) -> None:
+    """Raises NonFiniteLossError when the loss, the gradient norm or an updated parameter of ``step``
+    is NaN/Inf; pops ``params_finite`` (not a metric to average)."""
+    loss, grad_norm = metrics["loss"], metrics.get("grad_norm", 0.0)
+    params_finite = metrics.pop("params_finite", 1.0) == 1.0
+    if not (math.isfinite(loss) and math.isfinite(grad_norm) and params_finite):
         last = ckpt.latest_step()
         kept = f"the last good checkpoint (step {last})" if last is not None else "no checkpoint (none was saved yet)"
+        what = (f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {grad_norm}"
+                if not math.isfinite(grad_norm) else "the updated parameters hold NaN/Inf")
         raise NonFiniteLossError(
-            f"loss is {loss} at step {step}; stopping. The workdir keeps {kept}. Lower "
+            f"{what} at step {step}; stopping before saving it. The workdir keeps {kept}. Lower "
             "config.schedule.peak_learning_rate, set config.optimizer.grad_clip_norm, or use float32 compute "
             "(config.compute_dtype='float32'), then rerun to resume."
         )
@@ -271,6 +290,51 @@ def progress_line(step: int, total: int, means: Mapping[str, float]) -> str:
             f" | {sec:.3f} s/step | ETA {_format_eta((total - step) * sec)}")
 
 
+LABELLED_TASKS = ("supervised", "classification")
+
+
+def _log_and_check_data(config: ml_collections.ConfigDict) -> None:
+    """Logs the dataset's name and split sizes; refuses unlabelled training examples for labelled tasks.
+
+    Fails within seconds, before the model is built, when the dataset is not prepared.
+    """
+    from audiossl_jax.data import registry
+
+    d = config.data
+    info = registry.get_dataset_info(d, d.train_split)
+    sizes = [f"{d.train_split!r} {info.num_examples} examples"]
+    if d.eval_split != d.train_split:
+        try:
+            sizes.append(f"{d.eval_split!r} {registry.get_dataset_info(d, d.eval_split).num_examples} examples")
+        except registry.DatasetError as e:
+            sizes.append(f"{d.eval_split!r} not available ({e})")
+    where = f" ({d.path})" if d.get("path", None) else ""
+    logging.info("dataset %s%s: %s", info.name, where, "; ".join(sizes))
+    if config.task.name in LABELLED_TASKS and info.num_unlabelled:
+        raise registry.DatasetError(
+            f"dataset {info.name!r}{where} split {d.train_split!r}: {info.num_unlabelled} of {info.num_examples} "
+            f"examples have no label (empty {d.get('label_key', 'label')!r} cell), and task {config.task.name!r} "
+            "trains on labels; label them, or choose a split without them (config.data.train_split).")
+
+
+def _lock(workdir: epath.Path) -> workdir_lib.WorkdirLock | None:
+    """Process 0 takes the workdir's lock; every process raises WorkdirLockedError when it is held."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        lock = workdir_lib.WorkdirLock(workdir)
+        try:
+            lock.acquire()
+        except workdir_lib.WorkdirLockedError as e:
+            lock, error = None, e
+    if jax.process_count() > 1:
+        ok = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+        if not ok and error is None:
+            error = workdir_lib.WorkdirLockedError(f"workdir {workdir} is in use by another run (see process 0)")
+    if error is not None:
+        raise error
+    return lock
+
+
 def train(
     config: ml_collections.ConfigDict,
     workdir: str | pathlib.Path | epath.Path,
@@ -281,18 +345,34 @@ def train(
 
     ``data_iterator_fn(start_step)`` may replace the configured input pipeline (tests).
     ``workdir`` may be local or ``gs://``. Raises ``Preempted`` after saving when SIGTERM
-    arrives. On several hosts every process calls this; only process 0 writes summaries.
+    or Ctrl-C arrives, ``WorkdirLockedError`` when another run holds the workdir,
+    ``CheckpointMismatchError`` when its checkpoints come from another config or model.
+    On several hosts every process calls this; only process 0 writes summaries.
     """
+    if not str(workdir).strip():
+        raise workdir_lib.WorkdirError("the workdir is empty; pass --workdir=DIR (a new directory for a new run)")
     workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(workdir)
+    try:
+        return _train(config, workdir, data_iterator_fn)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(
+    config: ml_collections.ConfigDict,
+    workdir: epath.Path,
+    data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None,
+) -> TrainState:
     is_chief = jax.process_index() == 0
     mesh = sharding.make_mesh(config)
     per_host_batch = sharding.check_batch_size(config.batch_size, mesh)
     if data_iterator_fn is None:
-        from audiossl_jax.data import pipeline, registry
+        from audiossl_jax.data import pipeline
 
-        # Fail within seconds, before building the model, when the dataset is not prepared.
-        registry.get_dataset_info(config.data, config.data.train_split)
+        _log_and_check_data(config)
 
         def data_iterator_fn(start_step: int) -> Iterator[Mapping[str, np.ndarray]]:
             return pipeline.make_train_iterator(
@@ -305,25 +385,31 @@ def train(
             )
 
     ckpt = checkpoint.Checkpointer(workdir, config)
-    s = setup(config, mesh)
-
-    if is_chief:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-    logging.info("%s", sharding.describe(s.mesh))
-    counts = parameter_table(s.abstract_state.params)
-    logging.info("parameters (%s):\n%s", config.model.name, format_parameter_table(counts))
-
-    restored = ckpt.restore_latest(s.abstract_state)
+    try:
+        s = setup(config, mesh)
+        logging.info("%s", sharding.describe(s.mesh))
+        counts = parameter_table(s.abstract_state.params)
+        logging.info("parameters (%s):\n%s", config.model.name, format_parameter_table(counts))
+        restored = ckpt.restore_latest(s.abstract_state)
+    except BaseException:
+        ckpt.close()
+        raise
+    config_file = workdir / "config.json"
     if restored is not None:
         state, start = restored
         logging.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
     else:
+        if config_file.exists():
+            logging.warning("workdir %s held a run (config.json) but has no checkpoint in %s; training restarts "
+                            "from step 0", workdir, ckpt.directory)
         start = 0
         state = s.init_fn()
         params, model_state = s.task.load_pretrained(state.params, state.model_state)
         if params is not state.params or model_state is not state.model_state:
             state = state.replace(params=jax.device_put(params, s.state_sharding.params),
                                   model_state=jax.device_put(model_state, s.state_sharding.model_state))
+    if is_chief:
+        config_file.write_text(config.to_json_best_effort(indent=2))
     batches = data_iterator_fn(start)
     total = int(config.total_steps)
     if start >= total:
@@ -375,7 +461,7 @@ def train(
                     ckpt.save(step, state, force=preempted or step == total)
                 if preempted:
                     ckpt.wait()
-                    raise Preempted(step, ckpt.directory)
+                    raise Preempted(step, ckpt.directory, watch.signal_name)
             if pending is not None:
                 finish_step(*pending)
     finally:
