@@ -61,7 +61,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.n_train = 1000
     c.train_sets = ("full", "subset")
     c.arms = ("frozen",)
-    c.untrained, c.supervised = "untrained", "supervised"
+    # The zero (frozen) and one (fine-tuned from scratch) of the normalisation, eq. (1).
+    c.untrained = "untrained"
     c.embed_batch_size = 16
     c.linear = ml_collections.ConfigDict(dict(val_fraction=0.2))
     c.bootstrap = ml_collections.ConfigDict(dict(resamples=50, seed=0, interval=0.95))

@@ -16,9 +16,13 @@ every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 * ``figure.png``: normalised score per task and averaged, one bar per encoder, like its Fig. 2;
 * ``summary.json``: the numbers of the table.
 
-Normalised score of encoder e on task t: (s_e - s_untrained) / (s_supervised - s_untrained),
-s the mean over replicas. Its average over tasks has a percentile interval from
-``bootstrap.resamples`` resamples of the tasks with replacement (seeded).
+Normalised score of encoder e on task t (the paper's eq. 1), the same references for both
+arms: (s_e - s_zero) / (s_one - s_zero), with s_zero the untrained encoder's frozen arm
+(random frozen encoder + trained linear head) and s_one its fine-tuned arm (encoder and
+head trained from scratch on the task), per task and training set, s the mean over
+replicas. The protocol always runs both arms of ``config.untrained`` so both references
+exist. The average over tasks has a percentile interval from ``bootstrap.resamples``
+resamples of the tasks with replacement (seeded).
 """
 
 from __future__ import annotations
@@ -69,9 +73,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from audiossl_jax.config_lib import require
 
     names = list(config.encoders.keys())
-    for key in ("untrained", "supervised"):
-        require(config[key] in names, key, config[key], f"must name one of config.encoders {names}.")
-    require(config.untrained != config.supervised, "supervised", config.supervised, "must differ from config.untrained.")
+    require(config.untrained in names, "untrained", config.untrained, f"must name one of config.encoders {names}.")
     require(len(config.tasks) >= 1, "tasks", list(config.tasks.keys()), "needs at least one task.")
     require(len(config.arms) >= 1 and set(config.arms) <= set(ARMS), "arms", tuple(config.arms), f"use a subset of {ARMS}.")
     require(len(config.train_sets) >= 1 and set(config.train_sets) <= set(TRAIN_SETS), "train_sets",
@@ -94,15 +96,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def plan(config: ml_collections.ConfigDict) -> list[Run]:
-    """Every run of the protocol, in the order they execute (encoder-major)."""
+    """Every run of the protocol, in the order they execute (encoder-major).
+
+    The untrained encoder runs both arms whatever ``config.arms`` says: its frozen arm is
+    the zero of the normalisation, its fine-tuned arm (trained from scratch) the one.
+    """
     return [Run(e, t, a, s, r) for e in encoder_order(config) for t in config.tasks.keys()
-            for a in config.arms for s in config.train_sets for r in range(config.replicas)]
+            for a in (ARMS if e == config.untrained else config.arms)
+            for s in config.train_sets for r in range(config.replicas)]
 
 
 def encoder_order(config: ml_collections.ConfigDict) -> list[str]:
-    """Table rows: the untrained baseline, the other encoders (sorted), the supervised one."""
-    rest = sorted(n for n in config.encoders.keys() if n not in (config.untrained, config.supervised))
-    return [config.untrained, *rest, config.supervised]
+    """Table rows: the untrained encoder, then the others (sorted)."""
+    return [config.untrained, *sorted(n for n in config.encoders.keys() if n != config.untrained)]
 
 
 def replica_seed(config: ml_collections.ConfigDict, replica: int) -> int:
@@ -201,12 +207,16 @@ def append_result(path: pathlib.Path, row: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------- normalisation
 
 
-def normalise(scores: np.ndarray, untrained: np.ndarray, supervised: np.ndarray) -> np.ndarray:
-    """(s - s_untrained) / (s_supervised - s_untrained), elementwise; NaN where the two baselines tie."""
-    scores, untrained, supervised = (np.asarray(a, np.float64) for a in (scores, untrained, supervised))
-    span = supervised - untrained
+def normalise(scores: np.ndarray, zero: np.ndarray, one: np.ndarray) -> np.ndarray:
+    """Eq. (1) of Tagliasacchi et al. (2020): (s - zero) / (one - zero), elementwise; NaN where zero == one.
+
+    zero: the untrained encoder frozen (linear head trained); one: encoder and head both
+    trained from scratch on the task.
+    """
+    scores, zero, one = (np.asarray(a, np.float64) for a in (scores, zero, one))
+    span = one - zero
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(span != 0, (scores - untrained) / np.where(span != 0, span, 1.0), np.nan)
+        return np.where(span != 0, (scores - zero) / np.where(span != 0, span, 1.0), np.nan)
 
 
 def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, interval: float) -> tuple[float, float, float]:
@@ -230,41 +240,54 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
     replica scores (mean, std, count) and the normalised score; per encoder the average
     normalised score over tasks with its bootstrap interval.
 
-    The average covers the tasks where normalisation is defined (both baselines scored,
-    and differently); the others are listed in ``left_out`` with the reason, not folded
-    in as NaN (a task where untrained and supervised tie would otherwise blank every
-    encoder's average). ``inverted`` lists the tasks where supervised scores below
-    untrained (the scale runs backwards there)."""
+    Both arms of a training set share the references of eq. (1): ``zero`` [T] = the untrained
+    encoder's frozen arm, ``one`` [T] = its fine-tuned arm (trained from scratch). The
+    average covers the tasks where normalisation is defined (both references scored, and
+    differently); the others are listed in ``left_out`` with the reason, not folded in as
+    NaN (a task where the references tie would otherwise blank every encoder's average).
+    ``inverted`` lists the tasks where training from scratch scores below the untrained
+    frozen encoder (the scale runs backwards there)."""
     encoders, tasks = encoder_order(config), list(config.tasks.keys())
     by_key: dict[tuple[str, str, str, str], list[float]] = {}
     metric: dict[str, str] = {}
     for row in rows:
         by_key.setdefault((row["encoder"], row["task"], row["arm"], row["train_set"]), []).append(row["score"])
         metric[row["task"]] = row["metric"]
+
+    def scores(encoder: str, task: str, arm: str, train_set: str) -> list[float]:
+        return by_key.get((encoder, task, arm, train_set), [])
+
+    def reference(arm: str, train_set: str) -> np.ndarray:
+        return np.asarray([np.mean(v) if (v := scores(config.untrained, t, arm, train_set)) else np.nan
+                           for t in tasks])
+
     sections = []
     for arm in config.arms:
         for train_set in config.train_sets:
-            got = {(e, t): by_key.get((e, t, arm, train_set), []) for e in encoders for t in tasks}
-            complete = all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
+            zero, one = reference("frozen", train_set), reference("finetuned", train_set)
+            ref_complete = all(len(scores(config.untrained, t, a, train_set)) == config.replicas
+                               for t in tasks for a in ARMS)
+            defined = np.isfinite(normalise(zero, zero, one))
+            left_out = {t: ("no score of a reference yet" if np.isnan([zero[j], one[j]]).any() else
+                            f"{config.untrained} frozen and trained from scratch both score {zero[j]:.3f}")
+                        for j, t in enumerate(tasks) if not defined[j]}
+            inverted = [t for j, t in enumerate(tasks) if defined[j] and one[j] < zero[j]]
+            got = {(e, t): scores(e, t, arm, train_set) for e in encoders for t in tasks}
+            complete = ref_complete and all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
             mean = np.asarray([[np.mean(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             std = np.asarray([[np.std(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             count = np.asarray([[len(got[e, t]) for t in tasks] for e in encoders])
-            norm = normalise(mean, mean[0], mean[-1])
-            defined = np.isfinite(norm[0])  # the untrained row is 0 where the baselines differ, else NaN
-            left_out = {t: ("no score of a baseline yet" if np.isnan(mean[[0, -1], j]).any() else
-                            f"{config.untrained} and {config.supervised} both score {mean[0, j]:.3f}")
-                        for j, t in enumerate(tasks) if not defined[j]}
+            norm = normalise(mean, zero, one)
             if defined.any():
                 avg, low, high = bootstrap_mean(norm[:, defined], int(config.bootstrap.resamples),
                                                 int(config.bootstrap.seed), float(config.bootstrap.interval))
             else:
                 avg = low = high = np.full(len(encoders), np.nan)
-            inverted = [t for j, t in enumerate(tasks) if defined[j] and mean[-1, j] < mean[0, j]]
             sections.append(dict(arm=arm, train_set=train_set, label=train_set_label(config, train_set),
                                  complete=complete, encoders=encoders, tasks=tasks,
                                  metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
-                                 normalised=norm, average=avg, low=low, high=high, left_out=left_out,
-                                 inverted=inverted))
+                                 zero=zero, one=one, normalised=norm, average=avg, low=low, high=high,
+                                 left_out=left_out, inverted=inverted))
     return sections
 
 
@@ -280,8 +303,10 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
     lines = ["# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)", "",
              f"Cells: score on the task's test split, mean +- std over {config.replicas} "
              f"replica{'s' if config.replicas != 1 else ''}. "
-             f"Average: normalised score (s - {config.untrained}) / ({config.supervised} - {config.untrained}) "
-             f"averaged over tasks, [{100 * config.bootstrap.interval:.0f}% interval from "
+             f"Average: normalised score (s - zero) / (one - zero) (eq. 1), zero = {config.untrained} frozen "
+             f"(linear head only), one = {config.untrained} fine-tuned (encoder and head trained from scratch), "
+             "per task and training set and the same for both arms, averaged over tasks "
+             f"[{100 * config.bootstrap.interval:.0f}% interval from "
              f"{config.bootstrap.resamples} bootstrap resamples of the tasks]."]
     for s in sections:
         arm = "frozen encoder, linear probe" if s["arm"] == "frozen" else "fine-tuned encoder"
@@ -295,12 +320,14 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
                      for j in range(len(s["tasks"]))]
             avg = f"{_fmt(s['average'][i], 2)} [{_fmt(s['low'][i], 2)}, {_fmt(s['high'][i], 2)}]"
             lines.append(f"| {enc} | " + " | ".join(cells) + f" | {avg} |")
+        lines += ["", "References (zero / one): " + "; ".join(
+            f"{t} {_fmt(z)} / {_fmt(o)}" for t, z, o in zip(s["tasks"], s["zero"], s["one"])) + "."]
         if s["left_out"]:
             why = "; ".join(f"{t} ({reason})" for t, reason in s["left_out"].items())
             lines += ["", f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
                           f"left out, normalisation undefined: {why}."]
         if s["inverted"]:
-            lines += ["", f"Warning: {config.supervised} scores below {config.untrained} on "
+            lines += ["", f"Warning: training from scratch scores below {config.untrained} frozen on "
                           f"{', '.join(s['inverted'])}; there a higher normalised score means a lower task score."]
     return "\n".join(lines) + "\n"
 
