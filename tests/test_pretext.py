@@ -102,12 +102,60 @@ def test_temporal_gap_matches_slice_offsets():
     usable = np.asarray(s["usable"])
     np.testing.assert_array_equal(usable, np.asarray(valid) >= n)
     gap = np.asarray(s["gap"])
-    np.testing.assert_allclose(gap, (frame[:, 1] - frame[:, 0]) / (T - n), rtol=1e-6)
-    assert np.all(frame[:, 1] >= frame[:, 0]) and np.all((gap >= 0) & (gap <= 1))
-    assert np.all(frame[usable, 1] + n <= np.asarray(valid)[usable])
+    np.testing.assert_allclose(gap, np.abs(frame[:, 1] - frame[:, 0]) / (T - n), rtol=1e-6)
+    assert np.all((gap >= 0) & (gap <= 1))
+    assert np.all(frame[usable].max(axis=1) + n <= np.asarray(valid)[usable])
     full = np.asarray(valid) == T  # the whole crop is valid: the gap spans 0..1
     gaps = np.asarray(task.sample(jax.random.PRNGKey(4), logmel, jnp.full((256,), T), None)["gap"])
     assert full.sum() >= 4 and gaps.min() < 0.05 and gaps.max() > 0.95 and abs(gaps.mean() - 0.5) < 0.06
+
+
+def test_temporal_gap_imposes_no_order():
+    """"We do not impose a temporal order between the two slices": either comes first with
+    probability 1/2, and the target (the absolute gap) is the same for both orders."""
+    task = tasks.get_task(smoke("temporal_gap"))
+    b = 4000
+    logmel = index_logmel(1)[jnp.zeros(b, jnp.int32)]
+    s = task.sample(jax.random.PRNGKey(8), logmel, jnp.full((b,), T), None)
+    _, frame = clip_and_frame(s["slices"])
+    later_first = frame[:, 0] > frame[:, 1]
+    apart = frame[:, 0] != frame[:, 1]
+    share = later_first[apart].mean()
+    assert apart.sum() > 3900 and abs(share - 0.5) < 4 * np.sqrt(0.25 / apart.sum())  # binomial, 4 sd
+    gap = np.asarray(s["gap"])
+    want = np.abs(frame[:, 0] - frame[:, 1]) / (T - task.slice_frames)
+    np.testing.assert_allclose(gap[later_first], want[later_first], rtol=1e-6)
+    np.testing.assert_allclose(gap[~later_first], want[~later_first], rtol=1e-6)
+    # Both orders cover the same gaps: the order is independent of the gap.
+    assert abs(gap[later_first].mean() - gap[apart & ~later_first].mean()) < 0.03
+
+
+def test_cbow_decodes_the_concatenated_context_embeddings():
+    """z = [z(-P), ..., z(-1), z(1), ..., z(P)] (2P D values) feeds the decoder; the loss is its MSE
+    against the middle slice."""
+    task = tasks.get_task(smoke("audio2vec_cbow"))
+    valid, logmel = valid_and_logmel(8)
+    objective = lambda m, x: task.objective(m, x, False)  # noqa: E731
+    variables = nn.unbox(jax.jit(lambda s: task.model.init(jax.random.PRNGKey(0), s, method=objective))(
+        task.sample(jax.random.PRNGKey(1), logmel, valid, None)))
+    d, p = 16, task.context
+    assert variables["params"]["decoder"]["project"]["kernel"].shape[0] == 2 * p * d  # 64 = 4 x 16
+    s = task.sample(jax.random.PRNGKey(2), logmel / 1000.0, valid, None)
+    loss, _ = task.model.apply(variables, s, method=objective)
+    ctx = [task.model.apply(variables, s["context"][:, j], method=lambda m, x: m.encode(x, train=False))
+           for j in range(2 * p)]
+    z = np.concatenate([np.asarray(c) for c in ctx], axis=1)  # [B, 2P D], time order
+    recon = task.model.apply(variables, jnp.asarray(z), method=lambda m, x: m.decoder(x, train=False))[..., 0]
+    err = ((np.asarray(recon, np.float64) - np.asarray(s["middle"], np.float64)) ** 2).mean(axis=(1, 2))
+    usable = np.asarray(s["usable"], np.float64)
+    np.testing.assert_allclose(float(loss), (err * usable).sum() / usable.sum(), rtol=1e-5)
+    # At the paper's sizes (P=2, d=128) the decoder's input is 512-d.
+    paper = config_pretext.pretext_config("audio2vec_cbow", None)
+    paper_task = tasks.get_task(paper)
+    batch = {"waveform": jnp.zeros((1, 160000)), "length": jnp.full((1,), 160000, jnp.int32),
+             "label": jnp.zeros((1,), jnp.int32)}
+    shapes = jax.eval_shape(lambda: paper_task.init(jax.random.PRNGKey(0), batch))
+    assert nn.unbox(shapes)["params"]["decoder"]["project"]["kernel"].shape == (512, 12 * 8 * 512)
 
 
 def test_arrow_of_time_labels_match_the_reversal():
