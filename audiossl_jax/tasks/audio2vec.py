@@ -11,7 +11,7 @@ frames (P=2, G=2, N=96: 488 frames, 4.88 s); slice k starts at ``start + k (N + 
   offsets -P..-1, +1..+P); loss = MSE averaged over the 2P slices.
 * AutoEncoder: one slice is encoded and reconstructed; loss = MSE.
 
-Targets are log-mel values (natural log of mel power + 1e-6).
+Targets are log-mel values (the frontend's: natural log of mel-weighted magnitude + 1e-6).
 """
 
 from __future__ import annotations
