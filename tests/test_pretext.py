@@ -196,6 +196,44 @@ def test_supervised_targets_are_the_clip_labels():
     np.testing.assert_array_equal(np.asarray(s["label"])[[0, 1, 2]], [0, 3, 11])
 
 
+def test_supervised_multi_label_loss_is_sigmoid_bce():
+    """Multi-hot labels [B, C]: the loss equals a NumPy sigmoid binary cross-entropy (mean over classes)."""
+    config = smoke("supervised", **{"task.num_classes": 5, "task.multi_label": True, "data.multi_label": True})
+    task = tasks.get_task(config)
+    valid, logmel = valid_and_logmel(8)
+    label = (np.random.default_rng(0).uniform(size=(8, 5)) < 0.4).astype(np.float32)
+    objective = lambda m, x: task.objective(m, x, False)  # noqa: E731
+    s = task.sample(jax.random.PRNGKey(7), logmel / 1000.0, valid, jnp.asarray(label))
+    variables = nn.unbox(task.model.init(jax.random.PRNGKey(0), s, method=objective))
+    loss, metrics = task.model.apply(variables, s, method=objective)
+    logits = np.asarray(task.model.apply(variables, s["slice"], method=lambda m, x: m.head(m.encode(x, train=False))),
+                        np.float64)
+    bce = (np.logaddexp(0, logits) - label * logits).mean(axis=1)  # -y log s(x) - (1 - y) log(1 - s(x))
+    usable = np.asarray(s["usable"], np.float64)
+    np.testing.assert_allclose(float(loss), (bce * usable).sum() / usable.sum(), rtol=1e-5)
+    hit = label[np.arange(8), logits.argmax(axis=1)] > 0
+    np.testing.assert_allclose(float(metrics["top1_precision"]), (hit * usable).sum() / usable.sum(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"config.data.multi_label=False: must equal config.task.multi_label=True"):
+        tasks.get_task(smoke("supervised", **{"task.multi_label": True}))
+    with pytest.raises(ValueError, match=r"multi-hot labels \[B, 5\].*got shape \(8,\)"):
+        task.sample(jax.random.PRNGKey(7), logmel, valid, jnp.zeros((8,), jnp.int32))
+
+
+def test_paper_recipe_of_the_pretext_configs():
+    """Adam at 1e-3 (Audio2Vec, AutoEncoder) or 1e-4 (others), batch 256, 3M iterations, AudioSet;
+    the supervised encoder on AudioSet's 527 classes (multi-hot); its demo on the labelled built-in data."""
+    for name, lr in config_pretext.LEARNING_RATES.items():
+        c = config_pretext.pretext_config(name, None)
+        assert (c.total_steps, c.batch_size, c.schedule.peak_learning_rate) == (3_000_000, 256, lr)
+        assert (c.optimizer.weight_decay, c.schedule.warmup_steps, c.schedule.final_scale) == (0.0, 0, 1.0)
+        assert c.data.name == "audioset" and c.task.slice_frames == 96 and c.frontend.power == 1.0
+    sup = config_pretext.pretext_config("supervised", None)
+    assert (sup.task.num_classes, sup.task.multi_label, sup.data.multi_label) == (527, True, True)
+    demo = config_pretext.pretext_config("supervised", "demo")
+    assert (demo.data.name, demo.task.num_classes, demo.task.multi_label) == ("synthetic_audio", 12, False)
+    tasks.get_task(demo)  # builds
+
+
 @pytest.mark.parametrize("key,value,needle", [
     ("data.crop_seconds", 0.5, "config.data.crop_seconds=0.5"),
     ("task.slice_frames", 30, "config.task.slice_frames=30"),
@@ -228,18 +266,24 @@ LEARNING = {
     "arrow_of_time": ("loss", 0.9),
     "triplet": ("loss", 0.8),
     "supervised": ("loss", 0.8),
+    "supervised_multi_label": ("loss", 0.8),  # the clip's class as a multi-hot [B, 12] label
 }
 
 
 @pytest.mark.parametrize("name", sorted(LEARNING))
 def test_loss_falls_on_built_in_data(name, tiny_batch):
-    config = smoke(name, batch_size=16)
+    batch = dict(tiny_batch)
+    if name == "supervised_multi_label":
+        config = smoke("supervised", batch_size=16, **{"task.multi_label": True, "data.multi_label": True})
+        batch["label"] = np.eye(12, dtype=np.float32)[batch["label"]]
+    else:
+        config = smoke(name, batch_size=16)
     config.mesh.data = 1
     config.schedule.peak_learning_rate = 3e-3
     mesh = sharding.make_mesh(config, jax.devices()[:1])
     s = trainer.setup(config, mesh)
     state = s.init_fn()
-    batch = sharding.global_batch(dict(tiny_batch), mesh)
+    batch = sharding.global_batch(batch, mesh)
     metric, ratio = LEARNING[name]
     values = []
     for _ in range(30):
