@@ -227,7 +227,15 @@ def test_paper_recipe_of_the_pretext_configs():
         assert (c.total_steps, c.batch_size, c.schedule.peak_learning_rate) == (3_000_000, 256, lr)
         assert (c.optimizer.weight_decay, c.schedule.warmup_steps, c.schedule.final_scale) == (0.0, 0, 1.0)
         assert c.data.name == "audioset" and c.task.slice_frames == 96 and c.frontend.power == 1.0
+        assert tuple(c.model.channels) == (64, 128, 256, 256, 512, 512) and c.model.embed_dim == 128
+        assert (c.optimizer.b1, c.optimizer.b2, c.optimizer.eps, c.optimizer.grad_clip_norm) == (0.9, 0.999, 1e-8, 0.0)
+    cbow = config_pretext.pretext_config("audio2vec_cbow", None)
+    assert (cbow.task.context_slices, cbow.task.gap_frames) == (2, 2)  # P = 2, G = 2
+    for name in ("temporal_gap", "arrow_of_time"):  # "a single hidden layer of size 64" (our choice for ArrowOfTime)
+        assert config_pretext.pretext_config(name, None).task.head_hidden == 64
+    assert config_pretext.pretext_config("triplet", None).task.margin == 0.1  # our choice: the paper gives none
     sup = config_pretext.pretext_config("supervised", None)
+    assert sup.task.head_hidden == 0  # a linear head
     assert (sup.task.num_classes, sup.task.multi_label, sup.data.multi_label) == (527, True, True)
     demo = config_pretext.pretext_config("supervised", "demo")
     assert (demo.data.name, demo.task.num_classes, demo.task.multi_label) == ("synthetic_audio", 12, False)

@@ -3,6 +3,7 @@
 import pathlib
 import struct
 
+import jax
 import numpy as np
 import pytest
 
@@ -234,3 +235,70 @@ def test_bad_config_names_the_key(tmp_path):
     c.tasks.synthetic_tiny.train_fraction = 0.5
     with pytest.raises(ValueError, match=r"config.tasks.synthetic_tiny.train_fraction=0.5: the protocol sets"):
         protocol.run(c, tmp_path / "w2")
+
+
+def test_slice_metrics_hand_worked():
+    """Slice accuracy over all slices; clip accuracy = argmax of the mean of a clip's slice scores."""
+    from audiossl_jax.evaluation import slices
+
+    scores = np.array([[[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]],   # label 0: hits 1, 0, 1
+                       [[0.1, 0.2, 0.7], [0.4, 0.5, 0.1], [0.5, 0.1, 0.4]]])  # label 2: hits 1, 0, 0
+    # means: clip 0 (0.433, 0.367, 0.2) -> 0, right; clip 1 (0.333, 0.267, 0.4) -> 2, right.
+    assert slices.slice_metrics(scores, np.array([0, 2])) == {"accuracy": 0.5, "clip_accuracy": 1.0}
+
+
+def test_slice_starts_are_uniform_and_cut_matches_numpy():
+    from audiossl_jax.evaluation import slices
+
+    starts = slices.slice_starts(np.array([20, 10, 5]), 10, 20000, np.random.default_rng(0))
+    counts = np.bincount(starts[0], minlength=11)
+    assert len(counts) == 11 and counts.min() > 1650 and counts.max() < 2000  # 11 positions, ~1818 each
+    assert set(starts[1]) == {0} and set(starts[2]) == {0}  # no room: the clip's start (zero-padded)
+    wave = np.arange(2 * 20, dtype=np.float32).reshape(2, 20)
+    length = np.array([20, 7])
+    st = np.array([[3, 10], [0, 0]])
+    out, lens = slices.cut(wave, length, st, 10)
+    assert lens.tolist() == [10, 10, 7, 7]
+    np.testing.assert_array_equal(out[0], wave[0, 3:13])
+    np.testing.assert_array_equal(out[1], wave[0, 10:20])
+    np.testing.assert_array_equal(out[2], np.r_[wave[1, :7], np.zeros(3)])
+
+
+def test_slices_recipe_both_arms(smoke_run, tmp_path):
+    """The paper's recipe end to end: the frozen arm trains the head only, the fine-tuned arm everything;
+    rows carry slice and clip accuracy."""
+    from audiossl_jax.evaluation import embeddings
+
+    config, workdir, _, _ = smoke_run
+    c = smoke_config()
+    c.encoders = {n: str(workdir / "encoders" / n) for n in ("untrained", "temporal_gap")}
+    c.recipe, c.arms, c.replicas, c.train_sets = "slices", ("frozen", "finetuned"), 1, ("subset",)
+    c.slices.update(dict(total_steps=2, batch_size=8, per_clip=3, log_every_steps=1))
+    sections = protocol.run(c, tmp_path)
+    rows = protocol.read_results(tmp_path / protocol.CSV_FILE)
+    assert len(rows) == 4 and all(r["metric"] == "accuracy" and 0 <= r["clip_score"] <= 1 for r in rows)
+    assert sections[0]["complete"] and "Clip-level accuracy" in (tmp_path / protocol.TABLE_FILE).read_text()
+    frozen_dir = tmp_path / "frozen_finetune" / "temporal_gap" / "synthetic_tiny" / "subset" / "replica0"
+    tuned_dir = tmp_path / "finetune" / "temporal_gap" / "synthetic_tiny" / "subset" / "replica0"
+    result = __import__("json").loads((frozen_dir / "eval_slices_test.json").read_text())
+    assert result["num_slices"] % 3 == 0 and result["num_slices"] > 0
+    _, before = embeddings.load_encoder(workdir / "encoders" / "temporal_gap")
+    _, frozen = embeddings.load_encoder(frozen_dir)
+    _, tuned = embeddings.load_encoder(tuned_dir)
+    for collection in ("params", "batch_stats"):
+        want = jax.tree.leaves(before[collection]["encoder"])
+        for a, b in zip(jax.tree.leaves(frozen[collection]["encoder"]), want):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+               zip(jax.tree.leaves(tuned["params"]["encoder"]), jax.tree.leaves(before["params"]["encoder"])))
+
+
+def test_paper_variant_is_the_papers_recipe():
+    """Random 975-ms slices, Adam 1e-4 for 100k steps, both arms, 4 replicas, 1000 examples, 50 resamples."""
+    c = smoke_config("paper")
+    assert (c.recipe, tuple(c.arms), c.replicas, c.n_train, c.bootstrap.resamples) == (
+        "slices", ("frozen", "finetuned"), 4, 1000, 50)
+    assert (c.slices.seconds, c.slices.learning_rate, c.slices.total_steps, c.slices.batch_size, c.slices.per_clip) == (
+        0.975, 1e-4, 100_000, 256, 10)
+    assert c.encoders.supervised == "train:configs/pretrain_supervised.py" and len(c.tasks) == 8
+    assert smoke_config("demo").recipe == "clips"  # the clip-level probe stays selectable
