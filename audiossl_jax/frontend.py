@@ -18,8 +18,10 @@ Conventions (other modules rely on them):
   The windowed frame is zero-padded to ``n_fft`` before the FFT. librosa centres the
   window inside the ``n_fft`` frame; where the zeros go changes only the phase of the
   spectrum, never the power, so the two agree exactly on everything computed here.
-* Spectrum. ``power = |rfft(frame * w, n_fft)|**2`` (librosa ``power=2.0``), no scaling by
-  the window sum or by ``n_fft``. Bins ``0 .. n_fft // 2`` (``n_fft // 2 + 1`` of them).
+* Spectrum. ``|rfft(frame * w, n_fft)| ** power`` (librosa's ``power``): 2.0, the power
+  spectrum, by default and for the conformer preset; 1.0, the magnitude, for the
+  tagliasacchi preset ("we compute the logarithm of the modulus of the spectrogram").
+  No scaling by the window sum or by ``n_fft``. Bins ``0 .. n_fft // 2`` (``n_fft // 2 + 1`` of them).
 * Mel filterbank. Triangular filters whose ``n_mels + 2`` edge/centre frequencies are equally
   spaced on the mel scale between ``fmin`` and ``fmax``; each filter rises linearly in Hz
   from its lower edge to its centre and falls to its upper edge (the construction of
@@ -30,7 +32,8 @@ Conventions (other modules rely on them):
   ``2 / (f_upper - f_lower)`` so that it has unit area in Hz (constant energy per channel);
   ``mel_norm='none'`` leaves peaks at 1. The filterbank is built once per config in
   NumPy float64 and enters the trace as a float32 constant.
-* Log. ``logmel = log(mel_power + log_offset)``, natural log. ``log_offset`` defaults to
+* Log. ``logmel = log(mel_power + log_offset)``, natural log (``mel_power``: the mel-weighted
+  spectrum at the config's ``power``). ``log_offset`` defaults to
   1e-6: digital silence maps to log(1e-6) ~ -13.8, while for unit-scaled waveforms white
   noise of RMS 1e-3 (-60 dB) gives a median mel power of ~4e-4 (tagliasacchi) to ~2e-3
   (conformer) per channel and a full-scale sine ~1e4-1e5 in its channel, so the offset
@@ -42,7 +45,7 @@ Conventions (other modules rely on them):
 
 librosa equivalence: for a clip y of N samples, ``mel_power(y[None], cfg)[0]`` equals
 ``librosa.feature.melspectrogram(y=z, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
-win_length=win_length, window=window, center=False, power=2.0, n_mels=n_mels, fmin=fmin,
+win_length=win_length, window=window, center=False, power=power, n_mels=n_mels, fmin=fmin,
 fmax=fmax, htk=(mel_scale == 'htk'), norm=('slaney' if mel_norm == 'slaney' else None)).T[:T]``
 where ``z`` is y left-padded with ``(n_fft - win_length) // 2`` zeros (librosa's window
 offset inside its n_fft frame) and right-padded with enough zeros to give T frames.
@@ -68,7 +71,7 @@ MEL_NORMS = ("none", "slaney")
 WINDOWS = ("hann", "hamming")
 
 _INT_FIELDS = ("sample_rate", "win_length", "hop_length", "n_fft", "n_mels")
-_FLOAT_FIELDS = ("fmin", "fmax", "log_offset")
+_FLOAT_FIELDS = ("fmin", "fmax", "log_offset", "power")
 _STR_FIELDS = {"mel_scale": MEL_SCALES, "mel_norm": MEL_NORMS, "window": WINDOWS}
 
 
@@ -130,6 +133,8 @@ class FrontendConfig:
       log_offset: added to the mel power before the natural log (> 0).
       mel_norm: 'none' (peak 1) or 'slaney' (unit area per filter).
       window: 'hann' or 'hamming', periodic.
+      power: exponent of the spectrum's modulus before the mel weighting (> 0): 2.0 power,
+        1.0 magnitude (librosa's ``power``).
     """
 
     sample_rate: int
@@ -143,6 +148,7 @@ class FrontendConfig:
     log_offset: float = 1e-6
     mel_norm: str = "none"
     window: str = "hann"
+    power: float = 2.0
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -178,6 +184,8 @@ class FrontendConfig:
             raise ValueError(f"FrontendConfig.fmin={self.fmin}: must be < fmax={self.fmax}")
         if self.log_offset <= 0:
             raise ValueError(f"FrontendConfig.log_offset={self.log_offset}: must be > 0")
+        if self.power <= 0:
+            raise ValueError(f"FrontendConfig.power={self.power}: must be > 0 (2.0 power, 1.0 magnitude)")
         empty = np.flatnonzero(_filterbank_f64(self).max(axis=0) <= 0)
         if empty.size:
             raise ValueError(
@@ -231,7 +239,8 @@ PRESETS: dict[str, FrontendConfig] = {
         mel_scale="htk",
     ),
     # Tagliasacchi et al. 2020 (Audio2Vec, TemporalGap): 25 ms / 10 ms at 16 kHz, 512-point
-    # FFT, 64 mels over 60-7800 Hz, HTK scale and no area normalisation (as tf.signal does).
+    # FFT, 64 mels over 60-7800 Hz, HTK scale and no area normalisation (as tf.signal does);
+    # "the logarithm of the modulus of the spectrogram": mel-weighted magnitudes (power 1).
     "tagliasacchi": FrontendConfig(
         sample_rate=16000,
         win_length=400,
@@ -241,6 +250,7 @@ PRESETS: dict[str, FrontendConfig] = {
         fmin=60.0,
         fmax=7800.0,
         mel_scale="htk",
+        power=1.0,
     ),
 }
 
@@ -343,7 +353,7 @@ def frames(waveform: jax.Array, cfg: FrontendConfig) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="cfg")
 def mel_power(waveform: jax.Array, cfg: FrontendConfig) -> jax.Array:
-    """Mel power spectrogram before the log: waveform [B, N] -> [B, T, F] float32.
+    """Mel-weighted ``|STFT| ** cfg.power`` before the log: waveform [B, N] -> [B, T, F] float32.
 
     Any leading shape works ([..., N] -> [..., T, F]). Jitted with cfg static; it can also
     be wrapped in jax.jit(..., static_argnums=1) or called inside other jitted code.
@@ -351,6 +361,8 @@ def mel_power(waveform: jax.Array, cfg: FrontendConfig) -> jax.Array:
     windowed = frames(waveform, cfg) * jnp.asarray(_window(cfg))
     spectrum = jnp.fft.rfft(windowed, n=cfg.n_fft, axis=-1)
     power = jnp.square(spectrum.real) + jnp.square(spectrum.imag)
+    if cfg.power != 2.0:
+        power = power ** (0.5 * cfg.power)
     return jnp.matmul(power, jnp.asarray(_filterbank_f32(cfg)), precision=jax.lax.Precision.HIGHEST)
 
 

@@ -2,12 +2,16 @@
 
     python -m audiossl_jax.evaluation.protocol --config=configs/eval_protocol.py:demo --workdir=runs/protocol
 
+Recipes (``config.recipe``): 'slices' (the paper's: random 975-ms slices with the clip
+label in training and evaluation, Adam 1e-4 for 100k steps, slice and clip accuracy)
+or 'clips' (a clip-level L-BFGS linear probe and the conformer paper's fine-tuning;
+faster, what HEAR does).
+
 Variants:
   paper   the paper's 8 tasks on its CNN encoders (pre-trained here from the paper
           recipes unless given as run directories: --config.encoders.temporal_gap=runs/tg);
-          needs the datasets prepared (docs/datasets.md); frozen arm (add the fine-tuned
-          one with --config.arms=frozen,finetuned).
-  demo    built-in synthetic audio, FSDD digits and speakers, donate-a-cry
+          needs the datasets prepared (docs/datasets.md); 'slices' recipe, both arms.
+  demo    ('clips' recipe) built-in synthetic audio, FSDD digits and speakers, donate-a-cry
           (../shared/data), the narrower ``demo`` CNN encoders trained on the fly on
           the built-in data (300 steps each); frozen arm (the fine-tuned one, when
           added, trains 300 steps of 32 clips per run).
@@ -61,8 +65,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.n_train = 1000
     c.train_sets = ("full", "subset")
     c.arms = ("frozen",)
-    c.untrained, c.supervised = "untrained", "supervised"
+    # The zero (frozen) and one (fine-tuned from scratch) of the normalisation, eq. (1).
+    c.untrained = "untrained"
     c.embed_batch_size = 16
+    c.recipe = "clips"
+    # The paper's downstream recipe (recipe 'slices'): "we extract equal-length slices uniformly
+    # at random ... T = 975 ms ... learning rate to 1e-4 and we stop after 100 k steps".
+    # Batch 256 (the paper's only batch size) and 10 slices per test clip are our choice.
+    c.slices = ml_collections.ConfigDict(dict(
+        seconds=0.975, learning_rate=1e-4, total_steps=100_000, batch_size=256, per_clip=10, log_every_steps=1000))
     c.linear = ml_collections.ConfigDict(dict(val_fraction=0.2))
     c.bootstrap = ml_collections.ConfigDict(dict(resamples=50, seed=0, interval=0.95))
     # The fine-tuned arm (CNN and conformer encoders): steps, batch and rate are our choice.
@@ -73,6 +84,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     if variant == "paper":
         suffix = ""
         c.tasks = {name: _task(dataset, crop) for name, (dataset, crop) in PAPER_TASKS.items()}
+        c.recipe, c.arms = "slices", ("frozen", "finetuned")
     elif variant in ("demo", "smoke"):
         suffix = f":{variant}"
         if variant == "demo":

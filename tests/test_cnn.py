@@ -33,9 +33,38 @@ def test_encoder_maps_slices_to_128_with_paper_structure():
         assert params[f"bn{i}"]["scale"] == (cout,)
         assert _shapes(variables["batch_stats"])[f"bn{i}"]["mean"] == (cout,)
     assert params["embedding"]["kernel"] == (512, 128)
-    # A 2x2 pool whenever the channel count grows: after conv0, 1, 2 and 4; 96 x 64 -> 6 x 4.
-    assert cnn.pool_after(PAPER) == (True, True, True, False, True, False)
-    assert cnn.downsampling(PAPER) == 16
+    # "Max-pooling is used whenever we increase the number of channels in the next layer":
+    # after layers 1, 2 and 4 (64 -> 128, 128 -> 256, 256 -> 512); 96 x 64 -> 12 x 8.
+    assert cnn.pool_after(PAPER) == (True, True, False, True, False, False)
+    assert cnn.downsampling(PAPER) == 8
+    _, inter = jax.eval_shape(lambda v: enc.apply(v, x, train=False, capture_intermediates=True,
+                                                  mutable=["intermediates"]), variables)
+    maps = {name: inter["intermediates"][name]["__call__"][0].shape for name in (f"bn{i}" for i in range(6))}
+    # Hand-derived: 96 x 64 halves after conv0, conv1 and conv3.
+    assert maps == {"bn0": (2, 96, 64, 64), "bn1": (2, 48, 32, 128), "bn2": (2, 24, 16, 256),
+                    "bn3": (2, 24, 16, 256), "bn4": (2, 12, 8, 512), "bn5": (2, 12, 8, 512)}
+
+
+def _count(tree):
+    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(nn.unbox(tree)))
+
+
+def test_parameter_counts_match_a_hand_calculation():
+    """Encoder: 3x3 kernels (no bias) + BatchNorm scale/shift + dense 512 -> 128 with bias.
+    Decoder (1 output channel): dense 128 -> 12*8*512 with bias, the kernels in reverse,
+    BatchNorm on the 5 inner layers, a last 3x3 conv 64 -> 1 with bias."""
+    enc_kernels = 9 * (1 * 64 + 64 * 128 + 128 * 256 + 256 * 256 + 256 * 512 + 512 * 512)  # 4,497,984
+    enc_norms = 2 * (64 + 128 + 256 + 256 + 512 + 512)  # 3,456
+    enc_dense = 512 * 128 + 128  # 65,664
+    assert enc_kernels + enc_norms + enc_dense == 4_567_104
+    x, z = jnp.zeros((1, 96, 64)), jnp.zeros((1, 128))
+    enc = jax.eval_shape(lambda: cnn.CNNEncoder(PAPER, 128).init(jax.random.PRNGKey(0), x, train=False))
+    assert _count(enc["params"]) == 4_567_104
+    dec_project = 128 * 12 * 8 * 512 + 12 * 8 * 512  # 6,340,608
+    dec_kernels = 9 * (512 * 512 + 512 * 256 + 256 * 256 + 256 * 128 + 128 * 64 + 64 * 1) + 1  # + output bias
+    dec_norms = 2 * (512 + 256 + 256 + 128 + 64)
+    dec = jax.eval_shape(lambda: cnn.CNNDecoder(1, 96, 64, PAPER).init(jax.random.PRNGKey(0), z, train=False))
+    assert _count(dec["params"]) == dec_project + dec_kernels + dec_norms == 10_841_025
 
 
 def test_decoder_mirrors_encoder():
@@ -45,7 +74,13 @@ def test_decoder_mirrors_encoder():
     out = jax.eval_shape(lambda v: dec.apply(v, z, train=False), variables)
     assert out.shape == (2, 96, 64, 4)
     params = _shapes(variables["params"])
-    assert params["project"]["kernel"] == (128, 6 * 4 * 512)
+    assert params["project"]["kernel"] == (128, 12 * 8 * 512)
+    _, inter = jax.eval_shape(lambda v: dec.apply(v, z, train=False, capture_intermediates=True,
+                                                  mutable=["intermediates"]), variables)
+    maps = {name: inter["intermediates"][name]["__call__"][0].shape for name in (f"conv{i}" for i in range(6))}
+    # Upsampling where the encoder pooled: before conv3, conv1 and the output conv0.
+    assert maps == {"conv5": (2, 12, 8, 512), "conv4": (2, 12, 8, 256), "conv3": (2, 24, 16, 256),
+                    "conv2": (2, 24, 16, 128), "conv1": (2, 48, 32, 64), "conv0": (2, 96, 64, 4)}
     outs = (4, 64, 128, 256, 256, 512)
     for i, (cin, cout) in enumerate(zip(PAPER, outs)):
         assert params[f"conv{i}"]["kernel"] == (3, 3, cin, cout)

@@ -102,12 +102,60 @@ def test_temporal_gap_matches_slice_offsets():
     usable = np.asarray(s["usable"])
     np.testing.assert_array_equal(usable, np.asarray(valid) >= n)
     gap = np.asarray(s["gap"])
-    np.testing.assert_allclose(gap, (frame[:, 1] - frame[:, 0]) / (T - n), rtol=1e-6)
-    assert np.all(frame[:, 1] >= frame[:, 0]) and np.all((gap >= 0) & (gap <= 1))
-    assert np.all(frame[usable, 1] + n <= np.asarray(valid)[usable])
+    np.testing.assert_allclose(gap, np.abs(frame[:, 1] - frame[:, 0]) / (T - n), rtol=1e-6)
+    assert np.all((gap >= 0) & (gap <= 1))
+    assert np.all(frame[usable].max(axis=1) + n <= np.asarray(valid)[usable])
     full = np.asarray(valid) == T  # the whole crop is valid: the gap spans 0..1
     gaps = np.asarray(task.sample(jax.random.PRNGKey(4), logmel, jnp.full((256,), T), None)["gap"])
     assert full.sum() >= 4 and gaps.min() < 0.05 and gaps.max() > 0.95 and abs(gaps.mean() - 0.5) < 0.06
+
+
+def test_temporal_gap_imposes_no_order():
+    """"We do not impose a temporal order between the two slices": either comes first with
+    probability 1/2, and the target (the absolute gap) is the same for both orders."""
+    task = tasks.get_task(smoke("temporal_gap"))
+    b = 4000
+    logmel = index_logmel(1)[jnp.zeros(b, jnp.int32)]
+    s = task.sample(jax.random.PRNGKey(8), logmel, jnp.full((b,), T), None)
+    _, frame = clip_and_frame(s["slices"])
+    later_first = frame[:, 0] > frame[:, 1]
+    apart = frame[:, 0] != frame[:, 1]
+    share = later_first[apart].mean()
+    assert apart.sum() > 3900 and abs(share - 0.5) < 4 * np.sqrt(0.25 / apart.sum())  # binomial, 4 sd
+    gap = np.asarray(s["gap"])
+    want = np.abs(frame[:, 0] - frame[:, 1]) / (T - task.slice_frames)
+    np.testing.assert_allclose(gap[later_first], want[later_first], rtol=1e-6)
+    np.testing.assert_allclose(gap[~later_first], want[~later_first], rtol=1e-6)
+    # Both orders cover the same gaps: the order is independent of the gap.
+    assert abs(gap[later_first].mean() - gap[apart & ~later_first].mean()) < 0.03
+
+
+def test_cbow_decodes_the_concatenated_context_embeddings():
+    """z = [z(-P), ..., z(-1), z(1), ..., z(P)] (2P D values) feeds the decoder; the loss is its MSE
+    against the middle slice."""
+    task = tasks.get_task(smoke("audio2vec_cbow"))
+    valid, logmel = valid_and_logmel(8)
+    objective = lambda m, x: task.objective(m, x, False)  # noqa: E731
+    variables = nn.unbox(jax.jit(lambda s: task.model.init(jax.random.PRNGKey(0), s, method=objective))(
+        task.sample(jax.random.PRNGKey(1), logmel, valid, None)))
+    d, p = 16, task.context
+    assert variables["params"]["decoder"]["project"]["kernel"].shape[0] == 2 * p * d  # 64 = 4 x 16
+    s = task.sample(jax.random.PRNGKey(2), logmel / 1000.0, valid, None)
+    loss, _ = task.model.apply(variables, s, method=objective)
+    ctx = [task.model.apply(variables, s["context"][:, j], method=lambda m, x: m.encode(x, train=False))
+           for j in range(2 * p)]
+    z = np.concatenate([np.asarray(c) for c in ctx], axis=1)  # [B, 2P D], time order
+    recon = task.model.apply(variables, jnp.asarray(z), method=lambda m, x: m.decoder(x, train=False))[..., 0]
+    err = ((np.asarray(recon, np.float64) - np.asarray(s["middle"], np.float64)) ** 2).mean(axis=(1, 2))
+    usable = np.asarray(s["usable"], np.float64)
+    np.testing.assert_allclose(float(loss), (err * usable).sum() / usable.sum(), rtol=1e-5)
+    # At the paper's sizes (P=2, d=128) the decoder's input is 512-d.
+    paper = config_pretext.pretext_config("audio2vec_cbow", None)
+    paper_task = tasks.get_task(paper)
+    batch = {"waveform": jnp.zeros((1, 160000)), "length": jnp.full((1,), 160000, jnp.int32),
+             "label": jnp.zeros((1,), jnp.int32)}
+    shapes = jax.eval_shape(lambda: paper_task.init(jax.random.PRNGKey(0), batch))
+    assert nn.unbox(shapes)["params"]["decoder"]["project"]["kernel"].shape == (512, 12 * 8 * 512)
 
 
 def test_arrow_of_time_labels_match_the_reversal():
@@ -148,6 +196,52 @@ def test_supervised_targets_are_the_clip_labels():
     np.testing.assert_array_equal(np.asarray(s["label"])[[0, 1, 2]], [0, 3, 11])
 
 
+def test_supervised_multi_label_loss_is_sigmoid_bce():
+    """Multi-hot labels [B, C]: the loss equals a NumPy sigmoid binary cross-entropy (mean over classes)."""
+    config = smoke("supervised", **{"task.num_classes": 5, "task.multi_label": True, "data.multi_label": True})
+    task = tasks.get_task(config)
+    valid, logmel = valid_and_logmel(8)
+    label = (np.random.default_rng(0).uniform(size=(8, 5)) < 0.4).astype(np.float32)
+    objective = lambda m, x: task.objective(m, x, False)  # noqa: E731
+    s = task.sample(jax.random.PRNGKey(7), logmel / 1000.0, valid, jnp.asarray(label))
+    variables = nn.unbox(task.model.init(jax.random.PRNGKey(0), s, method=objective))
+    loss, metrics = task.model.apply(variables, s, method=objective)
+    logits = np.asarray(task.model.apply(variables, s["slice"], method=lambda m, x: m.head(m.encode(x, train=False))),
+                        np.float64)
+    bce = (np.logaddexp(0, logits) - label * logits).mean(axis=1)  # -y log s(x) - (1 - y) log(1 - s(x))
+    usable = np.asarray(s["usable"], np.float64)
+    np.testing.assert_allclose(float(loss), (bce * usable).sum() / usable.sum(), rtol=1e-5)
+    hit = label[np.arange(8), logits.argmax(axis=1)] > 0
+    np.testing.assert_allclose(float(metrics["top1_precision"]), (hit * usable).sum() / usable.sum(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"config.data.multi_label=False: must equal config.task.multi_label=True"):
+        tasks.get_task(smoke("supervised", **{"task.multi_label": True}))
+    with pytest.raises(ValueError, match=r"multi-hot labels \[B, 5\].*got shape \(8,\)"):
+        task.sample(jax.random.PRNGKey(7), logmel, valid, jnp.zeros((8,), jnp.int32))
+
+
+def test_paper_recipe_of_the_pretext_configs():
+    """Adam at 1e-3 (Audio2Vec, AutoEncoder) or 1e-4 (others), batch 256, 3M iterations, AudioSet;
+    the supervised encoder on AudioSet's 527 classes (multi-hot); its demo on the labelled built-in data."""
+    for name, lr in config_pretext.LEARNING_RATES.items():
+        c = config_pretext.pretext_config(name, None)
+        assert (c.total_steps, c.batch_size, c.schedule.peak_learning_rate) == (3_000_000, 256, lr)
+        assert (c.optimizer.weight_decay, c.schedule.warmup_steps, c.schedule.final_scale) == (0.0, 0, 1.0)
+        assert c.data.name == "audioset" and c.task.slice_frames == 96 and c.frontend.power == 1.0
+        assert tuple(c.model.channels) == (64, 128, 256, 256, 512, 512) and c.model.embed_dim == 128
+        assert (c.optimizer.b1, c.optimizer.b2, c.optimizer.eps, c.optimizer.grad_clip_norm) == (0.9, 0.999, 1e-8, 0.0)
+    cbow = config_pretext.pretext_config("audio2vec_cbow", None)
+    assert (cbow.task.context_slices, cbow.task.gap_frames) == (2, 2)  # P = 2, G = 2
+    for name in ("temporal_gap", "arrow_of_time"):  # "a single hidden layer of size 64" (our choice for ArrowOfTime)
+        assert config_pretext.pretext_config(name, None).task.head_hidden == 64
+    assert config_pretext.pretext_config("triplet", None).task.margin == 0.1  # our choice: the paper gives none
+    sup = config_pretext.pretext_config("supervised", None)
+    assert sup.task.head_hidden == 0  # a linear head
+    assert (sup.task.num_classes, sup.task.multi_label, sup.data.multi_label) == (527, True, True)
+    demo = config_pretext.pretext_config("supervised", "demo")
+    assert (demo.data.name, demo.task.num_classes, demo.task.multi_label) == ("synthetic_audio", 12, False)
+    tasks.get_task(demo)  # builds
+
+
 @pytest.mark.parametrize("key,value,needle", [
     ("data.crop_seconds", 0.5, "config.data.crop_seconds=0.5"),
     ("task.slice_frames", 30, "config.task.slice_frames=30"),
@@ -180,18 +274,24 @@ LEARNING = {
     "arrow_of_time": ("loss", 0.9),
     "triplet": ("loss", 0.8),
     "supervised": ("loss", 0.8),
+    "supervised_multi_label": ("loss", 0.8),  # the clip's class as a multi-hot [B, 12] label
 }
 
 
 @pytest.mark.parametrize("name", sorted(LEARNING))
 def test_loss_falls_on_built_in_data(name, tiny_batch):
-    config = smoke(name, batch_size=16)
+    batch = dict(tiny_batch)
+    if name == "supervised_multi_label":
+        config = smoke("supervised", batch_size=16, **{"task.multi_label": True, "data.multi_label": True})
+        batch["label"] = np.eye(12, dtype=np.float32)[batch["label"]]
+    else:
+        config = smoke(name, batch_size=16)
     config.mesh.data = 1
     config.schedule.peak_learning_rate = 3e-3
     mesh = sharding.make_mesh(config, jax.devices()[:1])
     s = trainer.setup(config, mesh)
     state = s.init_fn()
-    batch = sharding.global_batch(dict(tiny_batch), mesh)
+    batch = sharding.global_batch(batch, mesh)
     metric, ratio = LEARNING[name]
     values = []
     for _ in range(30):

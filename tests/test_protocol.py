@@ -3,6 +3,7 @@
 import pathlib
 import struct
 
+import jax
 import numpy as np
 import pytest
 
@@ -17,11 +18,12 @@ def smoke_config(variant="smoke"):
 
 def test_normalise_and_bootstrap_match_numpy():
     rng = np.random.default_rng(3)
-    scores = rng.uniform(0.2, 0.9, size=(4, 6))  # encoders x tasks; row 0 untrained, row -1 supervised
-    norm = protocol.normalise(scores, scores[0], scores[-1])
+    scores = rng.uniform(0.2, 0.9, size=(4, 6))  # encoders x tasks
+    zero, one = rng.uniform(0.1, 0.3, size=6), rng.uniform(0.7, 0.95, size=6)
+    norm = protocol.normalise(scores, zero, one)
     for e in range(4):
         for t in range(6):
-            assert norm[e, t] == pytest.approx((scores[e, t] - scores[0, t]) / (scores[-1, t] - scores[0, t]))
+            assert norm[e, t] == pytest.approx((scores[e, t] - zero[t]) / (one[t] - zero[t]))
     mean, low, high = protocol.bootstrap_mean(norm, 50, seed=7, interval=0.9)
     draws = np.random.default_rng(7).integers(0, 6, size=(50, 6))
     for e in range(4):
@@ -33,17 +35,52 @@ def test_normalise_and_bootstrap_match_numpy():
             lo_i = int(np.floor(pos))
             want = resampled[lo_i] + (pos - lo_i) * (resampled[min(lo_i + 1, 49)] - resampled[lo_i])
             assert got == pytest.approx(want)
-    assert np.all(norm[0] == 0) and np.all(norm[-1] == 1) and np.all(low[1:-1] < high[1:-1])
+    assert np.all(low < high)
     assert np.isnan(protocol.normalise(np.array([0.5]), np.array([0.4]), np.array([0.4]))).all()
 
 
+def test_worked_example_both_arms_share_the_references():
+    """Untrained frozen 0.30, from scratch 0.80; TemporalGap frozen 0.55 -> 0.50, fine-tuned 0.81 -> 1.02."""
+    c = smoke_config()
+    c.encoders = {"untrained": "a", "temporal_gap": "b", "supervised": "c"}
+    c.arms, c.train_sets, c.replicas = ("frozen", "finetuned"), ("subset",), 1
+    scores = {("untrained", "frozen"): 0.30, ("untrained", "finetuned"): 0.80,
+              ("temporal_gap", "frozen"): 0.55, ("temporal_gap", "finetuned"): 0.81,
+              ("supervised", "frozen"): 0.40, ("supervised", "finetuned"): 0.79}
+    rows = [dict(encoder=e, task="synthetic_tiny", arm=a, train_set="subset", replica=0, seed=0, num_train=24,
+                 metric="accuracy", score=v, seconds=0.0) for (e, a), v in scores.items()]
+    frozen, finetuned = protocol.summarise(rows, c)
+    assert frozen["encoders"] == ["untrained", "supervised", "temporal_gap"]  # supervised is an ordinary row
+    np.testing.assert_allclose(frozen["normalised"][:, 0], [0.0, 0.2, 0.5])
+    np.testing.assert_allclose(finetuned["normalised"][:, 0], [1.0, 0.98, 1.02])
+    np.testing.assert_allclose(frozen["zero"], [0.30]) and np.testing.assert_allclose(finetuned["one"], [0.80])
+    assert frozen["complete"] and finetuned["complete"]
+    text = protocol.markdown_table([frozen, finetuned], c)
+    assert "| temporal_gap | 0.550 +- 0.000 | 0.50 [0.50, 0.50] |" in text
+    assert "| temporal_gap | 0.810 +- 0.000 | 1.02 [1.02, 1.02] |" in text
+    assert text.count("References (zero / one): synthetic_tiny 0.300 / 0.800.") == 2
+
+
+def test_plan_runs_both_arms_of_the_untrained_encoder():
+    c = smoke_config()
+    runs = protocol.plan(c)
+    assert c.arms == ("frozen",)
+    assert {(r.encoder, r.arm) for r in runs} == {("untrained", "frozen"), ("untrained", "finetuned"),
+                                                  ("supervised", "frozen"), ("temporal_gap", "frozen")}
+    assert len(runs) == 4 * len(c.train_sets) * c.replicas
+
+
 def fake_rows(config, encoders, tasks, arm="frozen", train_set="full"):
+    """Score 0.1 i + 0.01 j + 0.002 r for encoder i, task j, replica r; the untrained encoder's
+    fine-tuned arm (the normalisation's one) scores as encoder 2 would."""
     rows = []
     for i, e in enumerate(encoders):
         for j, t in enumerate(tasks):
             for r in range(config.replicas):
                 rows.append(dict(encoder=e, task=t, arm=arm, train_set=train_set, replica=r, seed=r, num_train=10,
                                  metric="accuracy", score=0.1 * i + 0.01 * j + 0.002 * r, seconds=0.0))
+                if e == "untrained":
+                    rows.append(dict(rows[-1], arm="finetuned", score=0.2 + 0.01 * j + 0.002 * r))
     return rows
 
 
@@ -76,8 +113,9 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
     rows = fake_rows(c, ["untrained", "cbow", "supervised"], ["digits", "speaker"])
     for e in ["untrained", "cbow", "supervised"]:  # every encoder predicts the majority class
         rows += [dict(r, encoder=e, task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])]
+    rows += [dict(r, encoder="untrained", arm="finetuned", task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])]
     section = protocol.summarise(rows, c)[0]
-    assert section["left_out"] == {"cry": "untrained and supervised both score 0.786"}
+    assert section["left_out"] == {"cry": "untrained frozen and trained from scratch both score 0.786"}
     assert section["tasks"] == ["cry", "digits", "speaker"]  # ConfigDict keys are sorted
     norm = section["normalised"]
     assert np.isnan(norm[:, 0]).all()
@@ -85,14 +123,14 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
     np.testing.assert_allclose(section["average"], [0, 0.5, 1])
     text = protocol.markdown_table([section], c)
     assert "| cbow | 0.786 +- 0.000 | 0.101 +- 0.001 | 0.111 +- 0.001 | 0.50 [0.50, 0.50] |" in text
-    assert "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained and supervised " \
-           "both score 0.786)." in text
+    assert "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained frozen and trained " \
+           "from scratch both score 0.786)." in text
     assert section["inverted"] == [] and "Warning" not in text
     flipped = [dict(r, score=1 - r["score"]) if r["task"] == "speaker" else r for r in rows]
     text = protocol.markdown_table(protocol.summarise(flipped, c), c)
-    assert "Warning: supervised scores below untrained on speaker;" in text
-    missing = protocol.summarise([r for r in rows if not (r["task"] == "digits" and r["encoder"] == "supervised")], c)
-    assert missing[0]["left_out"]["digits"] == "no score of a baseline yet"
+    assert "Warning: training from scratch scores below untrained frozen on speaker;" in text
+    missing = protocol.summarise([r for r in rows if not (r["task"] == "digits" and r["arm"] == "finetuned")], c)
+    assert missing[0]["left_out"]["digits"] == "no score of a reference yet"
 
 
 def test_figure_is_a_png(tmp_path):
@@ -128,7 +166,7 @@ def test_resume_skips_completed_rows(smoke_run):
     assert len(first) == 1 + 5 and lines[:6] == first  # the first 5 rows are kept as they were
     rows = protocol.read_results(workdir / protocol.CSV_FILE)
     keys = [(r["encoder"], r["task"], r["arm"], r["train_set"], r["replica"]) for r in rows]
-    assert sorted(keys) == sorted(r.key() for r in protocol.plan(config)) and len(set(keys)) == len(keys) == 12
+    assert sorted(keys) == sorted(r.key() for r in protocol.plan(config)) and len(set(keys)) == len(keys) == 16
 
 
 def test_smoke_protocol_end_to_end(smoke_run):
@@ -141,11 +179,16 @@ def test_smoke_protocol_end_to_end(smoke_run):
     assert "| temporal_gap |" in table and "24 random examples" in table and "incomplete" not in table
     assert (workdir / protocol.FIGURE_FILE).read_bytes()[:4] == b"\x89PNG"
     full = sections[0]
-    scores = np.asarray([[np.mean([r["score"] for r in rows if (r["encoder"], r["train_set"]) == (e, "full")])]
-                         for e in full["encoders"]])
+
+    def mean_score(encoder, arm):
+        return np.mean([r["score"] for r in rows if (r["encoder"], r["arm"], r["train_set"]) == (encoder, arm, "full")])
+
+    scores = np.asarray([[mean_score(e, "frozen")] for e in full["encoders"]])
     np.testing.assert_allclose(full["mean"], scores)
-    want = (scores[1, 0] - scores[0, 0]) / (scores[2, 0] - scores[0, 0])
-    assert full["normalised"][1, 0] == pytest.approx(want) and full["average"][1] == pytest.approx(want)
+    zero, one = mean_score("untrained", "frozen"), mean_score("untrained", "finetuned")
+    want = (scores[2, 0] - zero) / (one - zero)  # rows: untrained, supervised, temporal_gap
+    assert full["encoders"][2] == "temporal_gap"
+    assert full["normalised"][2, 0] == pytest.approx(want) and full["average"][2] == pytest.approx(want)
 
 
 def test_fsdd_frozen_arm_with_run_directories(smoke_run, shared_data, tmp_path):
@@ -157,8 +200,8 @@ def test_fsdd_frozen_arm_with_run_directories(smoke_run, shared_data, tmp_path):
     c.replicas, c.train_sets, c.n_train = 1, ("subset",), 500
     sections = protocol.run(c, tmp_path / "fsdd")
     rows = protocol.read_results(tmp_path / "fsdd" / protocol.CSV_FILE)
-    assert len(rows) == 3 and {r["num_train"] for r in rows} == {500}
-    assert all(r["score"] > 0.15 for r in rows)  # 10 digits: chance is 0.1
+    assert len(rows) == 4 and {r["num_train"] for r in rows} == {500}  # 3 frozen + untrained fine-tuned
+    assert all(r["score"] > 0.15 for r in rows if r["arm"] == "frozen")  # 10 digits: chance is 0.1
     with np.load(tmp_path / "fsdd" / "embeddings" / "supervised" / "fsdd_digits" / "test.npz") as f:
         assert f["scene"].shape[0] == 300 and sorted(set(f["label"].tolist())) == list(range(10))
     assert sections[0]["complete"]
@@ -171,16 +214,18 @@ def test_finetuned_arm_with_cnn_encoders(smoke_run, tmp_path):
     c.arms, c.replicas, c.train_sets = ("finetuned",), 1, ("subset",)
     sections = protocol.run(c, tmp_path)
     rows = protocol.read_results(tmp_path / protocol.CSV_FILE)
-    assert sorted(r["encoder"] for r in rows) == sorted(config.encoders.keys())
-    assert all(r["arm"] == "finetuned" and r["num_train"] == 24 and 0 <= r["score"] <= 1 for r in rows)
+    tuned = [r for r in rows if r["arm"] == "finetuned"]
+    assert sorted(r["encoder"] for r in tuned) == sorted(config.encoders.keys())
+    assert [(r["encoder"], r["arm"]) for r in rows if r not in tuned] == [("untrained", "frozen")]  # the zero
+    assert all(r["num_train"] == 24 and 0 <= r["score"] <= 1 for r in rows)
     run_dir = tmp_path / "finetune" / "temporal_gap" / "synthetic_tiny" / "subset" / "replica0"
     assert (run_dir / "eval_test.json").exists() and sections[0]["complete"]
 
 
 def test_bad_config_names_the_key(tmp_path):
     c = smoke_config()
-    c.supervised = "nope"
-    with pytest.raises(ValueError, match=r"config.supervised='nope': must name one of config.encoders"):
+    c.untrained = "nope"
+    with pytest.raises(ValueError, match=r"config.untrained='nope': must name one of config.encoders"):
         protocol.run(c, tmp_path)
     c = smoke_config()
     c.encoders.temporal_gap = str(tmp_path / "missing")
@@ -190,3 +235,70 @@ def test_bad_config_names_the_key(tmp_path):
     c.tasks.synthetic_tiny.train_fraction = 0.5
     with pytest.raises(ValueError, match=r"config.tasks.synthetic_tiny.train_fraction=0.5: the protocol sets"):
         protocol.run(c, tmp_path / "w2")
+
+
+def test_slice_metrics_hand_worked():
+    """Slice accuracy over all slices; clip accuracy = argmax of the mean of a clip's slice scores."""
+    from audiossl_jax.evaluation import slices
+
+    scores = np.array([[[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]],   # label 0: hits 1, 0, 1
+                       [[0.1, 0.2, 0.7], [0.4, 0.5, 0.1], [0.5, 0.1, 0.4]]])  # label 2: hits 1, 0, 0
+    # means: clip 0 (0.433, 0.367, 0.2) -> 0, right; clip 1 (0.333, 0.267, 0.4) -> 2, right.
+    assert slices.slice_metrics(scores, np.array([0, 2])) == {"accuracy": 0.5, "clip_accuracy": 1.0}
+
+
+def test_slice_starts_are_uniform_and_cut_matches_numpy():
+    from audiossl_jax.evaluation import slices
+
+    starts = slices.slice_starts(np.array([20, 10, 5]), 10, 20000, np.random.default_rng(0))
+    counts = np.bincount(starts[0], minlength=11)
+    assert len(counts) == 11 and counts.min() > 1650 and counts.max() < 2000  # 11 positions, ~1818 each
+    assert set(starts[1]) == {0} and set(starts[2]) == {0}  # no room: the clip's start (zero-padded)
+    wave = np.arange(2 * 20, dtype=np.float32).reshape(2, 20)
+    length = np.array([20, 7])
+    st = np.array([[3, 10], [0, 0]])
+    out, lens = slices.cut(wave, length, st, 10)
+    assert lens.tolist() == [10, 10, 7, 7]
+    np.testing.assert_array_equal(out[0], wave[0, 3:13])
+    np.testing.assert_array_equal(out[1], wave[0, 10:20])
+    np.testing.assert_array_equal(out[2], np.r_[wave[1, :7], np.zeros(3)])
+
+
+def test_slices_recipe_both_arms(smoke_run, tmp_path):
+    """The paper's recipe end to end: the frozen arm trains the head only, the fine-tuned arm everything;
+    rows carry slice and clip accuracy."""
+    from audiossl_jax.evaluation import embeddings
+
+    config, workdir, _, _ = smoke_run
+    c = smoke_config()
+    c.encoders = {n: str(workdir / "encoders" / n) for n in ("untrained", "temporal_gap")}
+    c.recipe, c.arms, c.replicas, c.train_sets = "slices", ("frozen", "finetuned"), 1, ("subset",)
+    c.slices.update(dict(total_steps=2, batch_size=8, per_clip=3, log_every_steps=1))
+    sections = protocol.run(c, tmp_path)
+    rows = protocol.read_results(tmp_path / protocol.CSV_FILE)
+    assert len(rows) == 4 and all(r["metric"] == "accuracy" and 0 <= r["clip_score"] <= 1 for r in rows)
+    assert sections[0]["complete"] and "Clip-level accuracy" in (tmp_path / protocol.TABLE_FILE).read_text()
+    frozen_dir = tmp_path / "frozen_finetune" / "temporal_gap" / "synthetic_tiny" / "subset" / "replica0"
+    tuned_dir = tmp_path / "finetune" / "temporal_gap" / "synthetic_tiny" / "subset" / "replica0"
+    result = __import__("json").loads((frozen_dir / "eval_slices_test.json").read_text())
+    assert result["num_slices"] % 3 == 0 and result["num_slices"] > 0
+    _, before = embeddings.load_encoder(workdir / "encoders" / "temporal_gap")
+    _, frozen = embeddings.load_encoder(frozen_dir)
+    _, tuned = embeddings.load_encoder(tuned_dir)
+    for collection in ("params", "batch_stats"):
+        want = jax.tree.leaves(before[collection]["encoder"])
+        for a, b in zip(jax.tree.leaves(frozen[collection]["encoder"]), want):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+               zip(jax.tree.leaves(tuned["params"]["encoder"]), jax.tree.leaves(before["params"]["encoder"])))
+
+
+def test_paper_variant_is_the_papers_recipe():
+    """Random 975-ms slices, Adam 1e-4 for 100k steps, both arms, 4 replicas, 1000 examples, 50 resamples."""
+    c = smoke_config("paper")
+    assert (c.recipe, tuple(c.arms), c.replicas, c.n_train, c.bootstrap.resamples) == (
+        "slices", ("frozen", "finetuned"), 4, 1000, 50)
+    assert (c.slices.seconds, c.slices.learning_rate, c.slices.total_steps, c.slices.batch_size, c.slices.per_clip) == (
+        0.975, 1e-4, 100_000, 256, 10)
+    assert c.encoders.supervised == "train:configs/pretrain_supervised.py" and len(c.tasks) == 8
+    assert smoke_config("demo").recipe == "clips"  # the clip-level probe stays selectable

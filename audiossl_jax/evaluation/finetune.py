@@ -35,7 +35,7 @@ def classification_task(num_classes: int, multi_label: bool) -> ml_collections.C
     t = ml_collections.ConfigDict(dict(
         name="classification", num_classes=num_classes, multi_label=multi_label,
         jitter_samples=200, time_mask_max_fraction=0.2, mixup=True, mixup_beta=0.5,
-        consistency=False, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6))
+        consistency=False, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6, freeze_encoder=False))
     t.pretrained_workdir = config_dict.placeholder(str)
     t.pretrained_step = config_dict.placeholder(int)
     return t

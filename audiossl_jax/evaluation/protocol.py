@@ -2,10 +2,19 @@
 
     python -m audiossl_jax.evaluation.protocol --config=configs/eval_protocol.py:demo --workdir=runs/protocol
 
-Runs every (encoder, task, arm, training set, replica) of the config: arms ``frozen``
-(a linear probe on the encoder's cached scene embeddings, ``evaluation.linear``) and
-``finetuned`` (the whole encoder trained, ``evaluation.finetune``; CNN and conformer
-encoders), training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
+Runs every (encoder, task, arm, training set, replica) of the config with one of two
+recipes (``config.recipe``):
+
+* ``slices`` (the paper's): random slices of ``slices.seconds`` (975 ms) carrying the
+  clip's label in training and evaluation; arm ``frozen`` trains a linear layer on the
+  frozen encoder, ``finetuned`` the whole model, both with Adam at ``slices.learning_rate``
+  for ``slices.total_steps``; scored by slice accuracy, clip accuracy (mean of slice
+  scores) beside it (``evaluation.slices``);
+* ``clips`` (faster; what HEAR does): arm ``frozen`` is a linear probe (L-BFGS) on the
+  encoder's cached clip embeddings (``evaluation.linear``), ``finetuned`` the fine-tuning
+  recipe of ``evaluation.finetune`` on whole crops.
+
+CNN and conformer encoders; training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
 every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 
 * ``results.csv``: one row per run, appended as each finishes; a rerun skips the rows
@@ -16,9 +25,13 @@ every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 * ``figure.png``: normalised score per task and averaged, one bar per encoder, like its Fig. 2;
 * ``summary.json``: the numbers of the table.
 
-Normalised score of encoder e on task t: (s_e - s_untrained) / (s_supervised - s_untrained),
-s the mean over replicas. Its average over tasks has a percentile interval from
-``bootstrap.resamples`` resamples of the tasks with replacement (seeded).
+Normalised score of encoder e on task t (the paper's eq. 1), the same references for both
+arms: (s_e - s_zero) / (s_one - s_zero), with s_zero the untrained encoder's frozen arm
+(random frozen encoder + trained linear head) and s_one its fine-tuned arm (encoder and
+head trained from scratch on the task), per task and training set, s the mean over
+replicas. The protocol always runs both arms of ``config.untrained`` so both references
+exist. The average over tasks has a percentile interval from ``bootstrap.resamples``
+resamples of the tasks with replacement (seeded).
 """
 
 from __future__ import annotations
@@ -42,7 +55,9 @@ import numpy as np  # noqa: E402
 
 ARMS = ("frozen", "finetuned")
 TRAIN_SETS = ("full", "subset")
-FIELDS = ("encoder", "task", "arm", "train_set", "replica", "seed", "num_train", "metric", "score", "seconds")
+FIELDS = ("encoder", "task", "arm", "train_set", "replica", "seed", "num_train", "metric", "score", "clip_score",
+          "seconds")
+RECIPES = ("slices", "clips")
 CSV_FILE, TABLE_FILE, FIGURE_FILE, SUMMARY_FILE = "results.csv", "table.md", "figure.png", "summary.json"
 TRAIN_PREFIX, UNTRAINED_PREFIX = "train:", "untrained:"
 
@@ -69,9 +84,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from audiossl_jax.config_lib import require
 
     names = list(config.encoders.keys())
-    for key in ("untrained", "supervised"):
-        require(config[key] in names, key, config[key], f"must name one of config.encoders {names}.")
-    require(config.untrained != config.supervised, "supervised", config.supervised, "must differ from config.untrained.")
+    require(config.untrained in names, "untrained", config.untrained, f"must name one of config.encoders {names}.")
+    require(config.recipe in RECIPES, "recipe", config.recipe, f"use one of {RECIPES}.")
+    if config.recipe == "slices":
+        sl = config.slices
+        for key in ("seconds", "learning_rate", "total_steps", "batch_size", "per_clip"):
+            require(sl[key] > 0, f"slices.{key}", sl[key], "must be > 0 (the paper: 0.975 s, 1e-4, 100k steps).")
     require(len(config.tasks) >= 1, "tasks", list(config.tasks.keys()), "needs at least one task.")
     require(len(config.arms) >= 1 and set(config.arms) <= set(ARMS), "arms", tuple(config.arms), f"use a subset of {ARMS}.")
     require(len(config.train_sets) >= 1 and set(config.train_sets) <= set(TRAIN_SETS), "train_sets",
@@ -94,15 +112,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def plan(config: ml_collections.ConfigDict) -> list[Run]:
-    """Every run of the protocol, in the order they execute (encoder-major)."""
+    """Every run of the protocol, in the order they execute (encoder-major).
+
+    The untrained encoder runs both arms whatever ``config.arms`` says: its frozen arm is
+    the zero of the normalisation, its fine-tuned arm (trained from scratch) the one.
+    """
     return [Run(e, t, a, s, r) for e in encoder_order(config) for t in config.tasks.keys()
-            for a in config.arms for s in config.train_sets for r in range(config.replicas)]
+            for a in (ARMS if e == config.untrained else config.arms)
+            for s in config.train_sets for r in range(config.replicas)]
 
 
 def encoder_order(config: ml_collections.ConfigDict) -> list[str]:
-    """Table rows: the untrained baseline, the other encoders (sorted), the supervised one."""
-    rest = sorted(n for n in config.encoders.keys() if n not in (config.untrained, config.supervised))
-    return [config.untrained, *rest, config.supervised]
+    """Table rows: the untrained encoder, then the others (sorted)."""
+    return [config.untrained, *sorted(n for n in config.encoders.keys() if n != config.untrained)]
 
 
 def replica_seed(config: ml_collections.ConfigDict, replica: int) -> int:
@@ -182,7 +204,7 @@ def read_results(path: pathlib.Path) -> list[dict[str, Any]]:
         rows = list(reader)
     for row in rows:
         row["replica"], row["seed"], row["num_train"] = int(row["replica"]), int(row["seed"]), int(row["num_train"])
-        row["score"], row["seconds"] = float(row["score"]), float(row["seconds"])
+        row["score"], row["clip_score"], row["seconds"] = (float(row[k]) for k in ("score", "clip_score", "seconds"))
     return rows
 
 
@@ -201,12 +223,16 @@ def append_result(path: pathlib.Path, row: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------- normalisation
 
 
-def normalise(scores: np.ndarray, untrained: np.ndarray, supervised: np.ndarray) -> np.ndarray:
-    """(s - s_untrained) / (s_supervised - s_untrained), elementwise; NaN where the two baselines tie."""
-    scores, untrained, supervised = (np.asarray(a, np.float64) for a in (scores, untrained, supervised))
-    span = supervised - untrained
+def normalise(scores: np.ndarray, zero: np.ndarray, one: np.ndarray) -> np.ndarray:
+    """Eq. (1) of Tagliasacchi et al. (2020): (s - zero) / (one - zero), elementwise; NaN where zero == one.
+
+    zero: the untrained encoder frozen (linear head trained); one: encoder and head both
+    trained from scratch on the task.
+    """
+    scores, zero, one = (np.asarray(a, np.float64) for a in (scores, zero, one))
+    span = one - zero
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(span != 0, (scores - untrained) / np.where(span != 0, span, 1.0), np.nan)
+        return np.where(span != 0, (scores - zero) / np.where(span != 0, span, 1.0), np.nan)
 
 
 def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, interval: float) -> tuple[float, float, float]:
@@ -230,41 +256,60 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
     replica scores (mean, std, count) and the normalised score; per encoder the average
     normalised score over tasks with its bootstrap interval.
 
-    The average covers the tasks where normalisation is defined (both baselines scored,
-    and differently); the others are listed in ``left_out`` with the reason, not folded
-    in as NaN (a task where untrained and supervised tie would otherwise blank every
-    encoder's average). ``inverted`` lists the tasks where supervised scores below
-    untrained (the scale runs backwards there)."""
+    Both arms of a training set share the references of eq. (1): ``zero`` [T] = the untrained
+    encoder's frozen arm, ``one`` [T] = its fine-tuned arm (trained from scratch). The
+    average covers the tasks where normalisation is defined (both references scored, and
+    differently); the others are listed in ``left_out`` with the reason, not folded in as
+    NaN (a task where the references tie would otherwise blank every encoder's average).
+    ``inverted`` lists the tasks where training from scratch scores below the untrained
+    frozen encoder (the scale runs backwards there)."""
     encoders, tasks = encoder_order(config), list(config.tasks.keys())
     by_key: dict[tuple[str, str, str, str], list[float]] = {}
+    clip_by_key: dict[tuple[str, str, str, str], list[float]] = {}
     metric: dict[str, str] = {}
     for row in rows:
-        by_key.setdefault((row["encoder"], row["task"], row["arm"], row["train_set"]), []).append(row["score"])
+        key = (row["encoder"], row["task"], row["arm"], row["train_set"])
+        by_key.setdefault(key, []).append(row["score"])
+        clip_by_key.setdefault(key, []).append(row.get("clip_score", float("nan")))
         metric[row["task"]] = row["metric"]
+
+    def scores(encoder: str, task: str, arm: str, train_set: str) -> list[float]:
+        return by_key.get((encoder, task, arm, train_set), [])
+
+    def reference(arm: str, train_set: str) -> np.ndarray:
+        return np.asarray([np.mean(v) if (v := scores(config.untrained, t, arm, train_set)) else np.nan
+                           for t in tasks])
+
     sections = []
     for arm in config.arms:
         for train_set in config.train_sets:
-            got = {(e, t): by_key.get((e, t, arm, train_set), []) for e in encoders for t in tasks}
-            complete = all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
+            zero, one = reference("frozen", train_set), reference("finetuned", train_set)
+            ref_complete = all(len(scores(config.untrained, t, a, train_set)) == config.replicas
+                               for t in tasks for a in ARMS)
+            defined = np.isfinite(normalise(zero, zero, one))
+            left_out = {t: ("no score of a reference yet" if np.isnan([zero[j], one[j]]).any() else
+                            f"{config.untrained} frozen and trained from scratch both score {zero[j]:.3f}")
+                        for j, t in enumerate(tasks) if not defined[j]}
+            inverted = [t for j, t in enumerate(tasks) if defined[j] and one[j] < zero[j]]
+            got = {(e, t): scores(e, t, arm, train_set) for e in encoders for t in tasks}
+            complete = ref_complete and all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
             mean = np.asarray([[np.mean(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             std = np.asarray([[np.std(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             count = np.asarray([[len(got[e, t]) for t in tasks] for e in encoders])
-            norm = normalise(mean, mean[0], mean[-1])
-            defined = np.isfinite(norm[0])  # the untrained row is 0 where the baselines differ, else NaN
-            left_out = {t: ("no score of a baseline yet" if np.isnan(mean[[0, -1], j]).any() else
-                            f"{config.untrained} and {config.supervised} both score {mean[0, j]:.3f}")
-                        for j, t in enumerate(tasks) if not defined[j]}
+            clip = np.asarray([[np.mean(clip_by_key[e, t, arm, train_set]) if got[e, t] else np.nan for t in tasks]
+                               for e in encoders])
+            norm = normalise(mean, zero, one)
             if defined.any():
                 avg, low, high = bootstrap_mean(norm[:, defined], int(config.bootstrap.resamples),
                                                 int(config.bootstrap.seed), float(config.bootstrap.interval))
             else:
                 avg = low = high = np.full(len(encoders), np.nan)
-            inverted = [t for j, t in enumerate(tasks) if defined[j] and mean[-1, j] < mean[0, j]]
             sections.append(dict(arm=arm, train_set=train_set, label=train_set_label(config, train_set),
                                  complete=complete, encoders=encoders, tasks=tasks,
                                  metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
-                                 normalised=norm, average=avg, low=low, high=high, left_out=left_out,
-                                 inverted=inverted))
+                                 clip_mean=clip,
+                                 zero=zero, one=one, normalised=norm, average=avg, low=low, high=high,
+                                 left_out=left_out, inverted=inverted))
     return sections
 
 
@@ -280,8 +325,10 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
     lines = ["# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)", "",
              f"Cells: score on the task's test split, mean +- std over {config.replicas} "
              f"replica{'s' if config.replicas != 1 else ''}. "
-             f"Average: normalised score (s - {config.untrained}) / ({config.supervised} - {config.untrained}) "
-             f"averaged over tasks, [{100 * config.bootstrap.interval:.0f}% interval from "
+             f"Average: normalised score (s - zero) / (one - zero) (eq. 1), zero = {config.untrained} frozen "
+             f"(linear head only), one = {config.untrained} fine-tuned (encoder and head trained from scratch), "
+             "per task and training set and the same for both arms, averaged over tasks "
+             f"[{100 * config.bootstrap.interval:.0f}% interval from "
              f"{config.bootstrap.resamples} bootstrap resamples of the tasks]."]
     for s in sections:
         arm = "frozen encoder, linear probe" if s["arm"] == "frozen" else "fine-tuned encoder"
@@ -295,12 +342,18 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
                      for j in range(len(s["tasks"]))]
             avg = f"{_fmt(s['average'][i], 2)} [{_fmt(s['low'][i], 2)}, {_fmt(s['high'][i], 2)}]"
             lines.append(f"| {enc} | " + " | ".join(cells) + f" | {avg} |")
+        if np.isfinite(s["clip_mean"]).any():
+            lines += ["", "Clip-level accuracy (mean of the slice scores per clip), mean over replicas: " + "; ".join(
+                f"{enc} " + ", ".join(_fmt(v) for v in s["clip_mean"][i]) for i, enc in enumerate(s["encoders"]))
+                + "."]
+        lines += ["", "References (zero / one): " + "; ".join(
+            f"{t} {_fmt(z)} / {_fmt(o)}" for t, z, o in zip(s["tasks"], s["zero"], s["one"])) + "."]
         if s["left_out"]:
             why = "; ".join(f"{t} ({reason})" for t, reason in s["left_out"].items())
             lines += ["", f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
                           f"left out, normalisation undefined: {why}."]
         if s["inverted"]:
-            lines += ["", f"Warning: {config.supervised} scores below {config.untrained} on "
+            lines += ["", f"Warning: training from scratch scores below {config.untrained} frozen on "
                           f"{', '.join(s['inverted'])}; there a higher normalised score means a lower task score."]
     return "\n".join(lines) + "\n"
 
@@ -426,30 +479,78 @@ class Evaluator:
         metric = "mAP" if multi_label else "accuracy"
         return metric, float(result[metric]), len(y)
 
-    def finetuned(self, run: Run) -> tuple[str, float, int]:
-        from audiossl_jax.data import subset
+    def classifier_config(self, run: Run) -> ml_collections.ConfigDict:
+        """The fine-tuning config of ``run``'s encoder on its task, data and replica seed."""
         from audiossl_jax.evaluation import embeddings, finetune
 
         enc_dir = self.encoder_dir(run.encoder)
         num_classes, multi_label = self.num_classes(run.task)
-        f = self.config.finetune
         c = embeddings.local_config(finetune.finetune_config_from(
             embeddings.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label))
         c.data = self.run_data_config(run)
-        c.data.class_balanced = bool(f.class_balanced)
         c.data.sample_rate = int(c.frontend.sample_rate)
         c.seed = replica_seed(self.config, run.replica)
+        return c
+
+    def num_train(self, c: ml_collections.ConfigDict, task: str) -> int:
+        from audiossl_jax.data import subset
+
+        num_examples = self.info(task, c.data.train_split).num_examples
+        return subset.subset_size(num_examples, c.data.train_fraction, c.data.train_size) or num_examples
+
+    def run_dir(self, run: Run) -> pathlib.Path:
+        arm = "" if run.arm == "finetuned" else "frozen_"
+        return self.workdir / f"{arm}finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
+
+    def finetuned(self, run: Run) -> tuple[str, float, int]:
+        from audiossl_jax.evaluation import finetune
+
+        f = self.config.finetune
+        c = self.classifier_config(run)
+        c.data.class_balanced = bool(f.class_balanced)
         c.total_steps, c.batch_size = int(f.total_steps), int(f.batch_size)
         c.log_every_steps = max(1, min(int(f.log_every_steps), c.total_steps))
         c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
         c.schedule.peak_learning_rate = float(f.peak_learning_rate)
         c.task.consistency, c.task.output_dropout = bool(f.consistency), float(f.output_dropout)
-        num_examples = self.info(run.task, c.data.train_split).num_examples
-        num_train = subset.subset_size(num_examples, c.data.train_fraction, c.data.train_size) or num_examples
-        run_dir = self.workdir / "finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
-        result = finetune.run(c, run_dir)
-        metric = "mAP" if multi_label else "accuracy"
-        return metric, float(result[metric]), num_train
+        result = finetune.run(c, self.run_dir(run))
+        metric = "mAP" if c.task.multi_label else "accuracy"
+        return metric, float(result[metric]), self.num_train(c, run.task)
+
+    def sliced(self, run: Run) -> tuple[str, float, float, int]:
+        """The paper's recipe: train on random slices (frozen: the linear layer only; fine-tuned:
+        everything) with constant-rate Adam, then ``slices.evaluate_slices`` on the test split."""
+        from audiossl_jax import config_lib
+        from audiossl_jax.evaluation import slices
+        from audiossl_jax.tasks.classification import ClassificationTask
+        from audiossl_jax.train import sharding, trainer
+
+        sl = self.config.slices
+        c = self.classifier_config(run)
+        if c.task.multi_label:
+            raise ValueError(f"config.tasks.{run.task}: a multi-label task; the slice recipe scores single-label "
+                             "accuracy (use config.recipe='clips')")
+        clip_seconds = float(c.data.crop_seconds)
+        c.data.crop_seconds = float(sl.seconds)  # the pipeline's random crop is the random slice
+        c.task.update(dict(freeze_encoder=run.arm == "frozen", jitter_samples=0, time_mask_max_fraction=0.0,
+                           mixup=False, consistency=False, output_dropout=0.0))
+        c.optimizer.update(dict(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip_norm=0.0))  # Adam defaults
+        c.schedule = ml_collections.ConfigDict(dict(name="warmup_linear_decay", warmup_steps=0, final_scale=1.0,
+                                                    peak_learning_rate=float(sl.learning_rate)))
+        c.total_steps, c.batch_size = int(sl.total_steps), int(sl.batch_size)
+        c.log_every_steps = max(1, min(int(sl.log_every_steps), c.total_steps))
+        c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
+        config_lib.validate(c)
+        run_dir = self.run_dir(run)
+        state = trainer.train(c, run_dir)
+        eval_data = ml_collections.ConfigDict(c.data.to_dict())
+        eval_data.crop_seconds = clip_seconds  # whole clips (up to the task's crop), sliced at random
+        result = slices.evaluate_slices(
+            ClassificationTask(c), {"params": state.params, **state.model_state}, eval_data, c.data.eval_split,
+            slice_seconds=float(sl.seconds), per_clip=int(sl.per_clip), seed=replica_seed(self.config, run.replica),
+            batch_size=c.batch_size, mesh=sharding.make_mesh(c))
+        (run_dir / f"eval_slices_{c.data.eval_split.replace('/', '_')}.json").write_text(json.dumps(result, indent=2))
+        return "accuracy", result["accuracy"], result["clip_accuracy"], self.num_train(c, run.task)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
@@ -475,15 +576,20 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
     start = time.perf_counter()
     for i, r in enumerate(todo, 1):
         t0 = time.perf_counter()
-        metric, score, num_train = (evaluator.frozen if r.arm == "frozen" else evaluator.finetuned)(r)
+        if config.recipe == "slices":
+            metric, score, clip_score, num_train = evaluator.sliced(r)
+        else:
+            metric, score, num_train = (evaluator.frozen if r.arm == "frozen" else evaluator.finetuned)(r)
+            clip_score = float("nan")  # the clip recipe scores clips only: ``score``
         seconds = time.perf_counter() - t0
         append_result(csv_path, dict(encoder=r.encoder, task=r.task, arm=r.arm, train_set=r.train_set,
                                      replica=r.replica, seed=replica_seed(config, r.replica), num_train=num_train,
-                                     metric=metric, score=f"{score:.6f}", seconds=f"{seconds:.2f}"))
+                                     metric=metric, score=f"{score:.6f}", clip_score=f"{clip_score:.6f}",
+                                     seconds=f"{seconds:.2f}"))
         eta = (time.perf_counter() - start) / i * (len(todo) - i)
-        logging.info("[%d/%d] %s | %s | %s | %s | replica %d: %s %.4f on %d training examples (%.1f s, ETA %.0f s)",
-                     i, len(todo), r.encoder, r.task, r.arm, r.train_set, r.replica, metric, score, num_train,
-                     seconds, eta)
+        logging.info("[%d/%d] %s | %s | %s | %s | replica %d: %s %.4f (clip %.4f) on %d training examples "
+                     "(%.1f s, ETA %.0f s)", i, len(todo), r.encoder, r.task, r.arm, r.train_set, r.replica, metric,
+                     score, clip_score, num_train, seconds, eta)
     sections = write_reports(config, workdir)
     logging.info("wrote %s, %s, %s and %s in %s", CSV_FILE, TABLE_FILE, FIGURE_FILE, SUMMARY_FILE, workdir)
     return sections

@@ -2,12 +2,14 @@
 
 Encoder: log-mel slices [B, N, F] (N=96 frames, F=64 mels) -> embeddings [B, D] (D=128).
 Six 3x3 convolutions with [64, 128, 256, 256, 512, 512] channels, each followed by
-BatchNorm and ReLU; a 2x2 max-pool follows every convolution whose output has more
-channels than its input (1 -> 64, 64 -> 128, 128 -> 256, 256 -> 512: four pools, so
-96 x 64 -> 6 x 4); then a global max-pool over time and frequency and a dense layer to D.
+BatchNorm and ReLU; "max-pooling is used whenever we increase the number of channels in
+the next layer": a 2x2 max-pool follows every convolution whose next layer has more
+channels (64 -> 128, 128 -> 256, 256 -> 512: after layers 1, 2 and 4, three pools, so
+96 x 64 -> 12 x 8 x 512); then a global max-pool over time and frequency and a dense
+layer to D.
 
 Decoder: embeddings [B, D] -> [B, N, F, out_channels]. A dense layer to the encoder's
-last feature map (6 x 4 x 512), then the encoder's convolutions in reverse order, each
+last feature map (12 x 8 x 512), then the encoder's convolutions in reverse order, each
 preceded by a 2x nearest-neighbour upsampling where the encoder pooled after it; the
 last convolution maps to ``out_channels`` (1 to reconstruct a slice, 2P for skip-gram)
 without normalisation or activation.
@@ -42,9 +44,8 @@ def encoder_kwargs(m: Any) -> dict[str, Any]:
 
 
 def pool_after(channels: Sequence[int]) -> tuple[bool, ...]:
-    """Whether a 2x2 max-pool follows each convolution: its output has more channels than its input."""
-    ins = (1, *channels[:-1])
-    return tuple(out > cin for cin, out in zip(ins, channels))
+    """Whether a 2x2 max-pool follows each convolution: the next layer has more channels (never after the last)."""
+    return tuple(nxt > out for out, nxt in zip(channels, channels[1:])) + (False,)
 
 
 def downsampling(channels: Sequence[int]) -> int:

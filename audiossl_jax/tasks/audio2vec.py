@@ -3,14 +3,15 @@
 Each example draws one window of 2P + 1 slices of N frames separated by gaps of G
 frames (P=2, G=2, N=96: 488 frames, 4.88 s); slice k starts at ``start + k (N + G)``.
 
-* CBoW: the 2P context slices (time order) are encoded, their embeddings averaged
-  (word2vec's CBoW), and the decoder reconstructs the middle slice; loss = MSE.
+* CBoW: the 2P context slices (time order) are encoded and their embeddings
+  concatenated, z = [z(-P), ..., z(-1), z(1), ..., z(P)] ([B, 2P D]: 512-d for P=2,
+  D=128, as the paper says), and the decoder reconstructs the middle slice; loss = MSE.
 * Skip-gram: the middle slice is encoded and the decoder's 2P output channels
   reconstruct the context slices in time order (channel j = context slice j, i.e.
   offsets -P..-1, +1..+P); loss = MSE averaged over the 2P slices.
 * AutoEncoder: one slice is encoded and reconstructed; loss = MSE.
 
-Targets are log-mel values (natural log of mel power + 1e-6).
+Targets are log-mel values (the frontend's: natural log of mel-weighted magnitude + 1e-6).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Audio2VecTask(SliceTask):
             recon = jnp.moveaxis(model.decoder(emb, train=train, mask=mask), -1, 1)  # [B, 2P, N, F]
             err = _mse(recon, sample["context"])
         else:
-            emb = self.encode_slices(model, sample["context"], usable, train).mean(axis=1)
+            emb = self.encode_slices(model, sample["context"], usable, train)  # [B, 2P, D], time order
+            emb = emb.reshape(emb.shape[0], -1)  # concatenated: [B, 2P D]
             recon = model.decoder(emb, train=train, mask=mask)[..., 0]  # [B, N, F]
             err = _mse(recon, sample["middle"])
         return masked_mean(err, usable), {}

@@ -20,7 +20,9 @@ augmented twice and ``consistency_weight`` x the symmetric KL divergence between
 two predictions is added to the mean of their two classification losses.
 ``task.pretrained_workdir`` names the checkpoint whose encoder ``load_pretrained``
 copies in (parameters and, for the CNN, BatchNorm ``batch_stats``); None trains the same
-model from scratch.
+model from scratch. ``task.freeze_encoder`` trains the head only (the frozen arm of
+Tagliasacchi et al., 2020): the encoder's output is a constant for the gradient and
+BatchNorm keeps its running averages, so with no weight decay its weights never move.
 """
 
 from __future__ import annotations
@@ -96,10 +98,13 @@ class Classifier(nn.Module):
     output_dropout: float
     pool_eps: float
     dtype: jnp.dtype = jnp.float32
+    freeze_encoder: bool = False
 
     @nn.compact
     def __call__(self, logmel: Array, frame_mask: Array, *, train: bool) -> Array:
-        frames, valid = self.encoder.encode(logmel, frame_mask, train=train)
+        frames, valid = self.encoder.encode(logmel, frame_mask, train=train and not self.freeze_encoder)
+        if self.freeze_encoder:
+            frames = jax.lax.stop_gradient(frames)
         frames = nn.Dropout(self.output_dropout)(frames, deterministic=not train)
         head = dense(self.num_classes, ("embed", None), self.dtype, "head")
         if self.multi_label:
@@ -132,6 +137,9 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
     require(t.consistency_weight >= 0, "task.consistency_weight", "must be >= 0.")
     require(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
     require(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
+    if t.get("freeze_encoder", False):
+        require(c.optimizer.weight_decay == 0, "optimizer.weight_decay",
+                "must be 0 with config.task.freeze_encoder=True (decay would move the frozen encoder).")
     if cnn:
         if int(t.get("slice_frames", 0)) < 1:
             raise ValueError(f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
@@ -164,7 +172,8 @@ class ClassificationTask(Task):
         else:
             encoder = Wav2Vec2Conformer.from_config(m, dtype)
             self.frames_per_step = int(m.stack)
-        self.model = Classifier(encoder, t.num_classes, t.multi_label, t.output_dropout, t.pool_eps, dtype)
+        self.model = Classifier(encoder, t.num_classes, t.multi_label, t.output_dropout, t.pool_eps, dtype,
+                                freeze_encoder=bool(t.get("freeze_encoder", False)))
         self.t = t
 
     def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:

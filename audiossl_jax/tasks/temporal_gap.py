@@ -1,8 +1,10 @@
 """TemporalGap (Tagliasacchi et al., 2020): predict the normalised time gap between two slices.
 
 Each example draws two slices of N frames from its clip: a distance d (frames between
-their starts) uniform over ``0 .. V - N`` (V: the clip's valid frames), then the first
-start uniform over ``0 .. V - N - d``; the second starts d frames later. The target is
+their starts) uniform over ``0 .. V - N`` (V: the clip's valid frames), then the earlier
+start uniform over ``0 .. V - N - d``; the later one starts d frames after it. "We do not
+impose a temporal order between the two slices": each example presents the pair in a
+random order (earlier first or later first, probability 1/2 each). The target is
 the normalised gap g = d / (T - N) in [0, 1], with T the frames of the crop, so g is the
 same function of time for every clip (a short clip only reaches smaller gaps).
 
@@ -51,13 +53,14 @@ class TemporalGapTask(SliceTask):
         )
 
     def sample(self, rng: Array, logmel: Array, valid: Array, label: Array) -> Sample:
-        """slices [B, 2, N, F], starts [B, 2], gap [B] in [0, 1], usable [B]."""
-        gap_key, start_key = jax.random.split(rng)
-        # The gap is uniform over the room a slice leaves; the first slice then starts
+        """slices [B, 2, N, F] (in random order), starts [B, 2], gap [B] in [0, 1], usable [B]."""
+        gap_key, start_key, order_key = jax.random.split(rng, 3)
+        # The gap is uniform over the room a slice leaves; the earlier slice then starts
         # uniformly where both slices fit (the clip shortened by the gap).
         distance, usable = window_starts(gap_key, valid, self.slice_frames)
         first, _ = window_starts(start_key, valid - distance, self.slice_frames)
-        starts = jnp.stack([first, first + distance], axis=1)
+        swap = jax.random.bernoulli(order_key, 0.5, first.shape)
+        starts = jnp.stack([jnp.where(swap, first + distance, first), jnp.where(swap, first, first + distance)], axis=1)
         return {
             "slices": cut_slices(logmel, starts, self.slice_frames),
             "starts": starts,
