@@ -244,7 +244,7 @@ def test_paper_recipe_of_the_pretext_configs():
 
 @pytest.mark.parametrize("key,value,needle", [
     ("data.crop_seconds", 0.5, "config.data.crop_seconds=0.5"),
-    ("task.slice_frames", 30, "config.task.slice_frames=30"),
+    ("task.slice_frames", 31, "config.task.slice_frames=31"),
     ("task.context_slices", 0, "config.task.context_slices=0"),
     ("task.name", "audio2vec", "config.task.name='audio2vec'"),
 ])
