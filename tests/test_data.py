@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import time
 
 import numpy as np
 import pytest
+import soundfile
 
 from audiossl_jax.data import pipeline, registry, subset, synthetic
 
@@ -330,3 +332,100 @@ def test_default_data_config_keys() -> None:
                                "train_split", "eval_split"}
     assert cfg.name == "synthetic_audio" and cfg.data_dir is None and cfg.path is None
     assert pipeline.crop_samples(cfg) == 64000
+
+
+def test_split_grammar_parses_and_rejects_malformed_strings() -> None:
+    """Each rule parses to its parts; each malformed string is an error naming it and the grammar."""
+    assert subset.parse_split("train") is None and subset.parse_split("fold:1") is None
+    assert subset.parse_split("train@holdout:10:3") == subset.DerivedSplit("train", "holdout", 10, 3)
+    assert subset.parse_split("curated@rest:25:0") == subset.DerivedSplit("curated", "rest", 25, 0)
+    assert subset.parse_split("test@cv:4") == subset.DerivedSplit("test", "cv", fold="4")
+    assert subset.parse_split("train@cv:2@holdout:10:0") == subset.DerivedSplit("train@cv:2", "holdout", 10, 0)
+    assert [subset.base_name(s) for s in ("train", "!fold:2", "train@rest:10:0", "train@cv:1@rest:5:1")] == \
+        ["train", None, "train", None]
+    for bad in ("train@holdout:0:1", "train@holdout:100:1", "train@holdout:10", "train@holdout:ten:1",
+                "train@holdout:10:-1", "train@holdout:10.5:1", "@holdout:10:1", "train@cv:", "valid@cv:1",
+                "train@folds:1", "train@holdout:5:1@cv:1", "x@y@holdout:10:1"):
+        with pytest.raises(ValueError, match=rf"split {bad!r} is malformed: .*Derived splits: '<split>@holdout:P:SEED'"):
+            subset.parse_split(bad)
+
+
+def test_holdout_indices_sizes_disjoint_stable_and_grouped() -> None:
+    """Hand-worked sizes (round(P n / 100), halves up, within [1, n - 1]); hold-out and rest
+    partition the split; the same units are held out whatever the order; groups stay whole."""
+    units = [f"file:clip{i:02d}.wav" for i in range(20)]
+    for percent, expected in ((25, 5), (1, 1), (99, 19), (50, 10), (12, 2), (13, 3)):  # 2.4 -> 2, 2.6 -> 3
+        held = subset.holdout_indices(units, percent, 7, rest=False)
+        rest = subset.holdout_indices(units, percent, 7, rest=True)
+        assert len(held) == expected and len(rest) == 20 - expected, percent
+        assert not set(held.tolist()) & set(rest.tolist())
+        assert sorted(held.tolist() + rest.tolist()) == list(range(20))
+    assert len(subset.holdout_indices(units[:5], 50, 0, rest=False)) == 3  # 2.5 rounds up
+    chosen = {units[i] for i in subset.holdout_indices(units, 25, 7, rest=False)}
+    shuffled = [units[i] for i in np.random.default_rng(0).permutation(20)]
+    assert {shuffled[i] for i in subset.holdout_indices(shuffled, 25, 7, rest=False)} == chosen
+    assert {units[i] for i in subset.holdout_indices(units, 10, 7, rest=False)} < chosen  # nested in P
+    assert {units[i] for i in subset.holdout_indices(units, 25, 8, rest=False)} != chosen  # the seed matters
+    # Groups: re-derived with NumPy from the documented rule (SHA-256 order of "seed\0unit",
+    # the shortest prefix of whole groups reaching the target).
+    grouped = [f"group:spk{i % 6}" for i in range(30)] + [f"file:x{i}.wav" for i in range(10)]
+    names = np.array(sorted(set(grouped)))
+    digest = np.array([hashlib.sha256(f"3\0{u}".encode()).hexdigest() for u in names])
+    ordered = names[np.argsort(digest, kind="stable")]
+    sizes = np.array([grouped.count(u) for u in ordered])
+    take = int(np.searchsorted(np.cumsum(sizes), 10)) + 1  # 25% of 40
+    held = subset.holdout_indices(grouped, 25, 3, rest=False)
+    assert {grouped[i] for i in held} == set(ordered[:take].tolist()) and len(held) == sizes[:take].sum() >= 10
+    for g in {grouped[i] for i in held}:
+        assert all(i in held for i, u in enumerate(grouped) if u == g)
+    with pytest.raises(ValueError, match="at least 2 examples .* 4 examples in 1 group"):
+        subset.holdout_indices(["group:a"] * 4, 50, 0, rest=False)
+
+
+def test_holdout_of_synthetic_train(tiny_dir: pathlib.Path, tiny_train) -> None:
+    """train@holdout:25:0 of the 64 tiny clips: 16 clips, the rest 48, together the split."""
+    cfg = _tiny_cfg(tiny_dir)
+    held, info = registry.load_source(cfg, "train@holdout:25:0")
+    rest, rest_info = registry.load_source(cfg, "train@rest:25:0")
+    assert (len(held), info.num_examples, len(rest), rest_info.num_examples) == (16, 16, 48, 48)
+    assert info.split == "train@holdout:25:0" and held.split == "train@holdout:25:0"
+    keys = [_key(held.read(i)) for i in range(16)] + [_key(rest.read(i)) for i in range(48)]
+    assert sorted(keys) == sorted(_key(a) for a, _ in tiny_train)
+    by_audio = {_key(a): label for a, label in tiny_train}
+    assert [by_audio[_key(held.read(i))] for i in range(16)] == [c for (c,) in held.labels]
+    assert set(held.holdout_units) | set(rest.holdout_units) == {f"seed:{1_000_000 + i}" for i in range(64)}
+    with pytest.raises(registry.DatasetError, match=r"'synthetic_audio/tiny': split 'train@holdout:0:1' is malformed"):
+        registry.load_source(cfg, "train@holdout:0:1")
+    with pytest.raises(registry.DatasetError, match=r"no split 'train@cv:1' \(it has no folds"):
+        registry.load_source(cfg, "train@cv:1")
+
+
+def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(tmp_path: pathlib.Path) -> None:
+    """Ten train clips, P=30: 3 held out, 7 left; the same files whatever the metadata order and
+    wherever the folder lies; rows of one group go together."""
+    names = [f"c{i}.wav" for i in range(12)]
+    rows = [f"{n},{i % 3},{'test' if i >= 10 else 'train'}" for i, n in enumerate(names)]
+    chosen = []
+    for folder, order in (("a", range(12)), ("b", np.random.default_rng(1).permutation(12))):
+        root = tmp_path / folder
+        root.mkdir()
+        for i, n in enumerate(names):
+            soundfile.write(root / n, 0.3 * np.sin(np.arange(1600) * (0.05 + 0.01 * i)), SR)
+        (root / "metadata.csv").write_text("filename,label,split\n" + "\n".join(rows[i] for i in order) + "\n")
+        cfg = pipeline.default_data_config()
+        cfg.update(dict(name="audio_folder", path=str(root), data_dir=str(tmp_path / f"dd{folder}")))
+        held, _ = registry.load_source(cfg, "train@holdout:30:5")
+        rest, _ = registry.load_source(cfg, "train@rest:30:5")
+        assert (len(held), len(rest)) == (3, 7)
+        assert sorted(held.holdout_units + rest.holdout_units) == sorted(f"file:c{i}.wav" for i in range(10))
+        chosen.append(set(held.holdout_units))
+    assert chosen[0] == chosen[1]
+    root = tmp_path / "a"
+    grouped = [f"{n},{i % 3},{'test' if i >= 10 else 'train'},{'g' if i < 6 else ''}" for i, n in enumerate(names)]
+    (root / "metadata.csv").write_text("filename,label,split,group\n" + "\n".join(grouped) + "\n")
+    cfg.update(dict(path=str(root), data_dir=str(tmp_path / "ddg")))
+    held, _ = registry.load_source(cfg, "train@holdout:30:5")
+    rest, _ = registry.load_source(cfg, "train@rest:30:5")
+    assert len(held) + len(rest) == 10
+    assert ("group:g" in held.holdout_units) != ("group:g" in rest.holdout_units)
+    assert held.holdout_units.count("group:g") + rest.holdout_units.count("group:g") == 6

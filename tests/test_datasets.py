@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pathlib
 import re
@@ -45,8 +46,9 @@ def _esc50(raw: pathlib.Path) -> None:
     rows = ["filename,fold,target,category,esc10,src_file,take"]
     for fold in range(1, 6):
         for target, category in ((0, "dog"), (1, "rooster")):
-            name = f"{fold}-{100 + target}-A-{target}.wav"
-            rows.append(f"{name},{fold},{target},{category},True,{100 + target},A")
+            src = 1000 * fold + target  # one source recording per clip, as in ESC-50 within a fold
+            name = f"{fold}-{src}-A-{target}.wav"
+            rows.append(f"{name},{fold},{target},{category},True,{src},A")
             _wav(raw / "audio" / name, rate=44100)
     _write(raw / "meta" / "esc50.csv", "\n".join(rows) + "\n")
 
@@ -74,14 +76,24 @@ def _scenes(raw: pathlib.Path, ext: str, header: bool) -> None:
         _wav(raw / line.split("\t")[0], rate=48000)
 
 
+# The fake MagnaTagATune: one tagged clip in each directory 0-f, plus one clip with none of
+# the top-50 tags in directories 1, c and e. Hand-worked tag counts: tag01-tag48 and tag54
+# are on in the 16 tagged clips (16 each), tag49 in clips 0 and 1 (2), tag50 in the untagged
+# clips of 1 and c (2: it ties tag49 and loses on column order), tag00 and tag51 once, tag52
+# and tag53 never. So the top 50 are tag01-tag48, tag54 (16, column order), then tag49.
+MTAT_TOP50 = tuple(f"tag{j:02d}" for j in range(1, 49)) + ("tag54", "tag49")
+MTAT_UNTAGGED = {"1": ("tag50", "tag00"), "c": ("tag50", "tag51"), "e": ()}
+
+
 def _magnatagatune(raw: pathlib.Path) -> None:
     tags = [f"tag{i:02d}" for i in range(55)]
-    lines = ["\t".join(["clip_id", *tags, "mp3_path"])]
-    for clip, directory in enumerate("0bcdf"):
-        on = {t for j, t in enumerate(tags) if (j + clip) % 3 == 0 and j < 52}
-        path = f"{directory}/artist-album-{clip:02d}-song-0-29.mp3"
-        lines.append("\t".join([str(clip), *["1" if t in on else "0" for t in tags], path]))
-        _wav(raw / "mp3" / path, rate=22050, fmt="MP3")
+    lines = ["\t".join(f'"{c}"' for c in ["clip_id", *tags, "mp3_path"])]  # quoted, as the official file
+    clips = [(f"{d}/artist{i}-album-01-song-0-29.mp3",
+              {*MTAT_TOP50[:49], *(("tag49",) if i < 2 else ())}) for i, d in enumerate("0123456789abcdef")]
+    clips += [(f"{d}/other-album-02-song-30-59.mp3", set(on)) for d, on in MTAT_UNTAGGED.items()]
+    for clip_id, (path, on) in enumerate(clips):
+        lines.append("\t".join(f'"{c}"' for c in [clip_id, *["1" if t in on else "0" for t in tags], path]))
+        _wav(raw / "mp3" / path, rate=16000, fmt="MP3")
     _write(raw / "annotations_final.csv", "\n".join(lines) + "\n")
 
 
@@ -148,11 +160,12 @@ def _bird_audio_detection(raw: pathlib.Path) -> None:
 CASES: dict[str, tuple[Callable[[pathlib.Path], None], dict[str, int], int]] = {
     "audioset": (_audioset, {"balanced_train": 2, "unbalanced_train": 3, "eval": 1, "train": 3, "test": 1}, 3),
     "audioset_balanced": (_audioset, {"balanced_train": 2, "eval": 1, "train": 2, "test": 1}, 3),
-    "esc50": (_esc50, {"fold:3": 2, "!fold:3": 8, "train": 8, "test": 2, "all": 10}, 2),
+    "esc50": (_esc50, {"fold:3": 2, "!fold:3": 8, "train": 8, "test": 2, "all": 10, "train@cv:3": 8,
+                       "test@cv:3": 2}, 2),
     "fsdkaggle2019": (_fsdkaggle2019, {"curated": 2, "noisy": 1, "test": 3, "train": 2}, 3),
     "dcase2019_task1a": (lambda raw: _scenes(raw, "csv", True), {"train": 3, "test": 1}, 10),
     "tut_urban_2018": (lambda raw: _scenes(raw, "txt", False), {"train": 3, "test": 1}, 10),
-    "magnatagatune": (_magnatagatune, {"train": 2, "validation": 1, "test": 2}, 50),
+    "magnatagatune": (_magnatagatune, {"train": 12, "validation": 1, "test": 3}, 50),
     "kinetics700_audio": (_kinetics700, {"train": 2, "validation": 1, "test": 1}, 2),
     "speech_commands": (_speech_commands, {"train": 3, "validation": 1, "test": 1}, 35),
     "librispeech100_speaker": (_librispeech, {"all": 12}, 3),
@@ -195,6 +208,7 @@ def test_builder_on_fake_layout(name: str, tmp_path: pathlib.Path) -> None:
         assert info.metric == spec.metric and info.multi_label == spec.multi_label and info.sample_rate == SR
     report = json.loads((tmp_path / name / "prepared" / "report.json").read_text())
     assert report["skipped"] == 0 and report["kept"] > 0
+    assert report["excluded"] == (3 if name == "magnatagatune" else 0)
     first = next(registry.get_dataset(cfg, next(iter(sizes))).as_numpy_iterator())
     assert abs(len(first["audio"]) - 0.1 * SR) <= 2 and np.max(np.abs(first["audio"])) > 0.25
 
@@ -216,9 +230,6 @@ def test_label_contents(tmp_path: pathlib.Path) -> None:
     scenes = prepared("dcase2019_task1a")
     names = registry.get_dataset_info(scenes, "test").class_names
     assert [names[i] for i in _labels(scenes, "test")] == ["tram"]
-    mtat = registry.get_dataset_info(prepared("magnatagatune"), "test")
-    assert mtat.class_names[:3] == ("tag00", "tag02", "tag03") and len(mtat.class_names) == 50
-    assert not {"tag52", "tag53", "tag54"} & set(mtat.class_names)
     commands = prepared("speech_commands")
     cnames = registry.get_dataset_info(commands, "test").class_names
     assert [cnames[i] for i in _labels(commands, "test")] == ["up"]
@@ -285,3 +296,59 @@ def test_train_pipeline_on_builder(tmp_path: pathlib.Path) -> None:
     batch = next(pipeline.make_train_iterator(cfg, batch_size=4, seed=0))
     assert batch["waveform"].shape == (4, 800) and batch["label"].shape == (4, 3)
     assert np.all(batch["label"].sum(1) >= 1)
+
+
+def test_magnatagatune_split_top50_and_excluded_clips(tmp_path: pathlib.Path) -> None:
+    """Directories 0-b train, c validation, d-f test (12:1:3, directory 9 included); the
+    hand-worked top 50 in frequency order; clips without a top-50 tag excluded and counted."""
+    _magnatagatune(tmp_path / "downloads" / "manual" / "magnatagatune")
+    cfg = _cfg("magnatagatune", tmp_path)
+    info = registry.get_dataset_info(cfg, "train")
+    assert info.class_names == MTAT_TOP50 and info.num_examples == 12
+    prepared = tmp_path / "magnatagatune" / "prepared"
+    with open(prepared / "manifest.csv", newline="") as f:
+        rows = {r["path"].split("/mp3/", 1)[1]: r for r in csv.DictReader(f)}
+    expected = {d: "train" for d in "0123456789ab"} | {"c": "validation", "d": "test", "e": "test", "f": "test"}
+    assert {p.split("/")[0]: r["split"] for p, r in rows.items()} == expected and len(rows) == 16
+    assert rows["0/artist0-album-01-song-0-29.mp3"]["labels"] == ";".join(map(str, range(50)))
+    assert rows["9/artist9-album-01-song-0-29.mp3"]["labels"] == ";".join(map(str, range(49)))
+    report = json.loads((prepared / "report.json").read_text())
+    assert report["excluded"] == 3 and report["skipped"] == 0 and report["kept"] == 16
+    assert report["excluded_by_reason"] == {f"none of the 50 most frequent tags ({s})": 1
+                                            for s in ("train", "validation", "test")}
+    assert sorted(e["file"].split("/mp3/", 1)[1].split("/")[0] for e in report["excluded_files"]) == ["1", "c", "e"]
+    labels = _labels(cfg, "validation")
+    assert labels == [[1.0] * 49 + [0.0]]
+    with open(tmp_path / "downloads" / "manual" / "magnatagatune" / "annotations_final.csv", "a") as f:
+        f.write("\t".join(["99", *["1"] * 55, "g/stray-0-29.mp3"]) + "\n")
+    with pytest.raises(registry.DatasetError, match=r"clip 99 has mp3_path 'g/stray-0-29.mp3', whose directory"):
+        registry.get_dataset_info(cfg, "train")
+
+
+def test_esc50_five_fold_cross_validation(tmp_path: pathlib.Path) -> None:
+    """train@cv:K is the four other folds, test@cv:K fold K: disjoint, together all clips, and
+    the five test folds partition the dataset; a hold-out of a cross-validation train split
+    stays inside it. Bad folds and datasets without folds are clear errors."""
+    _esc50(tmp_path / "downloads" / "manual" / "ESC-50-master")
+    cfg = _cfg("esc50", tmp_path)
+    everything = set(registry.load_source(cfg, "all")[0].holdout_units)
+    assert len(everything) == 10
+    tested = []
+    for k in range(1, 6):
+        train = set(registry.load_source(cfg, f"train@cv:{k}")[0].holdout_units)
+        test = set(registry.load_source(cfg, f"test@cv:{k}")[0].holdout_units)
+        assert test == {f"group:{1000 * k}", f"group:{1000 * k + 1}"} and train == everything - test
+        tested += sorted(test)
+    assert sorted(tested) == sorted(everything)
+    assert registry.load_source(cfg, "train@cv:1")[0].holdout_units == registry.load_source(cfg, "train")[0].holdout_units
+    held, info = registry.load_source(cfg, "train@cv:2@holdout:25:0")
+    rest, _ = registry.load_source(cfg, "train@cv:2@rest:25:0")
+    assert (len(held), len(rest), info.split) == (2, 6, "train@cv:2@holdout:25:0")
+    assert set(held.holdout_units) | set(rest.holdout_units) == everything - {"group:2000", "group:2001"}
+    with pytest.raises(registry.DatasetError, match=r"split 'test@cv:6' asks for fold '6'; folds present: \['1', '2'"):
+        registry.load_source(cfg, "test@cv:6")
+    with pytest.raises(registry.DatasetError, match=r"split 'validation@cv:1' is malformed"):
+        registry.load_source(cfg, "validation@cv:1")
+    _scenes(tmp_path / "downloads" / "manual" / "TUT-urban-acoustic-scenes-2018-development", "txt", False)
+    with pytest.raises(registry.DatasetError, match=r"split 'train@cv:1' is a cross-validation split, but no row"):
+        registry.load_source(_cfg("tut_urban_2018", tmp_path), "train@cv:1")

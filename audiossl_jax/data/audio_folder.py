@@ -135,6 +135,8 @@ def fingerprint(raw: manifest.RawIndex, settings: dict[str, Any]) -> str:
         h.update(repr((row.path, row.labels, row.split, row.fold, row.group, _stat(row.path))).encode())
     h.update(repr([(f, _stat(f)) for f in raw.files or ()]).encode())
     h.update(repr((raw.unusable, raw.ignored)).encode())
+    if raw.excluded:  # only when present, so that the manifests of other datasets stay valid
+        h.update(repr(raw.excluded).encode())
     return h.hexdigest()
 
 

@@ -15,12 +15,11 @@ import functools
 import json
 import pathlib
 import zlib
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from audiossl_jax.data import audio_folder, audio_io, manifest
 
 Row = manifest.Row
-Rows = tuple[list[Row], tuple[str, ...] | None, list[str] | None]
 
 SCENES_10 = ("airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
              "street_pedestrian", "street_traffic", "tram")
@@ -31,6 +30,20 @@ SPEECH_COMMANDS_35 = ("backward", "bed", "bird", "cat", "dog", "down", "eight", 
 NSYNTH_FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
                    "string", "synth_lead", "vocal")
 HASH_SPLIT = {"train": 8, "validation": 1, "test": 1}
+# MagnaTagATune's 12:1:3 split by the first directory of mp3_path (16 directories 0-f).
+MTAT_SPLITS = {**dict.fromkeys("0123456789ab", "train"), "c": "validation", **dict.fromkeys("def", "test")}
+MTAT_TOP_TAGS = 50
+
+
+class Rows(NamedTuple):
+    """What a raw layout lists: the clips, the declared label set (None: the labels that
+    occur), every audio file on disk (None: no orphan check), and (path, reason) of clips
+    the dataset's definition leaves out (counted in the report, not problems)."""
+
+    rows: list[Row]
+    class_names: tuple[str, ...] | None
+    files: list[str] | None
+    excluded: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +100,7 @@ def _audioset(raw: pathlib.Path, splits: tuple[str, ...]) -> Rows:
         for r in _csv(raw / f"{split}_segments.csv", fieldnames=["YTID", "start_seconds", "end_seconds", "labels"]):
             mids = [m.strip() for m in r["labels"].strip('"').split(",") if m.strip()]
             rows.append(Row(_find(folder, r["YTID"]), tuple(name_of.get(m, m) for m in mids), split))
-    return rows, tuple(c["display_name"] for c in classes), files
+    return Rows(rows, tuple(c["display_name"] for c in classes), files)
 
 
 def _esc50(raw: pathlib.Path) -> Rows:
@@ -95,7 +108,7 @@ def _esc50(raw: pathlib.Path) -> Rows:
     names = dict(sorted((int(r["target"]), r["category"]) for r in meta))
     rows = [Row(str(raw / "audio" / r["filename"]), (r["category"],), fold=r["fold"],
                 group=r["src_file"]) for r in meta]
-    return rows, tuple(names.values()), audio_folder.scan(raw / "audio")
+    return Rows(rows, tuple(names.values()), audio_folder.scan(raw / "audio"))
 
 
 def _fsdkaggle2019(raw: pathlib.Path) -> Rows:
@@ -111,7 +124,7 @@ def _fsdkaggle2019(raw: pathlib.Path) -> Rows:
         files += audio_folder.scan(raw / folder) if (raw / folder).is_dir() else []
         for r in _csv(meta / csv_name):
             rows.append(Row(str(raw / folder / r["fname"]), tuple(v for v in r["labels"].split(",") if v), split))
-    return rows, class_names, files
+    return Rows(rows, class_names, files)
 
 
 def _acoustic_scenes(raw: pathlib.Path, setup: tuple[str, str]) -> Rows:
@@ -122,19 +135,33 @@ def _acoustic_scenes(raw: pathlib.Path, setup: tuple[str, str]) -> Rows:
                 continue
             rows.append(Row(str(raw / r["filename"]), (r["scene_label"],), split,
                             group=r["filename"].rsplit("/", 1)[-1].rsplit("-", 2)[0]))
-    return rows, SCENES_10, None
+    return Rows(rows, SCENES_10, None)
 
 
 def _magnatagatune(raw: pathlib.Path) -> Rows:
-    meta = _csv(raw / "annotations_final.csv", delimiter="\t")
+    """12:1:3 by directory (MTAT_SPLITS); the label set is the 50 most frequent of the 188 tags
+    over all clips (ties: column order), and clips with none of them are excluded (counted)."""
+    annotations = raw / "annotations_final.csv"
+    meta = _csv(annotations, delimiter="\t")
+    if not meta or "mp3_path" not in meta[0] or "clip_id" not in meta[0]:
+        raise manifest.PreparationError(f"{annotations}: expected a tab-separated header with clip_id, the tag "
+                                        "columns and mp3_path, and one row per clip")
     tags = [k for k in meta[0] if k not in ("clip_id", "mp3_path")]
-    top50 = tuple(sorted(tags, key=lambda t: (-sum(r[t] == "1" for r in meta), tags.index(t)))[:50])
-    rows = []
+    counts = {t: sum(r[t] == "1" for r in meta) for t in tags}
+    top = tuple(sorted(tags, key=lambda t: (-counts[t], tags.index(t)))[:MTAT_TOP_TAGS])
+    rows, excluded = [], []
     for r in meta:
         directory = r["mp3_path"].split("/", 1)[0]
-        split = "train" if directory in "012345678ab" else "validation" if directory == "c" else "test"
-        rows.append(Row(str(raw / "mp3" / r["mp3_path"]), tuple(t for t in top50 if r[t] == "1"), split))
-    return rows, top50, audio_folder.scan(raw / "mp3")
+        if directory not in MTAT_SPLITS:
+            raise manifest.PreparationError(f"{annotations}: clip {r['clip_id']} has mp3_path {r['mp3_path']!r}, "
+                                            "whose directory is not one of 0-9, a-f")
+        path, split = str(raw / "mp3" / r["mp3_path"]), MTAT_SPLITS[directory]
+        labels = tuple(t for t in top if r[t] == "1")
+        if labels:
+            rows.append(Row(path, labels, split))
+        else:
+            excluded.append((path, f"none of the {MTAT_TOP_TAGS} most frequent tags ({split})"))
+    return Rows(rows, top, audio_folder.scan(raw / "mp3"), tuple(excluded))
 
 
 def _kinetics700(raw: pathlib.Path) -> Rows:
@@ -146,7 +173,7 @@ def _kinetics700(raw: pathlib.Path) -> Rows:
             rows.append(Row(_find(folder, stem), (r["label"],), split))
             if split == "train":
                 labels.add(r["label"])
-    return rows, tuple(sorted(labels)), None
+    return Rows(rows, tuple(sorted(labels)), None)
 
 
 def _speech_commands(raw: pathlib.Path) -> Rows:
@@ -159,13 +186,13 @@ def _speech_commands(raw: pathlib.Path) -> Rows:
         rel = str(pathlib.Path(f).relative_to(raw))
         word, base = rel.split("/", 1)
         rows.append(Row(f, (word,), lists.get(rel, "train"), group=base.split("_nohash_")[0]))
-    return rows, SPEECH_COMMANDS_35, files
+    return Rows(rows, SPEECH_COMMANDS_35, files)
 
 
 def _librispeech_speaker(raw: pathlib.Path) -> Rows:
     files = audio_folder.scan(raw / "train-clean-100")
     rows = [Row(f, (pathlib.Path(f).parts[-3],), hash_split(pathlib.Path(f).stem)) for f in files]
-    return rows, tuple(sorted({r.labels[0] for r in rows}, key=int)), files
+    return Rows(rows, tuple(sorted({r.labels[0] for r in rows}, key=int)), files)
 
 
 def _spoken_language(raw: pathlib.Path) -> Rows:
@@ -175,14 +202,14 @@ def _spoken_language(raw: pathlib.Path) -> Rows:
         files += found
         rows += [Row(f, (pathlib.Path(f).name.split("_", 1)[0],), split,
                      group=pathlib.Path(f).name.split(".fragment")[0]) for f in found]
-    return rows, ("de", "en", "es"), files
+    return Rows(rows, ("de", "en", "es"), files)
 
 
 def _musan(raw: pathlib.Path) -> Rows:
     files = audio_folder.scan(raw)
     rows = [Row(f, (pathlib.Path(f).relative_to(raw).parts[0],), hash_split(pathlib.Path(f).stem),
                 group=pathlib.Path(f).relative_to(raw).parts[1]) for f in files]
-    return rows, ("music", "noise", "speech"), files
+    return Rows(rows, ("music", "noise", "speech"), files)
 
 
 def _nsynth(raw: pathlib.Path, target: str) -> Rows:
@@ -196,7 +223,7 @@ def _nsynth(raw: pathlib.Path, target: str) -> Rows:
             rows.append(Row(str(folder / "audio" / f"{note}.wav"), (label,),
                             "validation" if split == "valid" else split, group=ex["instrument_str"]))
     names = tuple(str(p) for p in range(128)) if target == "pitch" else NSYNTH_FAMILIES
-    return rows, names, files
+    return Rows(rows, names, files)
 
 
 def _bird_audio_detection(raw: pathlib.Path) -> Rows:
@@ -207,7 +234,7 @@ def _bird_audio_detection(raw: pathlib.Path) -> Rows:
         for r in _csv(raw / f"{subset}_metadata.csv"):
             rows.append(Row(str(folder / f"{r['itemid']}.wav"), (r["hasbird"],),
                             hash_split(f"{subset}/{r['itemid']}"), group=subset))
-    return rows, ("0", "1"), files
+    return Rows(rows, ("0", "1"), files)
 
 
 def _spec(**kwargs: object) -> DatasetSpec:

@@ -4,7 +4,9 @@ A raw index (rows read from metadata.csv or an official CSV, plus the audio file
 on disk) becomes a `Manifest`: the usable rows with integer labels and their length at
 the target rate. Every problem is either an error naming the file and the problem or,
 with `skip_bad_files`, a skipped row that is counted and listed in the report
-(`report.json` next to the manifest, and the log). Nothing is dropped silently.
+(`report.json` next to the manifest, and the log). Clips that a dataset's definition
+leaves out (MagnaTagATune's clips without a top-50 tag) are counted and listed there as
+`excluded`. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Iterable, Sequence
 
 from absl import logging
 
-from audiossl_jax.data import audio_io
+from audiossl_jax.data import audio_io, subset
 
 MANIFEST_FILE = "manifest.csv"
 META_FILE = "manifest.json"
@@ -58,6 +60,7 @@ class RawIndex:
     multi_label: bool = False
     unusable: tuple[tuple[str, str], ...] = ()  # (path, problem) of audio-named entries the scan cannot read
     ignored: tuple[str, ...] = ()  # other files under the root (not audio), counted in the report
+    excluded: tuple[tuple[str, str], ...] = ()  # (path, reason) of clips the dataset's definition leaves out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,15 +103,19 @@ class Report:
     clipped: int = 0
     unlabelled: int = 0
     ignored: tuple[str, ...] = ()
+    excluded: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict:
         kinds = collections.Counter(_kind(problem) for _, problem in self.skipped)
+        reasons = collections.Counter(reason for _, reason in self.excluded)
         return {"where": self.where, "kept": self.kept, "skipped": len(self.skipped),
                 "skipped_by_problem": dict(sorted(kinds.items())),
                 "skipped_files": [{"file": f, "problem": p} for f, p in self.skipped],
                 "resampled_from_hz": self.resampled, "mixed_to_mono": self.multichannel,
                 "clipped": self.clipped, "unlabelled": self.unlabelled,
-                "ignored": len(self.ignored), "ignored_files": list(self.ignored)}
+                "ignored": len(self.ignored), "ignored_files": list(self.ignored),
+                "excluded": len(self.excluded), "excluded_by_reason": dict(sorted(reasons.items())),
+                "excluded_files": [{"file": f, "reason": r} for f, r in self.excluded]}
 
 
 def _kind(problem: str) -> str:
@@ -185,14 +192,14 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
     ``clip`` accepts float audio outside [-1, 1] (clipped when read, counted);
     ``min_seconds`` is the shortest usable clip.
     """
-    report = Report(where=raw.where, ignored=raw.ignored)
+    report = Report(where=raw.where, ignored=raw.ignored, excluded=raw.excluded)
     problems: list[tuple[str, str]] = []
     class_names = raw.class_names
     if class_names is None:
         class_names = label_mapping(v for r in raw.rows for v in r.labels)
     index = {name: i for i, name in enumerate(class_names)}
     duplicates = _duplicates(raw.rows)
-    listed = set()
+    listed = {os.path.normpath(path) for path, _ in raw.excluded}
     candidates: list[Row] = []
     for row in raw.rows:
         row = dataclasses.replace(row, labels=tuple(_canonical_label(v, index) for v in row.labels))
@@ -255,9 +262,10 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
 
 def _log_report(report: Report, out_dir: pathlib.Path) -> None:
     logging.info("prepared %s: %d clips kept, %d skipped, %d resampled %s, %d mixed to mono, %d clipped, "
-                 "%d unlabelled, %d other files ignored (report: %s)", report.where, report.kept,
-                 len(report.skipped), sum(report.resampled.values()), report.resampled, report.multichannel,
-                 report.clipped, report.unlabelled, len(report.ignored), out_dir / REPORT_FILE)
+                 "%d unlabelled, %d other files ignored, %d excluded by the dataset's definition %s (report: %s)",
+                 report.where, report.kept, len(report.skipped), sum(report.resampled.values()), report.resampled,
+                 report.multichannel, report.clipped, report.unlabelled, len(report.ignored), len(report.excluded),
+                 report.to_json()["excluded_by_reason"], out_dir / REPORT_FILE)
     for path, problem in report.skipped:
         logging.warning("skipped %s: %s", path, problem)
 
@@ -306,15 +314,37 @@ def unmatched_splits(manifest: Manifest, configured: Iterable[str]) -> dict[str,
     return dict(sorted(counts.items()))
 
 
+def _cross_validation(manifest: Manifest, split: str, rule: subset.DerivedSplit, where: str) -> Manifest:
+    """'train@cv:K': the rows of every fold but K; 'test@cv:K': the rows of fold K."""
+    folds = sorted(set(manifest.folds) - {""})
+    if not folds:
+        raise PreparationError(f"{where}: split {split!r} is a cross-validation split, but no row carries a fold; "
+                               "use a dataset with folds (e.g. esc50, or an audio folder with a 'fold' column)")
+    if rule.fold not in folds:
+        raise PreparationError(f"{where}: split {split!r} asks for fold {rule.fold!r}; folds present: {folds}")
+    without = manifest.folds.count("")
+    if without:
+        raise PreparationError(f"{where}: {without} rows carry no fold, so split {split!r} cannot place them; "
+                               "give every row a fold")
+    test = rule.base == "test"
+    return manifest.subset([i for i, f in enumerate(manifest.folds) if (f == rule.fold) == test])
+
+
 def select(manifest: Manifest, split: str, where: str,
            aliases: dict[str, str] | None = None) -> Manifest:
-    """Rows of `split`: a split name, 'all', 'fold:1,2' (those folds) or '!fold:1' (the others).
+    """Rows of `split`: a split name, 'all', 'fold:1,2' (those folds), '!fold:1' (the others),
+    'train@cv:K' (every fold but K) or 'test@cv:K' (fold K).
 
     Without split values in the manifest every split name selects all rows.
     """
     split = (aliases or {}).get(split, split)
     if split == ALL_SPLITS:
         return manifest
+    rule = subset.parse_split(split)
+    if rule is not None:
+        if rule.kind != subset.CV:
+            raise PreparationError(f"{where}: split {split!r} is drawn by registry.load_source, not here")
+        return _cross_validation(manifest, split, rule, where)
     if split.lstrip("!").startswith("fold:"):
         wanted = set(split.lstrip("!")[5:].split(","))
         folds = sorted(set(manifest.folds) - {""})

@@ -3,7 +3,8 @@
 `load_source` gives random access to one split (`source.Source`); `load_dataset` wraps it
 as tf.data yielding {'audio': float32 [n] in [-1, 1], 'label': int32 [] (-1 when
 unlabelled) or float32 multi-hot [C]}, un-shuffled (unless a shuffle seed is passed),
-un-cropped and un-batched.
+un-cropped and un-batched. Besides a dataset's own split names, every dataset accepts the
+derived splits of `subset.GRAMMAR` (seeded hold-out, cross-validation folds).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from audiossl_jax.data import audio_folder, datasets, manifest, source, synthetic
+from audiossl_jax.data import audio_folder, datasets, manifest, source, subset, synthetic
 
 
 def hide_accelerators_from_tf() -> None:
@@ -89,13 +90,14 @@ def _tfds_data_dir(cfg: Any) -> str:
 def _synthetic_source(data_dir: str, config_name: str, split: str) -> source.Source:
     """The prepared split held in memory as int16 (random access for index-based pipelines)."""
     builder = synthetic.SyntheticAudio(config=config_name, data_dir=data_dir)
-    audio, labels = [], []
+    audio, labels, seeds = [], [], []
     for ex in builder.as_dataset(split=split).as_numpy_iterator():
         audio.append(ex["audio"])
         labels.append(int(ex["label"]))
+        seeds.append(f"seed:{int(ex['seed'])}")
     name = SYNTHETIC_NAME if config_name == "default" else f"{SYNTHETIC_NAME}/{config_name}"
     return source.from_arrays(name, split, synthetic.SAMPLE_RATE, synthetic.CLASS_NAMES, audio, labels,
-                              scale=1.0 / 32768.0)
+                              scale=1.0 / 32768.0, keys=seeds)
 
 
 def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
@@ -112,7 +114,8 @@ def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
         builder.download_and_prepare()
     splits = builder.info.splits
     if split not in splits:
-        raise DatasetError(f"dataset {name!r} has no split {split!r}; splits: {sorted(splits)}")
+        folds = " (it has no folds, so no cross-validation splits)" if "@cv:" in split else ""
+        raise DatasetError(f"dataset {name!r} has no split {split!r}{folds}; splits: {sorted(splits)}")
     sample_rate = int(_get(cfg, "sample_rate", synthetic.SAMPLE_RATE))
     if sample_rate != synthetic.SAMPLE_RATE:
         raise DatasetError(
@@ -172,14 +175,16 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
     _warn_unmatched_splits(cfg, prepared, raw.where)
     m = manifest.select(prepared, split, raw.where)
     metric = "mAP" if m.multi_label else "accuracy"
-    return (source.from_manifest(AUDIO_FOLDER_NAME, split, m, clip=s["clip_out_of_range"]),
+    root = str(pathlib.Path(path).expanduser().resolve())
+    return (source.from_manifest(AUDIO_FOLDER_NAME, split, m, root, clip=s["clip_out_of_range"]),
             _info(AUDIO_FOLDER_NAME, split, m, metric))
 
 
 def _warn_unmatched_splits(cfg: Any, m: manifest.Manifest, where: str) -> None:
     """Logs the rows whose split value neither data.train_split nor data.eval_split selects, with counts."""
-    configured = {_get(cfg, "train_split", "train"), _get(cfg, "eval_split", "test")}
-    unmatched = manifest.unmatched_splits(m, configured)
+    configured = {subset.base_name(_get(cfg, key, default))
+                  for key, default in (("train_split", "train"), ("eval_split", "test"))}
+    unmatched = manifest.unmatched_splits(m, configured - {None})
     if unmatched:
         counts = ", ".join(f"{value!r}: {n} rows" for value, n in unmatched.items())
         logging.warning("%s: split values that no configured split selects (%s; data.train_split=%r, "
@@ -208,13 +213,15 @@ def _load_paper_dataset(cfg: Any, split: str) -> tuple[source.Source, DatasetInf
             f"expected under {raw} (data_dir={_tfds_data_dir(cfg)}; override with --config.data.manual_dir). "
             f"To get them: {spec.how_to_get}. The first run then checks every file once and writes "
             f"{out_dir}. To train on a folder of your own audio instead, pass {FOLDER_HINT}")
-    rows, class_names, files = spec.rows(raw)
-    index = manifest.RawIndex(where=f"{spec.name} ({raw})", rows=tuple(rows),
-                              files=None if files is None else tuple(files),
-                              class_names=class_names, multi_label=spec.multi_label)
+    layout = spec.rows(raw)
+    index = manifest.RawIndex(where=f"{spec.name} ({raw})", rows=tuple(layout.rows),
+                              files=None if layout.files is None else tuple(layout.files),
+                              class_names=layout.class_names, multi_label=spec.multi_label,
+                              excluded=tuple(layout.excluded))
     m = manifest.select(_prepared(cfg, index, out_dir, spec.name), split, index.where, spec.aliases)
     clip = bool(_get(cfg, "clip_out_of_range", False))
-    return source.from_manifest(spec.name, split, m, clip=clip), _info(spec.name, split, m, spec.metric)
+    return (source.from_manifest(spec.name, split, m, str(raw), clip=clip),
+            _info(spec.name, split, m, spec.metric))
 
 
 _Loader = Callable[[Any, str], tuple[source.Source, DatasetInfo]]
@@ -231,8 +238,35 @@ def _loader(name: str) -> _Loader:
     raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(known_dataset_names())}")
 
 
+def _load_holdout(data_cfg: Any, split: str, rule: subset.DerivedSplit) -> tuple[source.Source, DatasetInfo]:
+    """The hold-out (or the rest) of `rule.base`: `subset.holdout_indices` of its hold-out units."""
+    src, info = load_source(data_cfg, rule.base)
+    if len(src.holdout_units) != len(src):
+        raise DatasetError(f"dataset {info.name!r} split {rule.base!r}: its source has no hold-out units, so "
+                           f"split {split!r} cannot be drawn")
+    try:
+        keep = subset.holdout_indices(src.holdout_units, rule.percent, rule.seed, rest=rule.kind == subset.REST)
+    except ValueError as e:
+        raise DatasetError(f"dataset {info.name!r} split {split!r}: {e}") from e
+    part = dataclasses.replace(src.subset(keep), split=split)
+    logging.info("dataset %r split %r: %d of the %d examples of %r (seeded %d%% hold-out, seed %d, %s)",
+                 info.name, split, len(part), len(src), rule.base, rule.percent, rule.seed,
+                 "the hold-out" if rule.kind == subset.HOLDOUT else "the rest")
+    return part, dataclasses.replace(info, split=split, num_examples=len(part),
+                                     num_unlabelled=sum(not labels for labels in part.labels))
+
+
 def load_source(data_cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
-    """Random access to `split` (preparing it when needed and allowed) and its metadata."""
+    """Random access to `split` (preparing it when needed and allowed) and its metadata.
+
+    `split` is a split of the dataset or a derived split (`subset.GRAMMAR`).
+    """
+    try:
+        rule = subset.parse_split(split)
+    except ValueError as e:
+        raise DatasetError(f"dataset {data_cfg.name!r}: {e}") from e
+    if rule is not None and rule.kind != subset.CV:
+        return _load_holdout(data_cfg, split, rule)
     try:
         return _loader(data_cfg.name)(data_cfg, split)
     except (manifest.PreparationError, audio_folder.AudioFolderError) as e:

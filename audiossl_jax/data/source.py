@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,7 +24,9 @@ class Source:
     """One split: `read(i)` -> float32 [n] in [-1, 1]; labels[i] a tuple of class indices.
 
     lengths[i] is n; `read_window(i, start, count)` is `read(i)[start:start + count]`
-    without decoding the rest.
+    without decoding the rest. holdout_units[i] is example i's stable hold-out unit
+    (`subset.holdout_indices`): its group when it has one (a speaker, a source recording),
+    else its path relative to the dataset root (synthetic data: its generating seed).
     """
 
     name: str
@@ -35,6 +38,7 @@ class Source:
     read: Callable[[int], np.ndarray]
     lengths: tuple[int, ...]
     read_window: Callable[[int, int, int], np.ndarray]
+    holdout_units: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,6 +66,7 @@ class Source:
                 f"got {len(keep)} indices")
         return dataclasses.replace(
             self, labels=tuple(self.labels[i] for i in keep), lengths=tuple(self.lengths[i] for i in keep),
+            holdout_units=tuple(self.holdout_units[i] for i in keep) if self.holdout_units else (),
             read=lambda i: self.read(keep[i]), read_window=lambda i, a, n: self.read_window(keep[i], a, n))
 
     def class_members(self) -> list[np.ndarray]:
@@ -73,10 +78,11 @@ class Source:
         return [np.asarray(m, np.int64) for m in members]
 
 
-def from_manifest(name: str, split: str, m: manifest.Manifest, *, clip: bool = False) -> Source:
+def from_manifest(name: str, split: str, m: manifest.Manifest, root: str, *, clip: bool = False) -> Source:
     """A source reading the manifest's files with soundfile (resampled to m.sample_rate; clipped to
-    [-1, 1] when ``clip``)."""
+    [-1, 1] when ``clip``); ``root`` is the dataset's folder (hold-out units are relative to it)."""
     paths = m.paths
+    units = tuple(f"group:{g}" if g else f"file:{os.path.relpath(p, root)}" for p, g in zip(paths, m.groups))
 
     def read(i: int) -> np.ndarray:
         return audio_io.read_audio(paths[i], m.sample_rate, clip=clip)
@@ -86,12 +92,14 @@ def from_manifest(name: str, split: str, m: manifest.Manifest, *, clip: bool = F
 
     return Source(name=name, split=split, sample_rate=m.sample_rate, class_names=m.class_names,
                   multi_label=m.multi_label, labels=m.labels, read=read, lengths=m.num_samples,
-                  read_window=read_window)
+                  read_window=read_window, holdout_units=units)
 
 
 def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str, ...],
-                audio: Sequence[np.ndarray], labels: Sequence[int], scale: float) -> Source:
-    """An in-memory source: audio[i] * scale as float32 (e.g. int16 with scale 1/32768)."""
+                audio: Sequence[np.ndarray], labels: Sequence[int], scale: float,
+                keys: Sequence[str]) -> Source:
+    """An in-memory source: audio[i] * scale as float32 (e.g. int16 with scale 1/32768); keys[i]
+    is example i's stable hold-out unit."""
 
     def read(i: int) -> np.ndarray:
         return audio[i].astype(np.float32) * np.float32(scale)
@@ -101,7 +109,8 @@ def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str,
 
     return Source(name=name, split=split, sample_rate=sample_rate, class_names=class_names,
                   multi_label=False, labels=tuple((int(v),) if v >= 0 else () for v in labels),
-                  read=read, lengths=tuple(len(a) for a in audio), read_window=read_window)
+                  read=read, lengths=tuple(len(a) for a in audio), read_window=read_window,
+                  holdout_units=tuple(keys))
 
 
 def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:
