@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import pathlib
 import time
 
@@ -400,9 +401,11 @@ def test_holdout_of_synthetic_train(tiny_dir: pathlib.Path, tiny_train) -> None:
         registry.load_source(cfg, "train@cv:1")
 
 
-def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(tmp_path: pathlib.Path) -> None:
+def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(tmp_path: pathlib.Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     """Ten train clips, P=30: 3 held out, 7 left; the same files whatever the metadata order and
-    wherever the folder lies; rows of one group go together."""
+    wherever the folder lies; rows of one group go together; configured hold-out splits of
+    'train' leave only the 'test' rows unselected (the warning counts them)."""
     names = [f"c{i}.wav" for i in range(12)]
     rows = [f"{n},{i % 3},{'test' if i >= 10 else 'train'}" for i, n in enumerate(names)]
     chosen = []
@@ -420,6 +423,11 @@ def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(tmp_path: 
         assert sorted(held.holdout_units + rest.holdout_units) == sorted(f"file:c{i}.wav" for i in range(10))
         chosen.append(set(held.holdout_units))
     assert chosen[0] == chosen[1]
+    cfg.update(dict(train_split="train@rest:30:5", eval_split="train@holdout:30:5"))
+    with caplog.at_level(logging.WARNING):
+        registry.load_source(cfg, cfg.eval_split)
+    assert [r.getMessage().split("selects (")[1].split(";")[0] for r in caplog.records
+            if "no configured split selects" in r.getMessage()] == ["'test': 2 rows"]
     root = tmp_path / "a"
     grouped = [f"{n},{i % 3},{'test' if i >= 10 else 'train'},{'g' if i < 6 else ''}" for i, n in enumerate(names)]
     (root / "metadata.csv").write_text("filename,label,split,group\n" + "\n".join(grouped) + "\n")
