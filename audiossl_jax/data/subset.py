@@ -27,7 +27,7 @@ HOLDOUT, REST, CV = "holdout", "rest", "cv"
 GRAMMAR = ("'<split>@holdout:P:SEED' (a seeded P% of <split>, P an integer in 1..99, SEED an integer >= 0), "
            "'<split>@rest:P:SEED' (the rest of <split>), 'train@cv:K' (every fold but fold K) and "
            "'test@cv:K' (fold K); <split> is a split of the dataset, or a 'train@cv:K'/'test@cv:K'")
-_HOLDOUT = re.compile(r"(holdout|rest):(\d+):(\d+)")
+_HOLDOUT = re.compile(r"(holdout|rest):([0-9]+):([0-9]+)")
 _CV = re.compile(r"cv:([^@:,!\s]+)")
 
 
