@@ -198,6 +198,7 @@ def test_parameter_counts_match_paper():
     for size, blocks, paper in PAPER_COUNTS:
         config = config_lib.wav2vec2_pretrain_config(size, None)
         config.model.num_blocks = blocks
+        assert config.data.name == "audioset"  # our choice for the paper's in-house 67k-hour corpus
         task = wav2vec2.Wav2Vec2Task(config)
         variables = jax.eval_shape(lambda: nn.unbox(task.init(jax.random.key(0), batch)))
         total = parameter_table(variables["params"])[0][1]
@@ -242,6 +243,12 @@ def test_layout_is_the_papers():
     unmasked = task.model.apply(variables, jnp.asarray(z_ref, jnp.float32), valid, train=False, method=task.model.context)
     np.testing.assert_allclose(np.asarray(frames), np.asarray(unmasked), rtol=1e-4, atol=1e-4)
     assert frames.shape == (2, steps, m.latent_dim)
+    # Dropout on Z (our choice, as wav2vec 2.0's dropout_input) acts on the context path only.
+    z_dropout = task.model.clone(dropout=0.0, feature_dropout=0.5)
+    c_train, t_train = z_dropout.apply(variables, logmel, frame_mask, time_mask, train=True,
+                                       rngs={"dropout": jax.random.key(2)})
+    np.testing.assert_array_equal(np.asarray(t_train), np.asarray(targets))
+    assert np.abs(np.asarray(c_train) - np.asarray(context)).max() > 1e-3
 
     # A run written by the old layout (no model.latent_dim) is refused with an error naming the key.
     old = config_lib.wav2vec2_pretrain_config("S", "smoke").model
