@@ -99,7 +99,9 @@ def wav2vec2_pretrain_config(size: str, variant: str | None) -> ml_collections.C
     c.model.num_blocks = 12
     c.model.first_kernel_size = 31
     c.model.kernel_size = 15
-    c.model.final_dim = 256
+    # Width L of the latents Z and of the context output C (Section 2.2; 256 reproduces the
+    # paper's four parameter counts, see models/wav2vec2.py).
+    c.model.latent_dim = 256
     c.model.dropout = 0.1
     c.model.feature_dropout = 0.1
     c.model.remat = False
@@ -122,7 +124,7 @@ def wav2vec2_pretrain_config(size: str, variant: str | None) -> ml_collections.C
         c.total_steps = 600
         c.batch_size = 32
         c.data.crop_seconds = 4.0
-        c.model.model_dim, c.model.num_heads, c.model.ffn_dim, c.model.final_dim = 128, 4, 256, 128
+        c.model.model_dim, c.model.num_heads, c.model.ffn_dim, c.model.latent_dim = 128, 4, 256, 128
         c.model.num_blocks = 4
         c.schedule.warmup_steps = 60
         c.log_every_steps = 25
@@ -132,7 +134,7 @@ def wav2vec2_pretrain_config(size: str, variant: str | None) -> ml_collections.C
         c.batch_size = 8
         c.data.crop_seconds = 1.0
         c.model.num_blocks = 1
-        c.model.model_dim, c.model.num_heads, c.model.ffn_dim, c.model.final_dim = 32, 2, 64, 32
+        c.model.model_dim, c.model.num_heads, c.model.ffn_dim, c.model.latent_dim = 32, 2, 64, 32
         c.schedule.warmup_steps = 1
         c.log_every_steps = 1
         c.checkpoint.every_steps = 2
@@ -149,7 +151,11 @@ def require(ok: bool, key: str, value: object, what: str) -> None:
 
 def validate_conformer(m: ml_collections.ConfigDict) -> None:
     """Checks the conformer keys of ``config.model`` (pre-training and fine-tuning alike)."""
+    require("latent_dim" in m, "model", sorted(m.keys()),
+            "has no latent_dim: the run was written by an older code version whose layout (a target projection, "
+            "latents of width model_dim) this code no longer builds; train it anew, or use that code version.")
     require(m.stack >= 1, "model.stack", m.stack, "must be >= 1.")
+    require(m.latent_dim >= 1, "model.latent_dim", m.latent_dim, "must be >= 1.")
     require(m.num_blocks >= 1, "model.num_blocks", m.num_blocks, "must be >= 1.")
     require(
         m.model_dim % m.num_heads == 0, "model.num_heads", m.num_heads,

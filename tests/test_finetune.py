@@ -72,7 +72,7 @@ def test_load_pretrained_copies_the_encoder(pretrained):
     assert kept is init and state == {}  # no checkpoint: train from scratch
     task = classification.ClassificationTask(finetune_config(pretrained_workdir=str(workdir)))
     loaded, _ = task.load_pretrained(init, {})
-    for key in ("feature_proj", "conformer"):
+    for key in ("feature_norm", "feature_proj", "context_in", "conformer", "context_out"):
         for a, b in zip(jax.tree.leaves(loaded["encoder"][key]), jax.tree.leaves(params[key])):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded["head"]["kernel"], init["head"]["kernel"])

@@ -166,26 +166,93 @@ def test_padding_does_not_change_valid_outputs():
         outs.append(np.asarray(enc)[np.asarray(mask)])
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
     frames, mask, times = task.embed(variables, batch)
-    assert frames.shape == (1, n // 320 // 4, config.model.model_dim)
+    assert frames.shape == (1, n // 320 // 4, config.model.latent_dim)
     assert int(mask.sum()) == (n // 2) // 320 // 4
     # Latent step t covers samples [1280 t, 1280 t + 3 * 320 + 1024): centre 0.062 s + 0.08 t.
     np.testing.assert_allclose(np.asarray(times)[:3], [0.062, 0.142, 0.222], atol=1e-6)
 
 
-@pytest.mark.parametrize("size,expected", [("S", 18.4e6), ("L", 88.1e6)])
-def test_parameter_counts_match_paper(size, expected):
+def _hand_count(d, blocks, latent=256, stacked=4 * 64, ffn=1024, k_first=31, k_rest=15):
+    """Parameters of the paper's layout, counted by hand (weights + biases; LN = scale + bias)."""
+    ln = 2 * d
+    ffn_module = ln + (d * ffn + ffn) + (ffn * d + d)
+    conv = lambda k: ln + (d * 2 * d + 2 * d) + (k * d + d) + ln + (d * d + d)
+    attn = ln + 4 * (d * d + d)
+    block = lambda k: 2 * ffn_module + conv(k) + attn + ln
+    feature = 2 * stacked + (stacked * latent + latent) + latent  # LN, linear -> Z, mask embedding
+    context = (latent * d + d) + block(k_first) + (blocks - 1) * block(k_rest) + (d * latent + latent)
+    return feature + context
+
+
+# Section 2.2 and Section 5.1.2: cf_S, cf_L, cf_L with 8 and with 20 conformer blocks.
+PAPER_COUNTS = [("S", 12, 18.4e6), ("L", 12, 88.1e6), ("L", 8, 58.9e6), ("L", 20, 146.6e6)]
+
+
+def test_parameter_counts_match_paper():
+    """All four counts the paper prints, at its precision (0.1M), and a hand count exactly."""
     import flax.linen as nn
 
     from audiossl_jax.train.trainer import parameter_table
 
-    config = config_lib.wav2vec2_pretrain_config(size, None)
-    config.data.crop_seconds = 1.0
+    batch = {"waveform": jnp.zeros((1, 16000)), "length": jnp.array([16000]), "label": jnp.zeros((1,), jnp.int32)}
+    for size, blocks, paper in PAPER_COUNTS:
+        config = config_lib.wav2vec2_pretrain_config(size, None)
+        config.model.num_blocks = blocks
+        assert config.data.name == "audioset"  # our choice for the paper's in-house 67k-hour corpus
+        task = wav2vec2.Wav2Vec2Task(config)
+        variables = jax.eval_shape(lambda: nn.unbox(task.init(jax.random.key(0), batch)))
+        total = parameter_table(variables["params"])[0][1]
+        assert total == _hand_count(config.model.model_dim, blocks), (size, blocks, total)
+        assert round(total / 1e5) == round(paper / 1e5), f"cf_{size} with {blocks} blocks: {total:,} parameters"
+
+
+def test_layout_is_the_papers():
+    """stack R=4 -> LN -> linear -> Z; mask Z; linear -> conformer -> linear -> C; targets are Z itself."""
+    import flax.linen as nn
+
+    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
     task = wav2vec2.Wav2Vec2Task(config)
-    batch = {
-        "waveform": jnp.zeros((1, 16000)),
-        "length": jnp.array([16000]),
-        "label": jnp.zeros((1,), jnp.int32),
-    }
-    variables = jax.eval_shape(lambda: nn.unbox(task.init(jax.random.key(0), batch)))
-    total = parameter_table(variables["params"])[0][1]
-    assert abs(total - expected) / expected < 0.01, f"cf_{size}: {total:,} parameters"
+    m = config.model
+    n = int(config.data.crop_seconds * config.frontend.sample_rate)
+    batch = _smoke_batch(config, [n, 3 * n // 4])
+    variables = nn.unbox(task.init(jax.random.key(0), batch))
+    p = variables["params"]
+    assert sorted(p) == ["conformer", "context_in", "context_out", "feature_norm", "feature_proj", "mask_embedding"]
+    assert p["feature_proj"]["kernel"].shape == (m.stack * 64, m.latent_dim)
+    assert p["context_in"]["kernel"].shape == (m.latent_dim, m.model_dim)
+    assert p["context_out"]["kernel"].shape == (m.model_dim, m.latent_dim)
+
+    logmel, frame_mask = task.features(batch)
+    x = np.asarray(logmel, np.float64)
+    steps = x.shape[1] // m.stack
+    stacked = x[:, : steps * m.stack].reshape(2, steps, m.stack * x.shape[2])
+    norm = (stacked - stacked.mean(-1, keepdims=True)) / np.sqrt(stacked.var(-1, keepdims=True) + 1e-5)
+    ln, proj = p["feature_norm"], p["feature_proj"]
+    z_ref = (norm * np.asarray(ln["scale"]) + np.asarray(ln["bias"])) @ np.asarray(proj["kernel"]) + np.asarray(proj["bias"])
+
+    time_mask = jnp.zeros((2, steps), bool).at[:, 1:4].set(True)
+    context, targets = task.model.apply(variables, logmel, frame_mask, time_mask, train=False)
+    np.testing.assert_allclose(np.asarray(targets), z_ref, rtol=1e-4, atol=1e-4)
+    # Masking acts on Z: the context encoder run on Z with the mask embedding at the masked steps.
+    valid = wav2vec2.stacked_mask(frame_mask, m.stack)
+    masked = np.where(np.asarray(time_mask)[..., None], np.asarray(p["mask_embedding"]), z_ref).astype(np.float32)
+    by_hand = task.model.apply(variables, jnp.asarray(masked), valid, train=False, method=task.model.context)
+    np.testing.assert_allclose(np.asarray(context), np.asarray(by_hand), rtol=1e-4, atol=1e-4)
+    # Downstream embeddings are that same context output C, of the unmasked Z.
+    frames, _ = task.model.apply(variables, logmel, frame_mask, method=task.model.encode)
+    unmasked = task.model.apply(variables, jnp.asarray(z_ref, jnp.float32), valid, train=False, method=task.model.context)
+    np.testing.assert_allclose(np.asarray(frames), np.asarray(unmasked), rtol=1e-4, atol=1e-4)
+    assert frames.shape == (2, steps, m.latent_dim)
+    # Dropout on Z (our choice, as wav2vec 2.0's dropout_input) acts on the context path only.
+    z_dropout = task.model.clone(dropout=0.0, feature_dropout=0.5)
+    c_train, t_train = z_dropout.apply(variables, logmel, frame_mask, time_mask, train=True,
+                                       rngs={"dropout": jax.random.key(2)})
+    np.testing.assert_array_equal(np.asarray(t_train), np.asarray(targets))
+    assert np.abs(np.asarray(c_train) - np.asarray(context)).max() > 1e-3
+
+    # A run written by the old layout (no model.latent_dim) is refused with an error naming the key.
+    old = config_lib.wav2vec2_pretrain_config("S", "smoke").model
+    del old["latent_dim"]
+    old.final_dim = 32
+    with pytest.raises(ValueError, match=r"config.model=.*has no latent_dim.*older code version"):
+        wav2vec2.Wav2Vec2Conformer.from_config(old, "float32")

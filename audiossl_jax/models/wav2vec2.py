@@ -1,15 +1,26 @@
 """wav2vec 2.0 on logmels with a conformer context network (Srivastava et al., 2022).
 
-    logmel [B, T, F] --stack R frames--> [B, T/R, R*F] --LN, Dense--> latents Z [B, T', D]
-    Z --(mask embedding at masked steps), Conformer, Dense--> context C [B, T', E]
-    Z --Dense--> targets Q [B, T', E]        (from the *unmasked* latents)
+The paper's Section 2.2, module by module:
 
-The feature projection is the context network's input linear layer (as wav2vec 2.0's
-``post_extract_proj``), so the context network is linear -> conformer -> linear. With
-E = 256 this gives 18.43M parameters for cf_S and 88.26M for cf_L, against the paper's
-18.4M and 88.1M (the conformer blocks alone are 18.23M and 87.67M).
+    feature encoder:  logmel [B, T, F] --stack R=4 frames--> [B, T/R, R*F] --LN, Dense--> Z [B, T', L]
+    masking:          Z --(learned mask embedding at masked steps)--> Z~ [B, T', L]
+    context encoder:  Z~ --Dense(L -> D)--> conformer blocks [B, T', D] --Dense(D -> L)--> C [B, T', L]
 
-The contrastive loss that compares C with Q lives in ``audiossl_jax.tasks.wav2vec2``.
+("the time stacking layer stacks every R=4 consecutive frames into a single frame; then
+a linear layer converts the stacked spectrogram into latent representation vectors Z
+... The context encoder consists of a linear layer, multiple conformer blocks and
+another linear layer at the end"). The contrastive targets are the unmasked latents
+z_t themselves (eq. 1 compares c_t with z_t), so there is no target projection. With
+L = 256 this counts 18.43M parameters for cf_S (D=256), 88.13M for cf_L (D=768), 58.91M
+and 146.57M for cf_L with 8 and 20 blocks: the paper's 18.4M, 88.1M, 58.9M, 146.6M.
+
+Two additions the paper does not name (docs/fidelity.md, "our choice"): a LayerNorm on
+the stacked frames before the linear layer (wav2vec 2.0's feature ``layer_norm``) and
+dropout on the latents entering the context encoder (wav2vec 2.0's ``dropout_input``).
+
+Downstream tasks use C, the context encoder's output ("the conformer model can generate
+an embedding vector (the context representation) for each frame"); ``encode`` gives it.
+The contrastive loss that compares C with Z lives in ``audiossl_jax.tasks.wav2vec2``.
 """
 
 from __future__ import annotations
@@ -20,10 +31,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from audiossl_jax import config_lib
 from audiossl_jax.models.conformer import PARAM_DTYPE, Conformer, dense, kernel_sizes, layer_norm
 
 Array = jax.Array
-
 
 def stacked_mask(frame_mask: Array, stack: int) -> Array:
     """Validity of stacked steps: [B, T] -> [B, T // R]; a step needs all R frames."""
@@ -45,11 +56,15 @@ def stack_frames(x: Array, frame_mask: Array, stack: int) -> tuple[Array, Array]
 
 
 class Wav2Vec2Conformer(nn.Module):
-    """Feature encoder, context network and target projection; see module docstring."""
+    """Feature encoder (stacking, linear -> Z) and context encoder (linear, conformer, linear).
+
+    ``latent_dim`` is L, the width of Z and of the context output C; ``model_dim`` is D,
+    the conformer's width.
+    """
 
     stack: int
+    latent_dim: int
     model_dim: int
-    final_dim: int
     num_heads: int
     ffn_dim: int
     kernel_sizes: Sequence[int]
@@ -61,19 +76,21 @@ class Wav2Vec2Conformer(nn.Module):
     @classmethod
     def from_config(cls, m: Any, dtype: Any) -> "Wav2Vec2Conformer":
         """The model of ``config.model`` (pre-training and fine-tuning build it alike, so checkpoints load)."""
-        return cls(stack=m.stack, model_dim=m.model_dim, final_dim=m.final_dim, num_heads=m.num_heads,
+        config_lib.validate_conformer(m)
+        return cls(stack=m.stack, latent_dim=m.latent_dim, model_dim=m.model_dim, num_heads=m.num_heads,
                    ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
                    dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=jnp.dtype(dtype), remat=m.remat)
 
     def setup(self) -> None:
         self.feature_norm = layer_norm(self.dtype, "feature_norm")
-        self.feature_proj = dense(self.model_dim, ("stacked", "embed"), self.dtype, "feature_proj")
+        self.feature_proj = dense(self.latent_dim, ("stacked", "latent"), self.dtype, "feature_proj")
         self.mask_embedding = self.param(
             "mask_embedding",
-            nn.with_logical_partitioning(nn.initializers.uniform(1.0), ("embed",)),
-            (self.model_dim,),
+            nn.with_logical_partitioning(nn.initializers.uniform(1.0), ("latent",)),
+            (self.latent_dim,),
             PARAM_DTYPE,
         )
+        self.context_in = dense(self.model_dim, ("latent", "embed"), self.dtype, "context_in")
         self.conformer = Conformer(
             self.num_heads,
             self.ffn_dim,
@@ -83,23 +100,25 @@ class Wav2Vec2Conformer(nn.Module):
             self.remat,
             name="conformer",
         )
-        self.context_out = dense(self.final_dim, ("mlp", "embed"), self.dtype, "context_out")
-        self.target_proj = dense(self.final_dim, ("embed", "mlp"), self.dtype, "target_proj")
+        self.context_out = dense(self.latent_dim, ("embed", "latent"), self.dtype, "context_out")
         self.dropout_layer = nn.Dropout(self.feature_dropout)
 
     def latents(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
-        """logmel [B, T, F], frame_mask [B, T] -> latents Z [B, T', D], mask [B, T']."""
+        """Feature encoder: logmel [B, T, F], frame_mask [B, T] -> Z [B, T', L], mask [B, T']."""
         x, mask = stack_frames(logmel, frame_mask, self.stack)
-        z = self.feature_proj(self.feature_norm(x))
-        return z, mask
+        return self.feature_proj(self.feature_norm(x)), mask
 
     def context(self, z: Array, mask: Array, *, train: bool) -> Array:
-        """Latents [B, T', D] (masking already applied) -> encoder output [B, T', D]."""
+        """Context encoder: Z [B, T', L] (masking already applied) -> C [B, T', L].
+
+        Padded steps of C are zero (the bias of the last linear layer is not added there).
+        """
         x = self.dropout_layer(z, deterministic=not train)
-        return self.conformer(x, mask, train=train)
+        x = self.conformer(self.context_in(x), mask, train=train)
+        return jnp.where(mask[..., None], self.context_out(x), 0.0)
 
     def encode(self, logmel: Array, frame_mask: Array, *, train: bool = False) -> tuple[Array, Array]:
-        """Downstream embeddings: logmel [B, T, F] -> frames [B, T', D] and mask [B, T']."""
+        """Downstream embeddings, the context representation: logmel [B, T, F] -> C [B, T', L], mask [B, T']."""
         z, mask = self.latents(logmel, frame_mask)
         return self.context(z, mask, train=train), mask
 
@@ -115,11 +134,9 @@ class Wav2Vec2Conformer(nn.Module):
           train: enables dropout.
 
         Returns:
-          context [B, T', E] and targets [B, T', E] (from unmasked latents); the latent
-          validity mask is ``stacked_mask(frame_mask, stack)``.
+          context C [B, T', L] and the unmasked latents Z [B, T', L], the targets of
+          eq. (1); the latent validity mask is ``stacked_mask(frame_mask, stack)``.
         """
         z, mask = self.latents(logmel, frame_mask)
-        targets = self.target_proj(z)
         masked = jnp.where(time_mask[..., None], self.mask_embedding.astype(z.dtype), z)
-        context = self.context_out(self.context(masked, mask, train=train))
-        return context, targets
+        return self.context(masked, mask, train=train), z

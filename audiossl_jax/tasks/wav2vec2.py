@@ -1,9 +1,9 @@
 """wav2vec 2.0 contrastive pre-training on logmels (Srivastava et al., 2022, eq. 1).
 
-For a masked step t with context c_t, target q_t and K distractors q~ drawn from the
-other masked steps of the same clip:
+For a masked step t with context c_t, its own unmasked latent z_t as the positive and
+K distractors z~ drawn from the other masked steps of the same clip:
 
-    L_t = -log( exp(sim(c_t, q_t) / kappa) / sum_{q' in {q_t} + distractors} exp(sim(c_t, q') / kappa) )
+    L_t = -log( exp(sim(c_t, z_t) / kappa) / sum_{z' in {z_t} + distractors} exp(sim(c_t, z') / kappa) )
 
 with sim the cosine similarity and kappa the temperature; the loss is the mean of L_t
 over masked steps. All shapes are static: the masked steps of each clip are gathered
@@ -158,8 +158,8 @@ class Wav2Vec2Task(Task):
         num_slots = max(1, math.ceil(self.mask_prob * t))
         idx, slot_valid = masked_slots(time_mask, num_slots)
         count = time_mask.sum(axis=-1)
-        c = jnp.take_along_axis(context, idx[..., None], axis=1)  # [B, M, E]
-        q = jnp.take_along_axis(targets, idx[..., None], axis=1)  # [B, M, E]
+        c = jnp.take_along_axis(context, idx[..., None], axis=1)  # [B, M, L]
+        q = jnp.take_along_axis(targets, idx[..., None], axis=1)  # [B, M, L], the latents z_t
         neg_slots = sample_distractors(neg_key, count, num_slots, self.num_negatives)
         negatives = q[jnp.arange(b)[:, None, None], neg_slots]  # [B, M, K, E]
         logits, identical = contrastive_logits(c, q, negatives, self.temperature)

@@ -1,7 +1,7 @@
 """Device mesh and the rule table that maps logical axis names onto it.
 
 Parameters are created with logical axis names (``embed``, ``mlp``, ``heads``, ``kv``,
-``conv``, ``stacked``); batches carry ``batch`` on their leading axis. A rule table
+``conv``, ``stacked``, ``latent``); batches carry ``batch`` on their leading axis. A rule table
 maps each logical name to a mesh axis (or None = replicated), so the same model runs
 data parallel, tensor parallel over ``model``, or both, by changing the config only.
 With ``config.mesh.fsdp`` every large parameter (and its optimizer state) is further
@@ -34,6 +34,7 @@ DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (
     ("kv", None),
     ("conv", None),
     ("stacked", None),
+    ("latent", None),
     ("conv_in", None),
     ("conv_out", None),
     ("classes", None),
