@@ -274,9 +274,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: 
 
 def label_fraction_points(config: ml_collections.ConfigDict) -> list[Point]:
     """Per fraction (``label_fractions.percents``) and arm (``label_fractions.arms``) one point:
-    ``<arm>_<percent>pct``. The fraction ``balanced_percent`` fine-tunes on the ``balanced``
-    config (the Balanced set itself); the others on ``data.train_fraction`` of ``base``'s
-    training split. Arm 'scratch' clears ``task.pretrained_workdir``."""
+    ``<arm>_<percent>pct``. The fraction ``balanced_percent`` fine-tunes on the grid config's
+    ``balanced`` run config (the Balanced set itself; 0: no such fraction); the others on
+    ``data.train_fraction`` of ``base``'s training split. Arm 'scratch' clears
+    ``task.pretrained_workdir``."""
     lf = config.label_fractions
     points = []
     for percent in lf.percents:
