@@ -210,6 +210,10 @@ def test_paper_grid_configs_name_the_right_splits_and_metrics():
     c.grid = "bogus"
     with pytest.raises(ValueError, match="config.grid='bogus'"):
         grids.validate(c)
+    c = grid_config("grid_label_fractions.py:smoke")
+    c.label_fractions.balanced_percent = 50  # the smoke grid has no Balanced set
+    with pytest.raises(ValueError, match="config.label_fractions.balanced_percent=50: .*config.balanced"):
+        grids.validate(c)
 
 
 @pytest.fixture

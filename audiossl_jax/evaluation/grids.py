@@ -78,7 +78,8 @@ def run_points(points: Sequence[Point], workdir: pathlib.Path,
     """Runs every point not yet finished, in order; returns {point name: metrics} for all of them.
 
     A point is finished when ``workdir/<name>/<metrics_file>`` exists: its metrics are read
-    back and ``run_point`` is not called. Otherwise ``run_point(point, workdir/<name>)``
+    back and ``run_point`` is not called (even if the grid config changed since: use a new
+    workdir, or delete that file to rerun the point). Otherwise ``run_point(point, workdir/<name>)``
     runs (resuming from whatever the directory holds) and its metrics are written
     atomically (temporary file, then rename), so an interrupted grid resumes where it stopped.
     """
@@ -474,6 +475,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 f"use a subset of {ARMS}.")
         require(all(0 < p <= 100 for p in lf.percents), "label_fractions.percents", lf.percents,
                 "must lie in (0, 100].")
+        require(lf.balanced_percent not in lf.percents or "balanced" in config, "label_fractions.balanced_percent",
+                lf.balanced_percent, "names a fraction fine-tuned on config.balanced, which is missing; set it to 0.")
     elif config.grid == "cv":
         cv = config.cv
         require(len(cv.folds) >= 2, "cv.folds", cv.folds, "give at least two folds.")
