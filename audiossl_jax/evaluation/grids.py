@@ -429,7 +429,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: pathlib.Path, runne
         f"{dict(config.ablation.baseline)})."])
     fig, axes = _figure(len(ABLATION_AXES))
     panels = {}
-    for ax, (axis, key, label) in zip(axes, ABLATION_AXES):
+    for i, (ax, (axis, key, label)) in enumerate(zip(axes, ABLATION_AXES)):
         base = {k: config.ablation.baseline[n] for n, k, _ in ABLATION_AXES if k != key}
         on_axis = sorted((p for p in points if all(p.overrides[k] == v for k, v in base.items())),
                          key=lambda p: p.overrides[key])
@@ -440,6 +440,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: pathlib.Path, runne
         ax.set_xticks(xs)
         ax.set_xlabel(label)
         ax.set_ylabel(f"test {config.metric}")
+        ax.set_title(f"({'abc'[i]}) {label}")
         ax.legend()
     _save(fig, workdir / FIGURE_FILE)
     summary = dict(grid="ablation", metric=config.metric, rows=rows, panels=panels)
