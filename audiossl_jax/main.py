@@ -5,6 +5,10 @@ rejected by ml_collections with the key's name). Running the same command again 
 same workdir resumes from the last checkpoint. Only this package's INFO lines are
 shown; pass ``--v=1`` to see those of Orbax, TFDS and clu as well.
 
+Grids (``mode='grid'``, configs/grid_*.py): every point of the grid runs as its own
+resumable run in ``<workdir>/<point>``; the tables and figure go to ``<workdir>``
+(``evaluation/grids.py``).
+
 Multi-host: run the same command on every host. ``--distributed=auto`` joins the hosts
 when a coordinator is given (``--coordinator_address`` with ``--num_processes`` and
 ``--process_id``, or $JAX_COORDINATOR_ADDRESS) or SLURM runs several tasks; ``on``
@@ -19,6 +23,7 @@ exit with status 1 and a one-line message, without a traceback.
 from __future__ import annotations
 
 import os
+import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,8 +50,11 @@ def main(argv: list[str]) -> None:
     config = FLAGS.config
     if not (FLAGS.workdir or "").strip():
         sys.exit("error: --workdir is empty; pass --workdir=DIR (a new directory for a new run, the old one to resume)")
+    grid = config.get("mode") == "grid"
+    if grid:
+        from audiossl_jax.evaluation import grids
     try:
-        config_lib.validate(config)
+        grids.validate(config) if grid else config_lib.validate(config)
     except ValueError as e:
         sys.exit(f"error: invalid config: {e}")
 
@@ -63,13 +71,20 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: {e}")
     if jax.process_index() != 0:
         logging.set_verbosity(logging.WARNING)
+    if not grid:
+        try:
+            sharding.check_batch_size(config.batch_size, sharding.make_mesh(config))
+            optim.make_optimizer(config)
+        except ValueError as e:
+            sys.exit(f"error: invalid config: {e}")
+    # A grid's points fail on data or settings only once they run: their errors are the user's too.
+    user_errors = (DatasetError, trainer.NonFiniteLossError, workdir.WorkdirError,
+                   checkpoint.CheckpointMismatchError) + ((ValueError, FileNotFoundError) if grid else ())
     try:
-        sharding.check_batch_size(config.batch_size, sharding.make_mesh(config))
-        optim.make_optimizer(config)
-    except ValueError as e:
-        sys.exit(f"error: invalid config: {e}")
-    try:
-        if config.mode == "finetune":
+        if grid:
+            grids.run(config, FLAGS.workdir)
+            print((pathlib.Path(FLAGS.workdir) / grids.TABLE_MD).read_text())
+        elif config.mode == "finetune":
             from audiossl_jax.evaluation import finetune
 
             finetune.run(config, FLAGS.workdir)
@@ -78,8 +93,7 @@ def main(argv: list[str]) -> None:
     except trainer.Preempted as e:
         logging.warning("%s", e)
         print(str(e), file=sys.stderr, flush=True)
-    except (DatasetError, trainer.NonFiniteLossError, workdir.WorkdirError,
-            checkpoint.CheckpointMismatchError) as e:
+    except user_errors as e:
         sys.exit(f"error: {e}")
 
 
