@@ -88,9 +88,11 @@ def load_export(path: str | pathlib.Path) -> tuple[Task, dict[str, Any], ml_coll
 
     from audiossl_jax import tasks
 
+    from audiossl_jax.evaluation import embeddings
+
     path = pathlib.Path(path).absolute()
     meta = read_export(path)
-    config = inference_config(ml_collections.ConfigDict(meta["config"]))
+    config = inference_config(embeddings.load_config(path))
     task = tasks.get_task(config)
     target = abstract_variables(task, config)
     with ocp.StandardCheckpointer() as ckpt:
@@ -189,7 +191,7 @@ class Encoder:
 
         return jax.jit(run)
 
-    def _fn(self, layers: bool) -> Callable:
+    def forward_fn(self, layers: bool) -> Callable:
         key = (self.window_samples, layers)
         if key not in self._fns:
             self._fns[key] = self._forward(layers)
@@ -197,13 +199,13 @@ class Encoder:
 
     def _abstract(self, b: int, layers: bool) -> Any:
         w = self.window_samples
-        return jax.eval_shape(self._fn(layers), self.variables, jax.ShapeDtypeStruct((b, w), jnp.float32),
+        return jax.eval_shape(self.forward_fn(layers), self.variables, jax.ShapeDtypeStruct((b, w), jnp.float32),
                               jax.ShapeDtypeStruct((b,), jnp.int32))
 
     def embed_windows(self, waveform: np.ndarray, length: np.ndarray, *, layers: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """One batch of windows [b, W] float32, length [b] -> frames [b, T, D], valid [b, T], layers."""
-        frames, valid, outs = jax.device_get(self._fn(layers)(self.variables, jnp.asarray(waveform, jnp.float32),
+        frames, valid, outs = jax.device_get(self.forward_fn(layers)(self.variables, jnp.asarray(waveform, jnp.float32),
                                                               jnp.asarray(length, jnp.int32)))
         return np.asarray(frames), np.asarray(valid), [np.asarray(o) for o in outs]
 

@@ -76,7 +76,15 @@ def latest_step(workdir: str | pathlib.Path) -> int:
 
 
 def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
-    """The task and variables saved in ``workdir`` at ``step`` (default: the latest)."""
+    """The task and variables saved in ``workdir`` at ``step`` (default: the latest), or those of an
+    export directory (``python -m audiossl_jax.export``; it holds one step, so ``step`` must be None)."""
+    from audiossl_jax import inference
+
+    if inference.is_export(workdir):
+        if step is not None:
+            raise ValueError(f"{workdir} is an export (one step); leave the step unset")
+        task, variables, _, _ = inference.load_export(workdir)
+        return task, variables
     config = local_config(load_config(workdir))
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
