@@ -10,7 +10,7 @@ Audio may be a TensorFlow tensor (the results are then TensorFlow tensors) or an
 NumPy converts (the results are NumPy arrays), of any length: it is cut into windows of
 the training crop and batched (``inference.embed_sounds``), so nothing is truncated.
 Timestamps are in milliseconds, the centre of the samples each frame's input covers,
-evenly spaced by the embedding step (40 ms for the conformer, 975 ms for the paper's
+evenly spaced by the embedding step (80 ms for the conformer, 975 ms for the paper's
 CNN). The scene embedding is the mean of the sound's timestamp embeddings.
 See docs/hear.md.
 """

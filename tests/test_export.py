@@ -1,19 +1,19 @@
 """Exports: parameters only, read by inference/HEAR/fine-tuning, and a SavedModel that runs without JAX."""
 
 import json
-import pathlib
 import subprocess
 import sys
 import textwrap
 
+import flax.linen as nn
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from audiossl_jax import config_lib, config_pretext, export, inference, tasks
+from audiossl_jax import export, inference, tasks
 from audiossl_jax.evaluation import embeddings, finetune
-from audiossl_jax.save_untrained import save_untrained
+from audiossl_jax.train import trainer
 
 # TensorFlow's own tf.lite utilities import JAX when it is installed: the subprocess makes JAX (and this
 # package) unimportable first, as on a machine that has only TensorFlow.
@@ -48,18 +48,17 @@ def leaves_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def test_conformer_export_runs_without_jax(tmp_path):
-    run, out = tmp_path / "run", tmp_path / "export"
-    save_untrained(config_lib.wav2vec2_pretrain_config("S", "smoke"), run)
+def test_conformer_export_runs_without_jax(conformer_smoke_run, tmp_path):
+    run, out = conformer_smoke_run, tmp_path / "export"
     meta = export.export(run, out, batch_windows=4, platforms=("cpu",))
     stored = json.loads((out / inference.EXPORT_FILE).read_text())
     assert stored["format_version"] == inference.FORMAT_VERSION and stored["step"] == 0
     assert stored["parameters"] == meta["parameters"] == sum(x.size for x in jax.tree.leaves(
         jax.device_get(embeddings.load_encoder(run)[1]["params"])))
-    # Parameters only: no optimizer moments, so well under the run's checkpoint (params + 2 Adam moments).
+    # Parameters only: no optimizer moments or RNG. (Sizes are not compared here: an untrained run's
+    # Adam moments are zeros, which Orbax stores compressed; docs/hear.md reports a trained run's.)
     held = ocp.StandardCheckpointer().metadata(out / inference.VARIABLES_DIR)
     assert set(getattr(held, "item_metadata", held).keys()) == {"params"}
-    assert export.directory_bytes(out / "variables") < 0.5 * export.directory_bytes(run / "checkpoints")
     with pytest.raises(FileExistsError, match="never overwritten"):
         export.export(run, out)
 
@@ -88,10 +87,8 @@ def test_conformer_export_runs_without_jax(tmp_path):
         np.testing.assert_allclose(got[name + "_scene"], frames.mean(1), rtol=0, atol=1e-5 * scale)
 
 
-def test_cnn_export_feeds_finetuning(tmp_path):
-    run, out = tmp_path / "run", tmp_path / "export"
-    config = config_pretext.pretext_config("temporal_gap", "smoke")
-    save_untrained(config, run)
+def test_cnn_export_feeds_finetuning(cnn_smoke_run, tmp_path):
+    run, out = cnn_smoke_run, tmp_path / "export"
     export.export(run, out, saved_model=False)
     held = ocp.StandardCheckpointer().metadata(out / inference.VARIABLES_DIR)
     assert set(getattr(held, "item_metadata", held).keys()) == {"params", "batch_stats"}
@@ -99,11 +96,7 @@ def test_cnn_export_feeds_finetuning(tmp_path):
     # Fine-tuning takes the export as task.pretrained_workdir: encoder parameters and BatchNorm statistics.
     ft = finetune.finetune_config_from(embeddings.load_config(out), str(out), num_classes=3, multi_label=False)
     task = tasks.get_task(ft)
-    from audiossl_jax.train import trainer
-
     variables = jax.device_get(task.init(jax.random.PRNGKey(1), trainer.example_batch(ft, 1)))
-    import flax.linen as nn
-
     variables = nn.unbox(variables)
     params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
     leaves_equal(params["encoder"], source["params"]["encoder"])

@@ -4,24 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiossl_jax import config_lib, config_pretext, hear, inference
-from audiossl_jax.save_untrained import save_untrained
-
-
-@pytest.fixture(scope="module")
-def conformer_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("cf")
-    c = config_lib.wav2vec2_pretrain_config("S", "smoke")
-    c.model.num_blocks = 2
-    save_untrained(c, workdir)
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("cnn")
-    save_untrained(config_pretext.pretext_config("temporal_gap", "smoke"), workdir)
-    return workdir
+from audiossl_jax import hear, inference
 
 
 def noise(n_sounds, n_samples, seed=0):
@@ -62,18 +45,18 @@ def check_api(workdir, *, step_frames, hop, win, window_samples, tail):
     return model
 
 
-def test_conformer_hear_api(conformer_run):
+def test_conformer_hear_api(conformer_smoke_run):
     # smoke conformer: hop 320, win 1024, stack 4 (80-ms steps); 1-s crops -> 12 steps per window.
-    model = check_api(conformer_run, step_frames=4, hop=320, win=1024, window_samples=15360, tail=5000)
+    model = check_api(conformer_smoke_run, step_frames=4, hop=320, win=1024, window_samples=15360, tail=5000)
     with pytest.raises(ValueError, match="sound 0: 1000 samples"):
         hear.get_scene_embeddings(np.stack([noise(1, 1000)[0]] * 2), model)
     with pytest.raises(ValueError, match=r"\[n_sounds, n_samples\]"):
         hear.get_scene_embeddings(noise(1, 2000)[0], model)
 
 
-def test_cnn_hear_api(cnn_run):
+def test_cnn_hear_api(cnn_smoke_run):
     # smoke CNN: hop 160, win 400, slices of 32 frames (320 ms); 2-s crops -> 6 slices per window.
-    model = check_api(cnn_run, step_frames=32, hop=160, win=400, window_samples=30720, tail=6000)
+    model = check_api(cnn_smoke_run, step_frames=32, hop=160, win=400, window_samples=30720, tail=6000)
     assert model.scene_embedding_size == 16
     # A sound shorter than one slice keeps one zero-padded slice, as in evaluation.
     emb, ts = hear.get_timestamp_embeddings(noise(2, 3000), model)

@@ -166,10 +166,10 @@ def embed_dataset(
 
 
 class ProgressLog:
-    """``progress`` callback that logs examples done, examples/s and the ETA every ``every`` s."""
+    """``progress`` callback that logs items done (``unit``: examples, files), items/s and the ETA every ``every`` s."""
 
-    def __init__(self, what: str, every: float = 5.0):
-        self.what, self.every = what, every
+    def __init__(self, what: str, every: float = 5.0, unit: str = "examples"):
+        self.what, self.every, self.unit = what, every, unit
         self.start = self.last = time.perf_counter()
 
     def __call__(self, done: int, total: int | None) -> None:
@@ -180,4 +180,4 @@ class ProgressLog:
         rate = done / max(now - self.start, 1e-9)
         eta = f", ETA {(total - done) / rate:.0f} s" if total else ""
         of = f"/{total}" if total else ""
-        logging.info("%s: %d%s examples, %.1f examples/s%s", self.what, done, of, rate, eta)
+        logging.info("%s: %d%s %s, %.1f %s/s%s", self.what, done, of, self.unit, rate, self.unit, eta)
