@@ -82,6 +82,13 @@ def read_export(path: str | pathlib.Path) -> dict[str, Any]:
     return meta
 
 
+def check_export_step(path: str | pathlib.Path, step: int | None) -> None:
+    """ValueError unless ``step`` is None or the one step the export at ``path`` holds."""
+    held = read_export(path).get("step")
+    if step is not None and step != held:
+        raise ValueError(f"{path} is an export of step {held} only, not step {step}; leave the step unset")
+
+
 def load_export(path: str | pathlib.Path) -> tuple[Task, dict[str, Any], ml_collections.ConfigDict, dict[str, Any]]:
     """(task, variables, config, metadata) of an exported directory (parameters only)."""
     import orbax.checkpoint as ocp
@@ -231,8 +238,7 @@ def load(path: str | pathlib.Path, step: int | None = None, *, window_seconds: f
 
     path = pathlib.Path(path)
     if is_export(path):
-        if step is not None:
-            raise ModelLoadError(f"{path} is an export (one step); pass no step")
+        check_export_step(path, step)
         task, variables, config, meta = load_export(path)
         return Encoder(task, variables, config, {"export": str(path), "step": meta.get("step"),
                                                  "workdir": meta.get("workdir")}, window_seconds)

@@ -101,8 +101,9 @@ def test_cnn_export_feeds_finetuning(cnn_smoke_run, tmp_path):
     params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
     leaves_equal(params["encoder"], source["params"]["encoder"])
     leaves_equal(state["batch_stats"]["encoder"], source["batch_stats"]["encoder"])
-    with pytest.raises(ValueError, match="is an export"):
+    with pytest.raises(ValueError, match="export of step 0 only, not step 3"):
         embeddings.load_encoder(out, 3)
+    assert embeddings.latest_step(out) == 0 and not (out / "checkpoints").exists()
     with pytest.raises(ValueError, match="already an export"):
         export.export(out, tmp_path / "again")
 

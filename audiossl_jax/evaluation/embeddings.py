@@ -67,7 +67,11 @@ def _existing_step(ckpt: checkpoint.Checkpointer) -> int:
 
 
 def latest_step(workdir: str | pathlib.Path) -> int:
-    """The newest checkpoint step in ``workdir``; FileNotFoundError when there is none."""
+    """The newest checkpoint step in ``workdir`` (an export's own step); FileNotFoundError when there is none."""
+    from audiossl_jax import inference
+
+    if inference.is_export(workdir):
+        return int(inference.read_export(workdir)["step"])
     ckpt = checkpoint.Checkpointer(workdir, local_config(load_config(workdir)))
     try:
         return _existing_step(ckpt)
@@ -77,12 +81,11 @@ def latest_step(workdir: str | pathlib.Path) -> int:
 
 def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
     """The task and variables saved in ``workdir`` at ``step`` (default: the latest), or those of an
-    export directory (``python -m audiossl_jax.export``; it holds one step, so ``step`` must be None)."""
+    export directory (``python -m audiossl_jax.export``; it holds its run's one step)."""
     from audiossl_jax import inference
 
     if inference.is_export(workdir):
-        if step is not None:
-            raise ValueError(f"{workdir} is an export (one step); leave the step unset")
+        inference.check_export_step(workdir, step)
         task, variables, _, _ = inference.load_export(workdir)
         return task, variables
     config = local_config(load_config(workdir))
