@@ -58,6 +58,14 @@ def test_cnn_hear_api(cnn_smoke_run):
     # smoke CNN: hop 160, win 400, slices of 32 frames (320 ms); 2-s crops -> 6 slices per window.
     model = check_api(cnn_smoke_run, step_frames=32, hop=160, win=400, window_samples=30720, tail=6000)
     assert model.scene_embedding_size == 16
+    # Every block's output (--layers=all): block i max-pooled over the slice, [T, C_i]; the encoder's
+    # embedding is its dense layer applied to the last block's, which checks what was captured.
+    sound = inference.embed_sounds(model.encoder, [noise(1, 40000)[0]], layers=True)[0]
+    assert [x.shape for x in sound.layers] == [(7, c) for c in (4, 8, 8, 8, 16, 16)]
+    assert all((x >= 0).all() for x in sound.layers)  # after ReLU
+    dense = model.encoder.variables["params"]["encoder"]["embedding"]
+    np.testing.assert_allclose(sound.layers[-1] @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"]),
+                               sound.frames, rtol=1e-4, atol=1e-5)
     # A sound shorter than one slice keeps one zero-padded slice, as in evaluation.
     emb, ts = hear.get_timestamp_embeddings(noise(2, 3000), model)
     assert emb.shape == (2, 1, 16)
