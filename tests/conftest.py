@@ -31,3 +31,27 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real audio not found at {SHARED_DATA} (see shared/data/README.md)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def conformer_smoke_run(tmp_path_factory) -> pathlib.Path:
+    """An untrained (step-0) workdir of the smoke conformer with two blocks (so per-layer outputs differ)."""
+    from audiossl_jax import config_lib
+    from audiossl_jax.save_untrained import save_untrained
+
+    workdir = tmp_path_factory.mktemp("conformer_smoke")
+    c = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    c.model.num_blocks = 2
+    save_untrained(c, workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def cnn_smoke_run(tmp_path_factory) -> pathlib.Path:
+    """An untrained (step-0) workdir of the smoke TemporalGap CNN (Tagliasacchi et al. encoder)."""
+    from audiossl_jax import config_pretext
+    from audiossl_jax.save_untrained import save_untrained
+
+    workdir = tmp_path_factory.mktemp("cnn_smoke")
+    save_untrained(config_pretext.pretext_config("temporal_gap", "smoke"), workdir)
+    return workdir

@@ -67,7 +67,11 @@ def _existing_step(ckpt: checkpoint.Checkpointer) -> int:
 
 
 def latest_step(workdir: str | pathlib.Path) -> int:
-    """The newest checkpoint step in ``workdir``; FileNotFoundError when there is none."""
+    """The newest checkpoint step in ``workdir`` (an export's own step); FileNotFoundError when there is none."""
+    from audiossl_jax import inference
+
+    if inference.is_export(workdir):
+        return int(inference.read_export(workdir)["step"])
     ckpt = checkpoint.Checkpointer(workdir, local_config(load_config(workdir)))
     try:
         return _existing_step(ckpt)
@@ -76,7 +80,14 @@ def latest_step(workdir: str | pathlib.Path) -> int:
 
 
 def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
-    """The task and variables saved in ``workdir`` at ``step`` (default: the latest)."""
+    """The task and variables saved in ``workdir`` at ``step`` (default: the latest), or those of an
+    export directory (``python -m audiossl_jax.export``; it holds its run's one step)."""
+    from audiossl_jax import inference
+
+    if inference.is_export(workdir):
+        inference.check_export_step(workdir, step)
+        task, variables, _, _ = inference.load_export(workdir)
+        return task, variables
     config = local_config(load_config(workdir))
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
@@ -158,10 +169,10 @@ def embed_dataset(
 
 
 class ProgressLog:
-    """``progress`` callback that logs examples done, examples/s and the ETA every ``every`` s."""
+    """``progress`` callback that logs items done (``unit``: examples, files), items/s and the ETA every ``every`` s."""
 
-    def __init__(self, what: str, every: float = 5.0):
-        self.what, self.every = what, every
+    def __init__(self, what: str, every: float = 5.0, unit: str = "examples"):
+        self.what, self.every, self.unit = what, every, unit
         self.start = self.last = time.perf_counter()
 
     def __call__(self, done: int, total: int | None) -> None:
@@ -172,4 +183,4 @@ class ProgressLog:
         rate = done / max(now - self.start, 1e-9)
         eta = f", ETA {(total - done) / rate:.0f} s" if total else ""
         of = f"/{total}" if total else ""
-        logging.info("%s: %d%s examples, %.1f examples/s%s", self.what, done, of, rate, eta)
+        logging.info("%s: %d%s %s, %.1f %s/s%s", self.what, done, of, self.unit, rate, self.unit, eta)
