@@ -295,6 +295,7 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
     tags = ["rock;guitar", "piano", "rock", "guitar;piano;rock", "piano;rock", "guitar", "rock;guitar", "piano"]
     names = write_tagged_folder(tmp_path / "audio", tags)
     c = finetune.finetune_config_from(encoder_config, str(workdir), num_classes=len(names), multi_label=True)
+    c.task.pooling = "linear_softmax"
     c.total_steps, c.checkpoint.every_steps, c.log_every_steps, c.batch_size = 3, 3, 1, 8
     c.data.update(dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"),
                        label_key="tags", multi_label=True, crop_seconds=1.2, class_balanced=True))
@@ -322,3 +323,103 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
     moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(trained["batch_stats"]["encoder"])),
                                                     jax.tree.leaves(model_state["batch_stats"]["encoder"]))]
     assert any(moved)
+
+
+def test_paper_variants_choose_head_batch_and_recipe():
+    """Sec. 4: linear softmax pooling for AudioSet only, average pooling + linear elsewhere; batch 640 /
+    64 for Full AudioSet / MagnaTagATune; augmentations and consistency loss in every variant."""
+    from audiossl_jax import config_finetune
+
+    heads = {}
+    for size in ("S", "L"):
+        for variant in [*config_finetune.PAPER_TASKS, *config_finetune.SHARED_TASKS, "synthetic", "smoke"]:
+            c = config_finetune.variant_config(size, variant)
+            t = c.task
+            assert (t.jitter_samples, t.time_mask_max_fraction, t.mixup, t.mixup_beta) == (200, 0.2, True, 0.5)
+            assert t.consistency and t.consistency_weight == 2.0, variant
+            sched = c.schedule
+            assert (sched.name, sched.warmup_fraction, sched.hold_fraction, sched.decay_fraction) == (
+                "tri_stage", 0.3, 0.3, 0.4)
+            model = classification.ClassificationTask(c).model  # validates; builds no parameters
+            heads[variant] = (model.pooling, model.multi_label)
+            assert c.data.class_balanced == (variant == "audioset"), variant
+    assert heads["audioset"] == heads["audioset_balanced"] == ("linear_softmax", True)
+    for variant in ("fsdkaggle2019_curated", "fsdkaggle2019_noisy", "magnatagatune"):
+        assert heads[variant] == ("mean", True)  # multi-label: average pooling + linear + sigmoid
+    for variant in ("esc50", "dcase2019_1a", "kinetics700_audio", "fsdd_digits", "smoke"):
+        assert heads[variant] == ("mean", False)
+    batch = {v: config_finetune.variant_config("L", v).batch_size for v in config_finetune.PAPER_TASKS}
+    assert batch["audioset"] == 640 and batch["magnatagatune"] == 64
+    assert batch == {**{v: 64 for v in batch}, "audioset": 640, "kinetics700_audio": 640}  # our choice
+    for variant, b in batch.items():  # more output dropout for the low-resource (batch 64) tasks
+        assert config_finetune.variant_config("S", variant).task.output_dropout == (0.1 if b == 64 else 0.0)
+    with pytest.raises(ValueError, match=r"config.task.pooling='linear_softmax'.*multi_label=True"):
+        classification.ClassificationTask(finetune_config(pooling="linear_softmax"))
+    with pytest.raises(ValueError, match=r"config.task.pooling='max'"):
+        classification.ClassificationTask(finetune_config(pooling="max"))
+
+
+def test_both_heads_match_numpy():
+    """predict and the loss of the three heads == NumPy on the encoder's frames (two clip lengths)."""
+    rng = np.random.default_rng(0)
+    batch = {"waveform": rng.uniform(-0.5, 0.5, (2, 16000)).astype(np.float32),
+             "length": np.array([16000, 7000], np.int32)}
+    y = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
+    tasks = {}
+    for multi, pooling in ((False, "mean"), (True, "mean"), (True, "linear_softmax")):
+        c = finetune.finetune_config("S", "smoke", num_classes=3, multi_label=multi, pooling=pooling)
+        tasks[multi, pooling] = classification.ClassificationTask(c)
+    variables = nn.unbox(tasks[False, "mean"].init(jax.random.PRNGKey(0), {**batch, "label": y[:, 0]}))
+    frames, valid, _ = (np.asarray(a, np.float64) for a in tasks[False, "mean"].embed(variables, batch))
+    assert valid.sum(1).tolist() == [12, 5]  # 50 and 21 frames of 20 ms, stacked by 4
+    head = jax.tree.map(lambda a: np.asarray(a, np.float64), jax.device_get(variables["params"]["head"]))
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    logits = ((frames * valid[..., None]).sum(1) / valid.sum(1, keepdims=True)) @ head["kernel"] + head["bias"]
+    softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    p = sigmoid(frames @ head["kernel"] + head["bias"])
+    want = {(False, "mean"): softmax, (True, "mean"): sigmoid(logits),
+            (True, "linear_softmax"): (p * p * valid[..., None]).sum(1) / (p * valid[..., None]).sum(1)}
+    for key, task in tasks.items():
+        np.testing.assert_allclose(task.predict(variables, batch), want[key], rtol=1e-4, atol=1e-6)
+        label = y if key[0] else np.array([2, 1], np.int32)
+        loss, _ = task.loss(variables, {**batch, "label": label}, jax.random.PRNGKey(1), train=False)
+        q = want[key]
+        nll = (-(y * np.log(q) + (1 - y) * np.log(1 - q)).mean(-1) if key[0]
+               else -np.log(q[[0, 1], [2, 1]]))
+        assert float(loss) == pytest.approx(nll.mean(), rel=1e-4), key
+
+
+def test_training_augments_in_the_papers_order_with_single_label_consistency(monkeypatch):
+    """Jitter (waveform) -> time mask (logmels) -> mixup (the masked logmels), twice; the loss is
+    the mean of the two cross-entropies + 2 x the symmetric KL of their softmaxes (NumPy)."""
+    from audiossl_jax import augment, config_finetune
+
+    calls = []  # (name, input, output) as traced
+    for name in ("temporal_jitter", "time_mask", "mixup"):
+        def record(rng, x, *args, _name=name, _fn=getattr(augment, name)):
+            out = _fn(rng, x, *args)
+            calls.append((_name, x, out[0]))
+            return out
+        monkeypatch.setattr(augment, name, record)
+    c = config_finetune.variant_config("S", "smoke")
+    task = classification.ClassificationTask(c)
+    rng = np.random.default_rng(0)
+    batch = {"waveform": rng.uniform(-0.5, 0.5, (4, 16000)).astype(np.float32),
+             "length": np.array([16000, 16000, 12000, 9000], np.int32), "label": np.array([0, 3, 3, 7], np.int32)}
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), batch))
+    key = jax.random.PRNGKey(5)
+    loss, (step_metrics, _) = task.loss(variables, batch, key, train=True)
+    assert [name for name, _, _ in calls] == ["temporal_jitter", "time_mask", "mixup"] * 2
+    for i in (0, 3):
+        (_, wave, _), (_, masked_in, masked), (_, mix_in, _) = calls[i:i + 3]
+        assert wave.shape == (4, 16000) and masked_in.shape == (4, 50, 64)
+        assert mix_in is masked  # mixup takes the time-masked logmels
+    a, b = (np.asarray(task.scores(variables, batch, k, train=True)[0], np.float64) for k in jax.random.split(key))
+    assert not np.allclose(a, b)  # two independent augmentations (and dropouts)
+    log_a = a - np.log(np.exp(a).sum(-1, keepdims=True))
+    log_b = b - np.log(np.exp(b).sum(-1, keepdims=True))
+    rows = np.arange(4), batch["label"]
+    kl = (np.exp(log_a) * (log_a - log_b)).sum(-1) + (np.exp(log_b) * (log_b - log_a)).sum(-1)
+    want = (0.5 * (-log_a[rows] - log_b[rows]) + 2.0 * kl).mean()
+    assert float(step_metrics["symmetric_kl"]) == pytest.approx(kl.mean(), rel=1e-4)
+    assert float(loss) == pytest.approx(want, rel=1e-4)

@@ -30,12 +30,17 @@ from audiossl_jax.train import sharding
 CONFORMER_TASKS = ("wav2vec2", "classification")
 
 
-def classification_task(num_classes: int, multi_label: bool) -> ml_collections.ConfigDict:
-    """The ``config.task`` of fine-tuning: head, augmentation, consistency loss, checkpoint to load."""
+def classification_task(num_classes: int, multi_label: bool, pooling: str = "mean") -> ml_collections.ConfigDict:
+    """The ``config.task`` of fine-tuning: head, augmentation, consistency loss, checkpoint to load.
+
+    The paper's recipe for "all downstream tasks": jitter of up to 200 samples, one time
+    mask of up to 2 s per 10 s, mixup Beta(0.5, 0.5), and the consistency loss (symmetric
+    KL x 2). ``pooling``: 'mean' (every task but AudioSet) or 'linear_softmax' (AudioSet).
+    """
     t = ml_collections.ConfigDict(dict(
-        name="classification", num_classes=num_classes, multi_label=multi_label,
+        name="classification", num_classes=num_classes, multi_label=multi_label, pooling=pooling,
         jitter_samples=200, time_mask_max_fraction=0.2, mixup=True, mixup_beta=0.5,
-        consistency=False, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6, freeze_encoder=False))
+        consistency=True, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6, freeze_encoder=False))
     t.pretrained_workdir = config_dict.placeholder(str)
     t.pretrained_step = config_dict.placeholder(int)
     return t
@@ -48,20 +53,21 @@ def tri_stage_schedule(peak_learning_rate: float) -> ml_collections.ConfigDict:
         warmup_fraction=0.3, hold_fraction=0.3, decay_fraction=0.4, init_scale=0.01, final_scale=0.05))
 
 
-def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_label: bool) -> ml_collections.ConfigDict:
+def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_label: bool,
+                    pooling: str = "mean") -> ml_collections.ConfigDict:
     """Fine-tuning of the conformer of ``config_lib.wav2vec2_pretrain_config(size, variant)``.
 
     The model keys equal the pre-training config's, so its checkpoints load. Recipe
     (Srivastava et al., 2022): whole encoder updated, tri-stage LR (30% warm-up, 30%
-    hold, 40% exponential decay), jitter +-200 samples, one time mask of up to 2 s per
-    10 s, mixup Beta(0.5, 0.5); consistency loss off (switch on per experiment).
+    hold, 40% exponential decay), the augmentations and consistency loss of
+    ``classification_task``, head ``pooling``.
     """
     c = config_lib.wav2vec2_pretrain_config(size, variant)
     c.mode = "finetune"
     c.total_steps = 20_000 if variant is None else c.total_steps
     c.model.name = c.model.name.replace("wav2vec2", "finetune")
     c.schedule = tri_stage_schedule(1e-4 if variant is None else 1e-3)
-    c.task = classification_task(num_classes, multi_label)
+    c.task = classification_task(num_classes, multi_label, pooling)
     return c
 
 

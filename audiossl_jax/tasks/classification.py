@@ -7,17 +7,25 @@ over the clip's consecutive non-overlapping slices of ``task.slice_frames`` fram
 first, zero-padded), BatchNorm normalising with the statistics of
 the valid slices of the batch in training and with its running averages in evaluation.
 The whole encoder updates. After the encoder (frames [B, T', D]: conformer steps or
-slices) and dropout:
+slices) and dropout, the head (``task.pooling``; the paper: "For AudioSet, we first add a
+linear classification layer with the sigmoid activation to predict the frame-level
+probabilities ..., then add a linear softmax pooling layer ... For all other downstream
+tasks, we first average-pool the embeddings across all the frames, then stack a linear
+classification layer"):
 
-* multi-label: frame-level sigmoid outputs p [B, T', C], pooled over valid frames by
-  linear softmax pooling y_c = sum_t p_tc^2 / sum_t p_tc (p clamped to [eps, 1 - eps]),
-  trained with binary cross-entropy;
-* single-label: masked mean over frames, then a linear layer and softmax cross-entropy.
+* ``'linear_softmax'`` (multi-label only): frame-level sigmoid outputs p [B, T', C],
+  pooled over valid frames by y_c = sum_t p_tc^2 / sum_t p_tc (p clamped to
+  [eps, 1 - eps]);
+* ``'mean'``: masked mean over valid frames [B, D], then a linear layer [B, C]; a sigmoid
+  for multi-label tasks, a softmax for single-label ones.
 
-Training augments on the device (``audiossl_jax.augment``): temporal jitter, one time
-mask, mixup (labels of the first clip). With ``task.consistency`` the batch is
-augmented twice and ``consistency_weight`` x the symmetric KL divergence between the
-two predictions is added to the mean of their two classification losses.
+Multi-label scores are probabilities trained with binary cross-entropy (mean over
+classes); single-label scores are logits trained with softmax cross-entropy.
+
+Training augments on the device (``audiossl_jax.augment``) in the paper's order: temporal
+jitter, one time mask, mixup (labels of the first clip). With ``task.consistency`` the
+batch is augmented twice and ``consistency_weight`` x the symmetric KL divergence between
+the two predictions is added to the mean of their two classification losses.
 ``task.pretrained_workdir`` names the checkpoint whose encoder ``load_pretrained``
 copies in (parameters and, for the CNN, BatchNorm ``batch_stats``); None trains the same
 model from scratch. ``task.freeze_encoder`` trains the head only (the frozen arm of
@@ -45,6 +53,9 @@ from audiossl_jax.tasks.slice_task import consecutive_slices, stats_mask
 
 Array = jax.Array
 
+# task.pooling: the paper's AudioSet head, and its head of every other task.
+POOLINGS = ("linear_softmax", "mean")
+
 
 def linear_softmax_pool(p: Array, valid: Array, eps: float) -> Array:
     """sum_t p^2 / sum_t p over valid frames: p [B, T, C] in (0, 1), valid [B, T] -> [B, C]."""
@@ -59,8 +70,13 @@ def bernoulli_kl(p: Array, q: Array) -> Array:
 
 
 def symmetric_kl(a: Array, b: Array, multi_label: bool, eps: float) -> Array:
-    """KL(a||b) + KL(b||a) per clip [B]: mean over classes of Bernoulli KLs (multi-label,
-    a, b probabilities [B, C]) or the categorical KL (single-label, a, b logits [B, C])."""
+    """KL(a||b) + KL(b||a) per clip [B] between two predictions of the same clips.
+
+    Multi-label (a, b probabilities [B, C]): the mean over classes of the Bernoulli KLs, as
+    the BCE it is added to is a mean over classes. Single-label (a, b logits [B, C]): the
+    categorical KL of their softmaxes (our reading: the paper states the term for
+    AudioSet's sigmoid "event probabilities").
+    """
     if multi_label:
         a, b = jnp.clip(a, eps, 1 - eps), jnp.clip(b, eps, 1 - eps)
         return (bernoulli_kl(a, b) + bernoulli_kl(b, a)).mean(axis=-1)
@@ -89,12 +105,14 @@ class SliceEncoder(CNNEncoder):
 class Classifier(nn.Module):
     """Encoder -> dropout -> head. logmel [B, T, F], frame mask [B, T] -> scores [B, C].
 
-    Scores are pooled probabilities (multi-label) or logits (single-label).
+    ``pooling`` one of ``POOLINGS`` (module docstring). Scores are probabilities
+    (multi-label) or logits (single-label).
     """
 
     encoder: Wav2Vec2Conformer | SliceEncoder
     num_classes: int
     multi_label: bool
+    pooling: str
     output_dropout: float
     pool_eps: float
     dtype: jnp.dtype = jnp.float32
@@ -107,10 +125,11 @@ class Classifier(nn.Module):
             frames = jax.lax.stop_gradient(frames)
         frames = nn.Dropout(self.output_dropout)(frames, deterministic=not train)
         head = dense(self.num_classes, ("embed", None), self.dtype, "head")
-        if self.multi_label:
+        if self.pooling == "linear_softmax":
             p = jax.nn.sigmoid(head(frames).astype(jnp.float32))
             return linear_softmax_pool(p, valid, self.pool_eps)
-        return head(frontend_lib.masked_time_mean(frames, valid)).astype(jnp.float32)
+        logits = head(frontend_lib.masked_time_mean(frames, valid)).astype(jnp.float32)
+        return jax.nn.sigmoid(logits) if self.multi_label else logits
 
     def embed(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
         """The encoder's frames [B, T', D] and validity [B, T'] (no dropout)."""
@@ -137,6 +156,12 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
     require(t.consistency_weight >= 0, "task.consistency_weight", "must be >= 0.")
     require(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
     require(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
+    if t.get("pooling") not in POOLINGS:
+        raise ValueError(f"config.task.pooling={t.get('pooling')!r}: must be one of {POOLINGS} "
+                         "('linear_softmax': the paper's AudioSet head; 'mean': its head of every other task).")
+    require(t.multi_label or t.pooling != "linear_softmax", "task.pooling",
+            "pools frame-level sigmoid probabilities, so it needs config.task.multi_label=True; "
+            "single-label tasks use 'mean'.")
     if t.get("freeze_encoder", False):
         require(c.optimizer.weight_decay == 0, "optimizer.weight_decay",
                 "must be 0 with config.task.freeze_encoder=True (decay would move the frozen encoder).")
@@ -172,8 +197,8 @@ class ClassificationTask(Task):
         else:
             encoder = Wav2Vec2Conformer.from_config(m, dtype)
             self.frames_per_step = int(m.stack)
-        self.model = Classifier(encoder, t.num_classes, t.multi_label, t.output_dropout, t.pool_eps, dtype,
-                                freeze_encoder=bool(t.get("freeze_encoder", False)))
+        self.model = Classifier(encoder, t.num_classes, t.multi_label, t.pooling, t.output_dropout, t.pool_eps,
+                                dtype, freeze_encoder=bool(t.get("freeze_encoder", False)))
         self.t = t
 
     def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:
@@ -211,7 +236,7 @@ class ClassificationTask(Task):
         return self.model.apply(variables, logmel, frame_mask, train=train, rngs={"dropout": dropout_key}), {}
 
     def classification_loss(self, scores: Array, y: Array) -> Array:
-        """Per-clip loss [B]: BCE on pooled probabilities, or softmax cross-entropy on logits."""
+        """Per-clip loss [B]: BCE (mean over classes) on probabilities, or softmax cross-entropy on logits."""
         if self.t.multi_label:
             p = jnp.clip(scores, self.t.pool_eps, 1 - self.t.pool_eps)
             return -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean(axis=-1)
@@ -238,7 +263,7 @@ class ClassificationTask(Task):
         return loss, (metrics, new_state)
 
     def predict(self, variables: Mapping[str, Any], batch: Batch) -> Array:
-        """Evaluation scores [B, C]: probabilities (sigmoid-pooled or softmax), no augmentation."""
+        """Evaluation scores [B, C]: probabilities (sigmoid for multi-label, else softmax), no augmentation."""
         scores, _ = self.scores(variables, batch, jax.random.PRNGKey(0), train=False)
         return scores if self.t.multi_label else jax.nn.softmax(scores)
 
