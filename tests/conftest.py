@@ -17,6 +17,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # test inherit its folder.
 os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="audiossl-tfds-")
 atexit.register(shutil.rmtree, os.environ["TFDS_DATA_DIR"], ignore_errors=True)
+# One persistent XLA compilation cache for the whole run: the controller creates it before
+# the xdist workers start, and they and every subprocess a test starts inherit it, so the
+# many identical smoke models compile once. It changes which process compiles, never what
+# is compiled.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="audiossl-xla-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import pathlib  # noqa: E402
 

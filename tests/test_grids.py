@@ -216,25 +216,7 @@ def test_paper_grid_configs_name_the_right_splits_and_metrics():
         grids.validate(c)
 
 
-@pytest.fixture
-def compile_cache(tmp_path):
-    """A persistent compilation cache for this test only: the second fold's identical train
-    step and predict function load the first fold's executables instead of compiling again."""
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-
-    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = {k: getattr(jax.config, k) for k in keys}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    yield
-    for k, v in old.items():
-        jax.config.update(k, v)
-    compilation_cache.reset_cache()
-
-
-def test_cv_end_to_end_through_main(tmp_path, compile_cache):
+def test_cv_end_to_end_through_main(tmp_path):
     """Two folds of the smoke conformer on the built-in data (train on one split, test on the
     other, then the reverse), fine-tuned for real through ``audiossl_jax.main``'s grid mode."""
     from audiossl_jax import main
