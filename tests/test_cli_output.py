@@ -77,3 +77,13 @@ def test_printed_next_commands_run_and_print_legibly(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert not noise(out.stdout + out.stderr) and not out.stderr.strip(), out.stderr
     assert 0.0 <= float(re.search(r'"accuracy": ([\d.]+)', out.stdout).group(1)) <= 1.0
+
+
+def test_readme_next_section_holds_the_commands_the_demo_prints():
+    from audiossl_jax import main
+
+    readme = (REPO / "README.md").read_text()
+    demo = readme.split("## Next", 1)[1].split("\n## ", 1)[0]
+    printed = main.next_commands(config_lib.wav2vec2_pretrain_config("S", "demo"), "runs/demo")
+    assert [f"    {c}" for c in printed] == [line for line in demo.splitlines()
+                                              if line.startswith("    python -m audiossl_jax.evaluation.")][:3]
