@@ -24,6 +24,8 @@ def test_best_checkpoint_follows_a_hand_given_metric_sequence(tmp_path):
     resumed = finetune.BestCheckpoint(tmp_path, "validation", "accuracy")  # a rerun continues from best.json
     assert not resumed.update(7, 0.65, {"params": {"w": np.zeros(3, np.float32)}})
     assert resumed.update(8, 0.71, {"params": {"w": np.full(3, 8, np.float32)}}) and resumed.record["step"] == 8
+    with pytest.raises(ValueError, match=r"best.json chose its best step by validation accuracy, this run by dev"):
+        finetune.BestCheckpoint(tmp_path, "dev", "accuracy")
 
 
 def scalars(workdir):

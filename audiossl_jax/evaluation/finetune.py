@@ -157,6 +157,11 @@ class BestCheckpoint:
         path = self.directory / "best.json"
         self.record = json.loads(path.read_text()) if path.exists() else {
             "split": split, "metric": metric, "step": None, "value": None, "history": {}}
+        if (self.record["split"], self.record["metric"]) != (split, metric):
+            raise ValueError(
+                f"{path} chose its best step by {self.record['split']} {self.record['metric']}, this run by {split} "
+                f"{metric}: rerun with --config.checkpoint.best_split={self.record['split']}, or move {self.directory} "
+                "away to start the choice afresh")
         self.metric = metric
 
     def is_better(self, value: float) -> bool:
