@@ -18,20 +18,24 @@ process 0 logs progress. SIGTERM and Ctrl-C save a checkpoint and exit with stat
 User errors (a bad config, mesh, batch size or schedule, an empty or busy workdir, a
 workdir whose checkpoints come from another config, a dataset that cannot be used)
 exit with status 1 and a one-line message, without a traceback.
+
+A finished pre-training run ends by printing the next commands (``next_commands``):
+embed both splits with the new encoder and fit a linear probe on them.
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
+import shlex
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
 
+import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from audiossl_jax import config_lib, logs  # noqa: E402
+from audiossl_jax import config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/pretrain_cfS.py:demo.", lock_config=True)
@@ -41,6 +45,23 @@ flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for jax
 flags.DEFINE_integer("num_processes", None, "Number of processes in the job (with --coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def next_commands(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
+    """Shell commands that embed the training and evaluation splits of ``config.data`` with the
+    encoder in ``workdir`` (``evaluation.embed``) and fit a linear probe on them (``evaluation.linear``)."""
+    d = config.data
+    data = [f"--data={d.name}", f"--crop_seconds={float(d.crop_seconds):g}"]
+    if d.get("path", None):
+        data += [f"--data_path={d.path}", f"--label_key={d.label_key}"]
+    if d.get("data_dir", None):
+        data.append(f"--data_dir={d.data_dir}")
+    out = {split: f"{workdir.rstrip('/')}/embeddings/{split}.npz" for split in (d.train_split, d.eval_split)}
+    embed = [shlex.join(["python", "-m", "audiossl_jax.evaluation.embed", f"--workdir={workdir}", *data,
+                         f"--split={split}", f"--out={path}"]) for split, path in out.items()]
+    probe = shlex.join(["python", "-m", "audiossl_jax.evaluation.linear", f"--train={out[d.train_split]}",
+                        f"--test={out[d.eval_split]}"])
+    return [*embed, probe]
 
 
 def main(argv: list[str]) -> None:
@@ -90,6 +111,9 @@ def main(argv: list[str]) -> None:
             finetune.run(config, FLAGS.workdir)
         else:
             trainer.train(config, FLAGS.workdir)
+            if jax.process_index() == 0:
+                print("\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
+                      "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, FLAGS.workdir)), flush=True)
     except trainer.Preempted as e:
         logging.warning("%s", e)
         print(str(e), file=sys.stderr, flush=True)

@@ -8,17 +8,16 @@ checkpoint. Refuses a workdir that already holds checkpoints.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from audiossl_jax import config_lib, logs  # noqa: E402
+from audiossl_jax import config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 

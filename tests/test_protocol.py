@@ -147,6 +147,41 @@ def test_figure_is_a_png(tmp_path):
     assert image.shape[:2] == (height, width) and image.std() > 0.05  # not a blank canvas
 
 
+def test_figure_draws_na_as_text_warns_on_inversion_and_keeps_the_legend_outside():
+    """Task 'cry' cannot be normalised (the references tie) and 'speaker' is inverted (scores flipped)."""
+    import matplotlib.pyplot as plt
+
+    c = table_config()
+    c.tasks = {"digits": c.tasks.digits, "speaker": c.tasks.speaker, "cry": c.tasks.digits}
+    encoders = ["untrained", "cbow", "supervised"]
+    rows = fake_rows(c, encoders, ["digits", "speaker"])
+    rows = [dict(r, score=1 - r["score"]) if r["task"] == "speaker" else r for r in rows]
+    rows += [dict(r, encoder=e, task="cry", arm=a, score=0.5) for e in encoders for a in ("frozen", "finetuned")
+             for r in fake_rows(c, ["x"], ["cry"])]
+    section = protocol.summarise(rows, c)[0]
+    assert section["inverted"] == ["speaker"] and list(section["left_out"]) == ["cry"]
+    fig = protocol.figure([section])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["cry", "digits", "speaker", "average"]
+    # One bar per encoder on digits, speaker and the average; none on 'cry' (not even of height 0).
+    bars = [b for b in ax.patches if b.get_height() == b.get_height()]
+    assert len(bars) == 3 * 3
+    centres = sorted({round(b.get_x() + b.get_width() / 2) for b in bars})
+    assert centres == [1, 2, 3]
+    np.testing.assert_allclose(sorted(b.get_height() for b in bars if round(b.get_x() + b.get_width() / 2) == 1),
+                               section["normalised"][:, 1])
+    na = [t for t in ax.texts if t.get_text() == "n/a"]
+    assert len(na) == 3 and all(round(t.get_position()[0]) == 0 for t in na)
+    assert protocol.inverted_warning(section).replace(" ", "") in ax.get_title().replace("\n", "").replace(" ", "")
+    assert protocol.inverted_warning(section) in protocol.markdown_table([section], c)
+    fig.canvas.draw()
+    legend, axes_box = ax.get_legend(), ax.get_window_extent()
+    assert [t.get_text() for t in legend.get_texts()] == encoders
+    assert legend.get_window_extent().x0 >= axes_box.x1  # right of the panel, clear of every bar
+    plt.close(fig)
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """The smoke protocol run in two parts: 5 runs, then the rest (resume)."""

@@ -11,13 +11,12 @@ the checkpoint, step and data).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
 
-import ml_collections
+import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -54,32 +53,45 @@ def data_config(name: str, *, path: str | None = None, label_key: str = "label",
     return cfg
 
 
+# The data config keys that error messages name as --config.data.<key> (the training
+# commands' overrides), and this command's flag for each.
+CONFIG_FLAGS = {"--config.data.name": "--data", "--config.data.path": "--data_path",
+                "--config.data.label_key": "--label_key", "--config.data.data_dir": "--data_dir"}
+
+
+def with_own_flags(message: str) -> str:
+    """``message`` with every ``--config.data.<key>`` hint replaced by this command's flag for it."""
+    for config_flag, flag in CONFIG_FLAGS.items():
+        message = message.replace(config_flag, flag)
+    return message
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from audiossl_jax import logs
-
     logs.show_own_info()
     import numpy as np
 
-    from audiossl_jax.data.registry import DatasetError
+    from audiossl_jax.data import registry
     from audiossl_jax.evaluation import embeddings
 
     step = FLAGS.step
     try:
+        run_config = embeddings.load_config(FLAGS.workdir)
+        data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
+                               data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
+                               sample_rate=int(run_config.frontend.sample_rate))
+        registry.get_dataset_info(data_cfg, FLAGS.split)  # a dataset problem stops us before the model loads
         if FLAGS.untrained:
-            task, variables = embeddings.init_encoder(embeddings.load_config(FLAGS.workdir))
+            task, variables = embeddings.init_encoder(run_config)
         else:
             step = embeddings.latest_step(FLAGS.workdir) if step is None else step
             task, variables = embeddings.load_encoder(FLAGS.workdir, step)
-        data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
-                               data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
-                               sample_rate=task.frontend.sample_rate)
         result = embeddings.embed_dataset(
             task, variables, data_cfg, FLAGS.split, batch_size=FLAGS.batch_size, keep_frames=FLAGS.frames,
             progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{FLAGS.split}"))
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    except (registry.DatasetError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {with_own_flags(str(e))}")
     meta = {"workdir": str(FLAGS.workdir), "step": step, "untrained": FLAGS.untrained,
             "data": data_cfg.to_dict(), "split": FLAGS.split}
     out = pathlib.Path(FLAGS.out)

@@ -6,19 +6,32 @@
 Trains ``tasks.classification.ClassificationTask`` with ``train.trainer.train`` (the
 same loop, checkpoints and resume as pre-training), then scores every example of
 ``config.data.eval_split`` once and writes ``<workdir>/eval_<split>.json``.
+
+Best checkpoint: at every checkpoint step the validation split
+(``config.checkpoint.best_split``; by default the dataset's ``validation`` split when it
+has one) is scored; its metrics go to TensorBoard as ``<split>/<metric>`` and the
+parameters of the step with the highest ``BestCheckpoint.metric`` (mAP multi-label,
+else accuracy) are kept in ``<workdir>/best/<step>/`` with ``best.json``. The
+evaluation split is then scored with those parameters (the last step's when there is
+no validation split), and the json names the step used.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import pathlib
 import sys
 from typing import Any, Callable, Iterator, Mapping
 
+from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+
 import jax
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
 from ml_collections import config_dict
 
 from audiossl_jax import config_lib
@@ -68,6 +81,7 @@ def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_l
     c.model.name = c.model.name.replace("wav2vec2", "finetune")
     c.schedule = tri_stage_schedule(1e-4 if variant is None else 1e-3)
     c.task = classification_task(num_classes, multi_label, pooling)
+    add_best_checkpoint_keys(c)
     return c
 
 
@@ -102,7 +116,88 @@ def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str
         if key in previous:
             c.task[key] = previous[key]
     c.task.pretrained_workdir = str(workdir)
+    add_best_checkpoint_keys(c)
     return c
+
+
+def add_best_checkpoint_keys(c: ml_collections.ConfigDict) -> None:
+    """``config.checkpoint.best_split``: the split that picks the best checkpoint (None: the
+    dataset's 'validation' split when it has one, else no selection)."""
+    if "best_split" not in c.checkpoint:
+        c.checkpoint.best_split = config_dict.placeholder(str)
+
+
+def validation_split(config: ml_collections.ConfigDict) -> str | None:
+    """The split scored at each checkpoint: ``config.checkpoint.best_split``, else 'validation'
+    when the dataset has it, else None. Refuses the evaluation split (its score would be biased)."""
+    from audiossl_jax.data import registry
+
+    split = config.checkpoint.get("best_split", None)
+    if split is None:
+        try:
+            registry.get_dataset_info(config.data, "validation")
+        except registry.DatasetError:
+            logging.info("dataset %s has no 'validation' split: no best checkpoint is kept (set "
+                         "config.checkpoint.best_split to choose one); the last step is evaluated",
+                         config.data.name)
+            return None
+        split = "validation"
+    if split == config.data.eval_split:
+        raise ValueError(f"config.checkpoint.best_split={split!r} is the evaluation split (config.data.eval_split): "
+                         "a checkpoint chosen on it would bias its own score; name a validation split")
+    return split
+
+
+class BestCheckpoint:
+    """The variables of the checkpoint step with the highest validation ``metric`` (the first on a tie).
+
+    Files: ``<workdir>/best/<step>/`` (Orbax, the model variables only) and
+    ``<workdir>/best/best.json`` (split, metric, the best step and value, every scored step's
+    value). The json is written after the new step's variables are complete and before the
+    previous best is deleted, so it always names a complete directory; a resumed run
+    continues from it.
+    """
+
+    def __init__(self, workdir: str | pathlib.Path, split: str, metric: str):
+        self.directory = epath.Path(workdir) / "best"
+        path = self.directory / "best.json"
+        self.record = json.loads(path.read_text()) if path.exists() else {
+            "split": split, "metric": metric, "step": None, "value": None, "history": {}}
+        if (self.record["split"], self.record["metric"]) != (split, metric):
+            raise ValueError(
+                f"{path} chose its best step by {self.record['split']} {self.record['metric']}, this run by {split} "
+                f"{metric}: rerun with --config.checkpoint.best_split={self.record['split']}, or move {self.directory} "
+                "away to start the choice afresh")
+        self.metric = metric
+
+    def is_better(self, value: float) -> bool:
+        """Finite and strictly above the best so far."""
+        return math.isfinite(value) and (self.record["value"] is None or value > self.record["value"])
+
+    def update(self, step: int, value: float, variables: Any) -> bool:
+        """Records ``value`` of ``step``; saves ``variables`` when it is the best so far. Returns whether it was."""
+        self.record["history"][str(step)] = value
+        better = self.is_better(value)
+        previous = self.record["step"]
+        if better:
+            with ocp.StandardCheckpointer() as saver:
+                saver.save(self.directory / str(step), variables, force=True)
+                saver.wait_until_finished()
+            self.record.update(step=step, value=value)
+        if jax.process_index() == 0:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / "best.json").write_text(json.dumps(self.record, indent=2))
+            if better and previous is not None and previous != step:
+                (self.directory / str(previous)).rmtree(missing_ok=True)
+        return better
+
+    def restore(self, like: Any) -> Any:
+        """The best step's variables, placed like ``like`` (a tree of arrays of the same structure)."""
+        if self.record["step"] is None:
+            raise FileNotFoundError(f"no best checkpoint in {self.directory} yet")
+        with ocp.StandardCheckpointer() as loader:
+            return loader.restore(self.directory / str(self.record["step"]),
+                                  jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
 
 
 def evaluate(task: ClassificationTask, variables: Mapping[str, Any], data_cfg: ml_collections.ConfigDict,
@@ -136,15 +231,37 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     from audiossl_jax.train import trainer
 
     config_lib.validate(config)
-    state = trainer.train(config, workdir, data_iterator_fn=data_iterator_fn)
     task = ClassificationTask(config)
+    mesh = sharding.make_mesh(config)
+    val_split = validation_split(config)
+    best = BestCheckpoint(workdir, val_split, "mAP" if task.t.multi_label else "accuracy") if val_split else None
+
+    def on_checkpoint(step: int, state: trainer.TrainState) -> dict[str, float]:
+        variables = {"params": state.params, **state.model_state}
+        scores = evaluate(task, variables, config.data, val_split, batch_size=config.batch_size, mesh=mesh)
+        if best.update(step, scores[best.metric], variables):
+            logging.info("step %d: %s %s %.4f, the best so far (kept in %s)", step, val_split, best.metric,
+                         scores[best.metric], best.directory)
+        else:
+            logging.info("step %d: %s %s %.4f (best %.4f at step %s)", step, val_split, best.metric,
+                         scores[best.metric], best.record["value"], best.record["step"])
+        return {f"{val_split}/{k}": v for k, v in scores.items()}
+
+    state = trainer.train(config, workdir, data_iterator_fn=data_iterator_fn,
+                          on_checkpoint=on_checkpoint if best else None)
+    variables = {"params": state.params, **state.model_state}
+    step = int(state.step)
+    if best is not None and best.record["step"] is not None:
+        variables, step = best.restore(variables), int(best.record["step"])
     split = config.data.eval_split
-    result = evaluate(task, {"params": state.params, **state.model_state}, config.data, split,
-                      batch_size=config.batch_size, mesh=sharding.make_mesh(config))
+    result = evaluate(task, variables, config.data, split, batch_size=config.batch_size, mesh=mesh)
+    result["step"] = step
+    if best is not None and best.record["step"] is not None:
+        result[f"{val_split}_{best.metric}"] = best.record["value"]
     path = pathlib.Path(workdir) / f"eval_{split}.json"
     path.write_text(json.dumps(result, indent=2))
-    logging.info("fine-tuned %s on %s, %s split: %s (written to %s)", config.model.name, config.data.name,
-                 split, result, path)
+    logging.info("fine-tuned %s on %s, %s split at step %d: %s (written to %s)", config.model.name,
+                 config.data.name, split, step, result, path)
     return result
 
 
@@ -155,7 +272,7 @@ def main(argv: list[str]) -> None:
 
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.getLogger().setLevel(logging.INFO)
+    logs.show_own_info()
     try:
         run(flags.FLAGS.config, flags.FLAGS.workdir)
     except (DatasetError, FileNotFoundError, ValueError) as e:

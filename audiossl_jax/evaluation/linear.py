@@ -27,6 +27,8 @@ import json
 import sys
 from typing import Any
 
+from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -168,6 +170,7 @@ def main(argv: list[str]) -> None:
 
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
+    logs.show_own_info()
     f = flags.FLAGS
     try:
         train, test = _load(f.train), _load(f.test)

@@ -45,10 +45,11 @@ import math
 import os
 import pathlib
 import sys
+import textwrap
 import time
 from typing import Any, Iterable, Mapping
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
@@ -309,7 +310,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
                                  metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
                                  clip_mean=clip,
                                  zero=zero, one=one, normalised=norm, average=avg, low=low, high=high,
-                                 left_out=left_out, inverted=inverted))
+                                 left_out=left_out, inverted=inverted, untrained=config.untrained))
     return sections
 
 
@@ -353,20 +354,33 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
             lines += ["", f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
                           f"left out, normalisation undefined: {why}."]
         if s["inverted"]:
-            lines += ["", f"Warning: training from scratch scores below {config.untrained} frozen on "
-                          f"{', '.join(s['inverted'])}; there a higher normalised score means a lower task score."]
+            lines += ["", inverted_warning(s)]
     return "\n".join(lines) + "\n"
 
 
-def plot(sections: list[dict[str, Any]], path: pathlib.Path) -> None:
-    """Fig. 2: per (arm, training set) a panel of normalised scores, tasks + average on x, one bar per encoder."""
+def inverted_warning(section: Mapping[str, Any]) -> str:
+    """The warning, for table and figure alike, naming the tasks where eq. (1)'s scale runs backwards."""
+    return (f"Warning: training from scratch scores below {section['untrained']} frozen on "
+            f"{', '.join(section['inverted'])}; there a higher normalised score means a lower task score.")
+
+
+def figure(sections: list[dict[str, Any]]) -> Any:
+    """Fig. 2 as a matplotlib figure: per (arm, training set) a panel of normalised scores,
+    tasks + average on x, one bar per encoder.
+
+    A score that cannot be normalised (a reference missing or tied) gets no bar but the
+    text "n/a" at its place, never a bar of height 0; the legend sits to the right of the
+    panels, outside the bars; a panel with inverted tasks carries ``inverted_warning``
+    under its title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     fig, axes = plt.subplots(len(sections), 1, figsize=(max(6.0, 1.6 * (len(sections[0]["tasks"]) + 1)),
-                                                        3.2 * len(sections)), squeeze=False)
+                                                        3.4 * len(sections)), squeeze=False)
     for ax, s in zip(axes[:, 0], sections):
         groups = s["tasks"] + ["average"]
         n = len(s["encoders"])
@@ -374,18 +388,34 @@ def plot(sections: list[dict[str, Any]], path: pathlib.Path) -> None:
         x = np.arange(len(groups))
         for i, enc in enumerate(s["encoders"]):
             heights = np.append(s["normalised"][i], s["average"][i])
-            err = np.zeros((2, len(groups)))
+            err = np.full((2, len(groups)), np.nan)
             err[:, -1] = [s["average"][i] - s["low"][i], s["high"][i] - s["average"][i]]
-            ax.bar(x + (i - (n - 1) / 2) * width, np.nan_to_num(heights), width, label=enc,
-                   yerr=np.nan_to_num(err), capsize=2)
+            at = x + (i - (n - 1) / 2) * width
+            shown = np.isfinite(heights)
+            ax.bar(at[shown], heights[shown], width, color=f"C{i}", yerr=np.nan_to_num(err[:, shown]), capsize=2)
+            for position in at[~shown]:
+                ax.text(position, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize="small",
+                        color=f"C{i}", transform=ax.get_xaxis_transform())
         ax.axhline(0.0, color="black", linewidth=0.6)
         ax.axhline(1.0, color="grey", linewidth=0.6, linestyle="--")
         ax.set_xticks(x, groups, rotation=20, ha="right")
         ax.set_ylabel("normalised score")
-        ax.set_title(f"{s['arm']}, {s['label']}")
-    axes[0, 0].legend(fontsize="small", ncol=min(n, 4))
+        title = f"{s['arm']}, {s['label']}"
+        if s["inverted"]:
+            title += "\n" + textwrap.fill(inverted_warning(s), 90)
+        ax.set_title(title, fontsize="medium")
+        ax.legend(handles=[Patch(color=f"C{i}", label=enc) for i, enc in enumerate(s["encoders"])],
+                  fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot(sections: list[dict[str, Any]], path: pathlib.Path) -> None:
+    """Writes ``figure(sections)`` to ``path`` (PNG), the legends included."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(sections)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -599,7 +629,6 @@ def main(argv: list[str]) -> None:
     """Command entry point; shows this package's INFO lines only (``logs.show_own_info``)."""
     from absl import flags
 
-    from audiossl_jax import logs
     from audiossl_jax.data.registry import DatasetError
 
     if len(argv) > 1:

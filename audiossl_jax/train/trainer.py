@@ -340,10 +340,14 @@ def train(
     workdir: str | pathlib.Path | epath.Path,
     *,
     data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None,
+    on_checkpoint: Callable[[int, TrainState], Mapping[str, float]] | None = None,
 ) -> TrainState:
     """Trains ``config.total_steps`` steps in ``workdir``, resuming from its last checkpoint.
 
     ``data_iterator_fn(start_step)`` may replace the configured input pipeline (tests).
+    ``on_checkpoint(step, state)``, called on every process at each checkpoint step (not
+    on preemption), returns scalars written to the summaries at that step (fine-tuning's
+    validation metric).
     ``workdir`` may be local or ``gs://``. Raises ``Preempted`` after saving when SIGTERM
     or Ctrl-C arrives, ``WorkdirLockedError`` when another run holds the workdir,
     ``CheckpointMismatchError`` when its checkpoints come from another config or model.
@@ -355,7 +359,7 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     lock = _lock(workdir)
     try:
-        return _train(config, workdir, data_iterator_fn)
+        return _train(config, workdir, data_iterator_fn, on_checkpoint)
     finally:
         if lock is not None:
             lock.release()
@@ -365,6 +369,7 @@ def _train(
     config: ml_collections.ConfigDict,
     workdir: epath.Path,
     data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None,
+    on_checkpoint: Callable[[int, TrainState], Mapping[str, float]] | None = None,
 ) -> TrainState:
     is_chief = jax.process_index() == 0
     mesh = sharding.make_mesh(config)
@@ -459,6 +464,8 @@ def _train(
                     finish_step(*pending)
                     pending = None
                     ckpt.save(step, state, force=preempted or step == total)
+                    if on_checkpoint is not None and not preempted:
+                        writer.write_scalars(step, dict(on_checkpoint(step, state)))
                 if preempted:
                     ckpt.wait()
                     raise Preempted(step, ckpt.directory, watch.signal_name)
