@@ -24,7 +24,7 @@ device allocator's peak. Only ratios within one run are meaningful on a shared C
 script measures the load of other processes and warns when the machine is not idle.
 
 On a GPU (our side only) it runs in bfloat16 and adds MFU (XLA's FLOP count of the
-compiled step over ``--peak_tflops``) and the largest power-of-two batch whose compiled
+compiled step over ``--peak_tflops``) and the largest batch (row batch x 2^k) whose compiled
 step fits the device memory. ``--quick`` runs tiny shapes through every code path
 (tests/test_bench_vs_torch.py).
 """
@@ -240,13 +240,19 @@ class Ours:
         self.embed(self.state.params, self.batch).block_until_ready()
 
 
-def largest_batch(case: Case, dtype: str, limit_bytes: int, max_batch: int) -> int:
-    """Largest power-of-two batch (<= max_batch) whose compiled step's memory fits ``limit_bytes``."""
+def largest_batch(case: Case, dtype: str, limit_bytes: int, max_batch: int, case_bytes: int) -> int:
+    """Largest batch case.batch * 2^k (<= max_batch) whose compiled step fits ``limit_bytes``.
+
+    ``case_bytes`` is the memory of the step already compiled at ``case.batch``; larger
+    batches are compiled (not run) until one no longer fits.
+    """
     import jax
 
     from audiossl_jax.train import sharding, trainer
 
-    best, b = 0, 1
+    if case_bytes > limit_bytes:
+        return 0
+    best, b = case.batch, 2 * case.batch
     while b <= max_batch:
         config = ours_config(dataclasses.replace(case, batch=b), dtype)
         config.mesh.data = 1
@@ -506,7 +512,7 @@ def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype:
         rows.append(Row(f"inference {case.name} ({dtype})", o, t, case.batch, ours_peak_mib_or(om, on_gpu), tm))
     if args.max_batch:
         limit = device_memory_limit()
-        best = largest_batch(case, dtype, limit, args.max_batch)
+        best = largest_batch(case, dtype, limit, args.max_batch, ours.step_bytes)
         rows[0].extra += f"; largest batch <= {args.max_batch} fitting {limit / 2**30:.1f} GiB: {best}"
     del ours
     return rows
@@ -528,7 +534,9 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     on_gpu = jax.default_backend() == "gpu"
     dtype = "bfloat16" if on_gpu else "float32"
     load = other_load()
-    ref = Reference(args.torch_python, args.threads) if args.torch_python else None
+    if on_gpu and args.torch_python:
+        print("note: the torch worker runs on the CPU, so on a GPU the reference is not run (our side only)")
+    ref = Reference(args.torch_python, args.threads) if args.torch_python and not on_gpu else None
     header = [
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {cpu_model()} | {os.cpu_count()} cores, "
         f"{args.threads} threads each side | backend {jax.default_backend()} ({jax.devices()[0].device_kind})",
@@ -585,9 +593,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crops", action="store_true", help=f"add train rows for crops of {CROPS} s")
     p.add_argument("--quick", action="store_true", help="tiny shapes, every code path (for the test)")
     p.add_argument("--peak_tflops", type=float, default=None,
-                   help=f"dense bf16 peak for MFU; default {H100_BF16_TFLOPS:g} (H100/H200 SXM) on a GPU, none on a CPU")
+                   help=f"dense bf16 peak for MFU; default {H100_BF16_TFLOPS:g} (H100/H200) on a GPU, none on a CPU")
     p.add_argument("--max_batch", type=int, default=None,
-                   help="search the largest power-of-two batch up to this that fits; default 1024 on a GPU")
+                   help="largest batch (row batch x 2^k) up to this that fits; default 1024 on a GPU")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -607,7 +615,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.peak_tflops is None:
         args.peak_tflops = H100_BF16_TFLOPS if on_gpu else 0.0
     if args.max_batch is None:
-        args.max_batch = 1024 if on_gpu else (2 if args.quick else 0)
+        args.max_batch = 1024 if on_gpu else (4 if args.quick else 0)
     tail, rows = run(args)
     print(format_table(rows))
     print(tail)
