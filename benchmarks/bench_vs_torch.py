@@ -340,8 +340,13 @@ class Reference:
 
 def worker_main(threads: int) -> None:
     """Runs under the torch Python: answers JSON commands on stdin with ``RESULT {...}`` lines."""
+    import warnings
+
     import torch
     import torchaudio
+
+    # torchaudio 2.8 marks the prototype models deprecated (removed in 2.9): known, not news per call.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torchaudio\..*|__main__")
     from torchaudio.prototype.models import (conformer_wav2vec2_pretrain_base, conformer_wav2vec2_pretrain_large,
                                              conformer_wav2vec2_pretrain_model)
 

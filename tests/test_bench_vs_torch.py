@@ -74,14 +74,12 @@ def test_quick_run_prints_one_table_with_every_row():
     assert any(line.startswith("before the run: other processes busy") for line in lines)
 
 
-def test_speed_levers_keep_numerics():
-    """DepthwiseConv equals the grouped nn.Conv it replaced (same parameters, same init);
-    the rbg step key is deterministic, differs by step, and drops at the configured rate."""
+def test_depthwise_conv_lever_keeps_numerics():
+    """DepthwiseConv equals the grouped nn.Conv it replaced: same parameters, same init, same output."""
     import flax.linen as nn
     import numpy as np
 
     from audiossl_jax.models.conformer import DepthwiseConv
-    from audiossl_jax.train.trainer import step_key
 
     for k, d in ((15, 8), (4, 3)):  # odd and even kernels: 'SAME' padding on both sides
         x = jax.random.normal(jax.random.key(0), (2, 11, d))
@@ -97,12 +95,3 @@ def test_speed_levers_keep_numerics():
         left = (k - 1) // 2
         taps = [x[0, 5 - left + i, 0] * w[i] for i in range(k) if 0 <= 5 - left + i < 11]
         np.testing.assert_allclose(new.apply(params, x)[0, 5, 0], sum(taps) + b, rtol=1e-5)
-
-    base = jax.random.PRNGKey(3)
-    k1, k1_again, k2 = step_key(base, 1), step_key(base, 1), step_key(base, 2)
-    assert jax.random.key_impl(k1) == jax.random.key_impl(jax.random.key(0, impl="rbg"))
-    np.testing.assert_array_equal(jax.random.key_data(k1), jax.random.key_data(k1_again))
-    assert not np.array_equal(jax.random.key_data(k1), jax.random.key_data(k2))
-    kept = nn.Dropout(0.1).apply({}, jnp.ones((200_000,)), deterministic=False, rngs={"dropout": k1})
-    assert abs(float((kept != 0).mean()) - 0.9) < 0.005
-    np.testing.assert_allclose(float(kept.max()), 1 / 0.9, rtol=1e-6)
