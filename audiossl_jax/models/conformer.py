@@ -80,8 +80,8 @@ class DepthwiseConv(nn.Module):
     """'SAME' depthwise convolution over time: x [B, T, D] -> [B, T, D].
 
     Computed as the sum of K shifted copies of x, each scaled per channel by one tap:
-    on XLA:CPU this runs the cf_S shapes' forward and backward about 3x faster than a
-    grouped ``lax.conv`` (benchmarks/profile_step.py). The parameters are those of
+    on XLA:CPU this ran the cf_S shapes' forward and backward 2.4x faster than a grouped
+    ``lax.conv`` (benchmarks/profile_step.py, docs/benchmarks.md). The parameters are those of
     ``nn.Conv(D, (K,), feature_group_count=D, padding='SAME')``: kernel [K, 1, D],
     bias [D], same names and initialisers, so checkpoints are interchangeable.
     """
