@@ -1,0 +1,97 @@
+"""benchmarks/bench_vs_torch.py: the --quick path end to end on our side, and its FLOP count.
+
+The torchaudio reference needs its own Python (benchmarks/requirements-torch.txt); set
+AUDIOSSL_TORCH_PYTHON to that interpreter to run the reference side too. Without it the
+test runs our side only and says so.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_vs_torch.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench_vs_torch", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_flops_matches_hand_count_and_table_format():
+    bench = _load_script()
+    m, k, n = 3, 7, 5
+    compiled = jax.jit(lambda a, b: a @ b).lower(jnp.ones((m, k)), jnp.ones((k, n))).compile()
+    assert bench.step_flops(compiled) == 2 * m * k * n  # one multiply and one add per term
+    assert bench.compiled_bytes(compiled) >= 4 * (m * k + k * n + m * n)
+    row = bench.Row("train x", ours_s=0.5, theirs_s=2.0, examples=8, ours_mib=10.0, theirs_mib=None)
+    cells = row.cells()
+    assert cells[3] == "16.00" and cells[4] == "4.00" and cells[5] == "4.00" and cells[7] == "-"
+    assert bench.idle_warning({"other_cores_busy": 1.5, "loadavg_1m": 3.0}, 2).startswith("WARNING")
+    assert bench.idle_warning({"other_cores_busy": 0.0, "loadavg_1m": 0.0}, 2) is None
+
+
+def test_quick_run_prints_one_table_with_every_row():
+    torch_python = os.environ.get("AUDIOSSL_TORCH_PYTHON", "")
+    if not torch_python:
+        print("AUDIOSSL_TORCH_PYTHON is not set: running our side only, the torchaudio reference is skipped "
+              "(see benchmarks/requirements-torch.txt)")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--steps=1", "--rounds=1", "--threads=1"]
+    if torch_python:
+        cmd.append(f"--torch_python={torch_python}")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header == ["what", "ours s/call", "ref s/call", "ours /s", "ref /s", "ours/ref", "ours peak MiB",
+                      "ref peak MiB", "notes"]
+    rows = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")] for r in table[2:]}
+    assert set(rows) == {"train cf_tiny b=2 1 s (float32)", "inference cf_tiny b=2 1 s (float32)",
+                         "logmel 2 x 1 s vs torch.stft+mel", "logmel 2 x 1 s vs librosa"}
+    train = rows["train cf_tiny b=2 1 s (float32)"]
+    assert float(train[1]) > 0 and float(train[3].replace(",", "")) > 0
+    assert "GFLOP/step" in train[8] and "largest batch <= 4" in train[8]
+    assert train[8].rstrip().endswith(": 4")  # a tiny model at batch 4 fits any machine
+    librosa_row = rows["logmel 2 x 1 s vs librosa"]
+    assert float(librosa_row[4].replace(",", "")) > 0  # librosa runs here whatever the torch side
+    if torch_python:
+        assert float(train[2]) > 0 and "torchaudio 2.8.0" in out.stdout
+    else:
+        assert train[2] == "-" and "reference: not run" in out.stdout
+    assert any(line.startswith("before the run: other processes busy") for line in lines)
+
+
+def test_depthwise_conv_lever_keeps_numerics():
+    """DepthwiseConv equals the grouped nn.Conv it replaced: same parameters, same init, same output."""
+    import flax.linen as nn
+    import numpy as np
+
+    from audiossl_jax.models.conformer import DepthwiseConv
+
+    for k, d in ((15, 8), (4, 3)):  # odd and even kernels: 'SAME' padding on both sides
+        x = jax.random.normal(jax.random.key(0), (2, 11, d))
+        new = DepthwiseConv(k)
+        old = nn.Conv(d, (k,), feature_group_count=d, padding="SAME", kernel_init=nn.initializers.lecun_normal())
+        params = nn.unbox(new.init(jax.random.key(1), x))
+        old_params = old.init(jax.random.key(1), x)
+        np.testing.assert_array_equal(params["params"]["kernel"], old_params["params"]["kernel"])
+        params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)
+        np.testing.assert_allclose(new.apply(params, x), old.apply(params, x), rtol=1e-5, atol=1e-5)
+        # hand-worked tap: output frame 5 of channel 0 is sum_i x[5 - (k-1)//2 + i] * w[i] + b
+        w, b = params["params"]["kernel"][:, 0, 0], params["params"]["bias"][0]
+        left = (k - 1) // 2
+        taps = [x[0, 5 - left + i, 0] * w[i] for i in range(k) if 0 <= 5 - left + i < 11]
+        np.testing.assert_allclose(new.apply(params, x)[0, 5, 0], sum(taps) + b, rtol=1e-5)
