@@ -122,7 +122,8 @@ def test_groups_must_stay_in_one_split(tmp_path: pathlib.Path) -> None:
         "filename,label,split,speaker\na.wav,1,train,ann\nsub/b.flac,2,test,bob\nc.wav,1,test,ann\n")
     with pytest.raises(registry.DatasetError, match="group 'ann' .*'train' and 'test'"):
         registry.get_dataset_info(_cfg(root, tmp_path / "dd", group_key="speaker"), "train")
-    assert registry.get_dataset_info(_cfg(root, tmp_path / "dd"), "train").num_classes == 3
+    info = registry.get_dataset_info(_cfg(root, tmp_path / "dd"), "train")
+    assert info.num_classes == 2 and info.class_names == ("1", "2")  # the labels present, not 0..2
 
 
 def test_resampler_matches_references() -> None:
@@ -277,3 +278,20 @@ def test_donateacry_loads_as_audio_folder(shared_data: pathlib.Path, tmp_path: p
     assert train.num_classes == 5 and "belly_pain" in train.class_names
     example = next(registry.get_dataset(cfg, "test").as_numpy_iterator())
     assert 6 * SR < len(example["audio"]) < 8 * SR
+
+
+def test_integer_labels_get_a_dense_class_index(tmp_path: pathlib.Path) -> None:
+    """Labels {0, 5, 96} ('05' is 5) are 3 classes, not 97; class_names maps an index back to its label."""
+    root = tmp_path / "audio"
+    _write_folder(root)
+    (root / "metadata.csv").write_text("filename,pitch\na.wav,96\nsub/b.flac,05\nc.wav,0\n")
+    cfg = _cfg(root, tmp_path / "dd", label_key="pitch")
+    ds, info = registry.load_dataset(cfg, "train")
+    assert info.num_classes == 3 and info.class_names == ("0", "5", "96")
+    index = [int(ex["label"]) for ex in ds.as_numpy_iterator()]  # files in sorted order: a, sub/b, c
+    assert index == [2, 1, 0]
+    assert [int(info.class_names[i]) for i in index] == [96, 5, 0]
+    report = _report(tmp_path / "dd")
+    assert report["num_classes"] == 3 and report["class_names"] == ["0", "5", "96"]
+    assert manifest.label_mapping(["10", "9", "-2", "9"]) == ("-2", "9", "10")  # numeric order, not text order
+    assert manifest.label_mapping(["b", "a", "10"]) == ("10", "a", "b")

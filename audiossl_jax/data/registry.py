@@ -129,7 +129,7 @@ def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
 
 def _settings(cfg: Any) -> dict[str, Any]:
     """Config values that shape a prepared manifest (part of its fingerprint)."""
-    return {"version": 2, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
+    return {"version": 3, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
             "skip_bad_files": bool(_get(cfg, "skip_bad_files", False)),
             "clip_out_of_range": bool(_get(cfg, "clip_out_of_range", False)),
             "min_seconds": float(_get(cfg, "min_seconds", 0.0)),
