@@ -121,6 +121,22 @@ def map_split(fn: Callable[[Mapping[str, Any], Mapping[str, Array]], Any], varia
         raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
 
 
+EmbedFn = Callable[[Mapping[str, Any], Mapping[str, Array]], tuple[Array, Array, Array, Array]]
+
+
+def embed_fn(task: Task) -> EmbedFn:
+    """The jitted forward of ``task.embed``: (variables, batch) -> (scene [B, D] float32, frames [B, T, D],
+    valid [B, T], times [T]). Build it once and pass it to every ``embed_dataset`` call of the same
+    encoder: it compiles once per batch shape, so splits embedded with the same crop and batch size share it."""
+
+    @jax.jit
+    def embed(v: Mapping[str, Any], batch: Mapping[str, Array]) -> tuple[Array, Array, Array, Array]:
+        frames, valid, times = task.embed(v, batch)
+        return frontend.masked_time_mean(frames.astype(jnp.float32), valid), frames, valid, times
+
+    return embed
+
+
 def embed_dataset(
     task: Task,
     variables: Mapping[str, Any],
@@ -130,23 +146,21 @@ def embed_dataset(
     batch_size: int,
     keep_frames: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    fn: EmbedFn | None = None,
 ) -> dict[str, np.ndarray]:
     """Embeds every example of ``split`` exactly once (``pipeline.make_eval_iterator``).
 
     Returns ``scene`` [N, D] float32, ``label`` [N] int32 (or multi-hot [N, C] float32 for multi-label data) and, with ``keep_frames``,
     ``frames`` [N, T, D], ``frame_valid`` [N, T] bool and ``times`` [T] seconds.
-    ``progress(done_examples, total_or_None)`` is called after each batch.
+    ``progress(done_examples, total_or_None)`` is called after each batch. ``fn``: the
+    ``embed_fn(task)`` to reuse across splits (default: a new one, compiled on first use).
     """
     from audiossl_jax.data import registry
 
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"mesh": {"data": -1, "model": 1}}))
     sharding.check_batch_size(batch_size, mesh)
     total = registry.get_dataset_info(data_cfg, split).num_examples
-
-    @jax.jit
-    def embed(v: Mapping[str, Any], batch: Mapping[str, Array]) -> tuple[Array, Array, Array, Array]:
-        frames, valid, times = task.embed(v, batch)
-        return frontend.masked_time_mean(frames.astype(jnp.float32), valid), frames, valid, times
+    embed = embed_fn(task) if fn is None else fn
 
     out: dict[str, list[np.ndarray]] = {"scene": [], "label": [], "frames": [], "frame_valid": []}
     times, done = None, 0
