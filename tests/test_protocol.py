@@ -335,5 +335,5 @@ def test_paper_variant_is_the_papers_recipe():
         "slices", ("frozen", "finetuned"), 4, 1000, 50)
     assert (c.slices.seconds, c.slices.learning_rate, c.slices.total_steps, c.slices.batch_size, c.slices.per_clip) == (
         0.975, 1e-4, 100_000, 256, 10)
-    assert c.encoders.supervised == "train:configs/pretrain_supervised.py" and len(c.tasks) == 8
+    assert c.encoders.supervised == f"train:{ROOT / 'configs' / 'pretrain_supervised.py'}" and len(c.tasks) == 8
     assert smoke_config("demo").recipe == "clips"  # the clip-level probe stays selectable

@@ -1,9 +1,11 @@
-"""Protocol usability: several splits embedded in one process, embeddings shared across label columns."""
+"""Protocol usability: several splits embedded in one process, embeddings shared across label
+columns, shipped config paths independent of the working directory."""
 
 from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -70,3 +72,27 @@ def test_embed_output_paths():
     with pytest.raises(ValueError, match="distinct"):
         embed.output_paths("e/{split}.npz", "test,test")
 
+
+def test_shipped_config_paths_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    """From another working directory, the data folders and encoder configs that shipped configs name
+    are the repository's (../shared/data next to the checkout, configs/ inside it)."""
+    from audiossl_jax import config_finetune, config_grids, config_lib
+    from audiossl_jax.evaluation import protocol
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    assert config_lib.REPO_ROOT == root
+    monkeypatch.chdir(tmp_path)
+    for variant in ("demo", "smoke", "smoke_conformer", "paper"):
+        c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:{variant}")
+        for name, spec in c.encoders.items():
+            path, _, sub = spec.split(":", 1)[1].partition(":")
+            assert pathlib.Path(path).is_absolute() and pathlib.Path(path).parent == root / "configs", (name, spec)
+            protocol.load_config_file(f"{path}:{sub}" if sub else path)  # loads from tmp_path
+        for name, task in c.tasks.items():
+            if task.get("path"):
+                assert pathlib.Path(task.path) == root.parent / "shared" / "data" / task.path.rsplit("/", 1)[1]
+    demo = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
+    assert demo.tasks.fsdd_speaker.path == str(root.parent / "shared" / "data" / "fsdd")
+    assert config_finetune.variant_config("S", "donateacry").data.path == str(root.parent / "shared" / "data" / "donateacry")
+    spec = config_grids.label_fractions_config("smoke").label_fractions.pretrained
+    assert spec == f"train:{root / 'configs' / 'pretrain_cfS.py'}:smoke"
