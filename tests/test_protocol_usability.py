@@ -93,6 +93,61 @@ def test_shipped_config_paths_do_not_depend_on_the_working_directory(tmp_path, m
                 assert pathlib.Path(task.path) == root.parent / "shared" / "data" / task.path.rsplit("/", 1)[1]
     demo = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
     assert demo.tasks.fsdd_speaker.path == str(root.parent / "shared" / "data" / "fsdd")
-    assert config_finetune.variant_config("S", "donateacry").data.path == str(root.parent / "shared" / "data" / "donateacry")
+    cry = config_finetune.variant_config("S", "donateacry")
+    assert cry.data.path == str(root.parent / "shared" / "data" / "donateacry")
     spec = config_grids.label_fractions_config("smoke").label_fractions.pretrained
     assert spec == f"train:{root / 'configs' / 'pretrain_cfS.py'}:smoke"
+
+
+def _two_column_folder(root: pathlib.Path) -> dict[str, list[str]]:
+    """12 one-second noise clips, 8 train / 4 test, with a 'digit' column (values 0, 5, 96) and a 'speaker'
+    column; returns each column's values in file order."""
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    columns = {"digit": [("0", "5", "96")[i % 3] for i in range(12)],
+               "speaker": [("ann", "bob")[i % 2] for i in range(12)]}
+    lines = ["filename,digit,speaker,split"]
+    for i in range(12):
+        soundfile.write(root / f"c{i:02d}.wav", rng.uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
+        lines.append(f"c{i:02d}.wav,{columns['digit'][i]},{columns['speaker'][i]},{'train' if i < 8 else 'test'}")
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return columns
+
+
+def test_a_split_is_embedded_once_for_every_label_column(tmp_path, monkeypatch):
+    """Two tasks on one folder that differ only in the label column embed each split once; their labels
+    are the column's values (dense indices); a new evaluator reuses the files; another crop embeds again."""
+    from audiossl_jax.evaluation import embeddings, protocol
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    columns = _two_column_folder(tmp_path / "audio")
+    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
+    c.encoders = {"untrained": f"untrained:{root / 'configs' / 'pretrain_supervised.py'}:smoke"}
+    folder = dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"),
+                  crop_seconds=1.0)
+    c.tasks = {"digit": dict(folder, label_key="digit"), "speaker": dict(folder, label_key="speaker"),
+               "digit_short": dict(folder, label_key="digit", crop_seconds=0.5)}
+    calls = []
+    real = embeddings.embed_dataset
+    monkeypatch.setattr(embeddings, "embed_dataset", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+
+    evaluator = protocol.Evaluator(c, tmp_path / "work")
+    for task in ("digit", "speaker"):
+        metric, score, num_train = evaluator.frozen(protocol.Run("untrained", task, "frozen", "full", 0))
+        assert metric == "accuracy" and 0.0 <= score <= 1.0 and num_train == 8
+    assert calls == ["train", "test"]  # one forward pass over each split for both label columns
+    digit = evaluator.embeddings("untrained", "digit", "train")
+    speaker = evaluator.embeddings("untrained", "speaker", "train")
+    np.testing.assert_array_equal(digit[0], speaker[0])
+    names = evaluator.info("digit", "train").class_names
+    assert names == ("0", "5", "96") and [names[i] for i in digit[1]] == columns["digit"][:8]
+    assert [evaluator.info("speaker", "train").class_names[i] for i in speaker[1]] == columns["speaker"][:8]
+
+    fresh = protocol.Evaluator(c, tmp_path / "work")
+    np.testing.assert_array_equal(fresh.embeddings("untrained", "speaker", "test")[0],
+                                  evaluator.embeddings("untrained", "digit", "test")[0])
+    assert calls == ["train", "test"]  # read back from workdir/embeddings
+    fresh.embeddings("untrained", "digit_short", "test")
+    assert calls == ["train", "test", "test"]  # another crop is other audio

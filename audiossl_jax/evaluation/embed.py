@@ -39,7 +39,7 @@ def define_flags() -> None:
     flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
     flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
     flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
-    flags.DEFINE_string("out", None, "Output .npz file; '{split}' in it is replaced by the split (needed with several).")
+    flags.DEFINE_string("out", None, "Output .npz file; '{split}' in it becomes the split (needed with several).")
     flags.mark_flags_as_required(["workdir", "out"])
 
 

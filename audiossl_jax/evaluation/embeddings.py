@@ -9,6 +9,7 @@ the scene embedding is the masked mean of the frames, [B, D].
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pathlib
@@ -180,6 +181,60 @@ def embed_dataset(
         result.update(frames=np.concatenate(out["frames"]), frame_valid=np.concatenate(out["frame_valid"]),
                       times=np.asarray(times, np.float32))
     return result
+
+
+# Data config keys that choose a split's labels or the training examples drawn from it, not
+# its audio: embeddings of one split are shared by every setting of these.
+LABEL_KEYS = frozenset({"label_key", "multi_label", "label_separator", "class_names", "class_balanced",
+                        "train_fraction", "train_size", "subset_seed", "train_split", "eval_split"})
+
+
+def audio_fingerprint(data_cfg: ml_collections.ConfigDict) -> str:
+    """A hash of every data config key but ``LABEL_KEYS``: what decides a split's audio and its crop."""
+    audio = {k: v for k, v in data_cfg.to_dict().items() if k not in LABEL_KEYS}
+    return hashlib.sha1(json.dumps(audio, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def cached_scene_embeddings(
+    cache_dir: pathlib.Path,
+    data_cfg: ml_collections.ConfigDict,
+    split: str,
+    *,
+    encoder: Callable[[], tuple[Task, Mapping[str, Any]]],
+    batch_size: int,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scene embeddings [N, D] of ``split`` and its labels under ``data_cfg``'s label column
+    ([N] class indices, or multi-hot [N, C]).
+
+    The embeddings live in ``cache_dir/<audio_fingerprint>/<split>.npz`` (``scene``, and
+    ``key`` [N]: ``Source.keys``), independent of the label keys, so every label column of
+    one folder reuses one embedding of the split. ``cache_dir`` names the encoder and its
+    step. When the file lacks an example of the split, ``encoder()`` -> (task, variables)
+    is called and the split embedded again (``embed_dataset``), its rows merged into the file.
+    """
+    from audiossl_jax.data import registry
+
+    src, _ = registry.load_source(data_cfg, split)
+    if not len(src):
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
+    if len(src.keys) != len(src):
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} gives no example keys to cache embeddings by")
+    labels = np.stack([src.label_array(i) for i in range(len(src))])
+    path = cache_dir / audio_fingerprint(data_cfg) / f"{split.replace('/', '_')}.npz"
+    cached: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as f:
+            cached = dict(zip(f["key"].tolist(), f["scene"]))
+    if not all(k in cached for k in src.keys):
+        task, variables = encoder()
+        out = embed_dataset(task, variables, data_cfg, split, batch_size=batch_size, progress=progress)
+        cached.update(zip(src.keys, out["scene"]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, key=np.asarray(list(cached), str), scene=np.stack(list(cached.values())))
+        tmp.replace(path)
+    return np.stack([cached[k] for k in src.keys]).astype(np.float32), labels
 
 
 class ProgressLog:
