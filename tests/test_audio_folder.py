@@ -295,3 +295,17 @@ def test_integer_labels_get_a_dense_class_index(tmp_path: pathlib.Path) -> None:
     assert report["num_classes"] == 3 and report["class_names"] == ["0", "5", "96"]
     assert manifest.label_mapping(["10", "9", "-2", "9"]) == ("-2", "9", "10")  # numeric order, not text order
     assert manifest.label_mapping(["b", "a", "10"]) == ("10", "a", "b")
+
+
+def test_each_label_column_keeps_its_own_manifest(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a folder by one label column, then another, then the first again prepares it twice, not three times."""
+    root = tmp_path / "audio"
+    _write_folder(root)
+    (root / "metadata.csv").write_text("filename,label,speaker\na.wav,1,ann\nsub/b.flac,2,bob\nc.wav,1,bob\n")
+    calls = []
+    real = manifest.prepare
+    monkeypatch.setattr(manifest, "prepare", lambda raw, **k: calls.append(k["out_dir"]) or real(raw, **k))
+    names = [registry.get_dataset_info(_cfg(root, tmp_path / "dd", label_key=key), "train").class_names
+             for key in ("label", "speaker", "label")]
+    assert names == [("1", "2"), ("ann", "bob"), ("1", "2")]
+    assert len(calls) == 2 and calls[0] != calls[1]

@@ -170,7 +170,8 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
     raw = audio_folder.raw_index(
         path, label_key=s["label_key"], multi_label=s["multi_label"], label_separator=s["label_separator"],
         group_key=s["group_key"], class_names=tuple(n.strip() for n in names.split(",")) if names else None)
-    out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path)
+    labels = {k: s[k] for k in ("label_key", "multi_label", "label_separator", "class_names")}
+    out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path, labels)
     prepared = _prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME)
     _warn_unmatched_splits(cfg, prepared, raw.where)
     m = manifest.select(prepared, split, raw.where)
