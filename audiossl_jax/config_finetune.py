@@ -33,9 +33,10 @@ from typing import NamedTuple
 
 import ml_collections
 
+from audiossl_jax.config_lib import repo_path
 from audiossl_jax.evaluation.finetune import finetune_config
 
-SHARED_DATA = "../shared/data"
+SHARED_DATA = repo_path("../shared/data")  # ../shared/data next to the checkout, whatever the working directory
 
 
 class PaperTask(NamedTuple):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ml_collections
 
 from audiossl_jax.config_finetune import LABEL_FRACTIONS, variant_config
-from audiossl_jax.config_lib import wav2vec2_pretrain_config
+from audiossl_jax.config_lib import repo_path, wav2vec2_pretrain_config
 
 # The metric each paper task is reported in (Table 1 and Table 3), a key of
 # ``metrics.classification_metrics``: mAP, lwlrap, accuracy, MAUC, top-1 accuracy.
@@ -81,7 +81,7 @@ def label_fractions_config(variant: str) -> ml_collections.ConfigDict:
         c.base = variant_config("S", "smoke")
         c.label_fractions = ml_collections.ConfigDict(dict(
             labels=("half", "all"), percents=(50, 100), balanced_percent=0, arms=("pretrained", "scratch"),
-            pretrained="train:configs/pretrain_cfS.py:smoke"))
+            pretrained=f"train:{repo_path('configs/pretrain_cfS.py')}:smoke"))
         return c
     if variant:
         raise ValueError(f"unknown variant {variant!r}: use '' (the paper's Table 1) or 'smoke'")
@@ -89,7 +89,7 @@ def label_fractions_config(variant: str) -> ml_collections.ConfigDict:
     c.balanced = variant_config("L", "audioset_balanced")
     c.label_fractions = ml_collections.ConfigDict(dict(
         labels=tuple(LABEL_FRACTIONS), percents=tuple(LABEL_FRACTIONS.values()), balanced_percent=1,
-        arms=("pretrained", "scratch"), pretrained="train:configs/pretrain_cfL.py"))
+        arms=("pretrained", "scratch"), pretrained=f"train:{repo_path('configs/pretrain_cfL.py')}"))
     return c
 
 

@@ -7,6 +7,8 @@ depends on is set in those files or here, never as a hidden default in the code.
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 
 import ml_collections
 from absl import logging
@@ -15,6 +17,16 @@ from audiossl_jax import frontend
 from audiossl_jax.data import subset
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+
+# The checkout holding this package and configs/: paths in shipped configs are relative to it.
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def repo_path(relative: str) -> str:
+    """``relative`` (e.g. ``configs/pretrain_cfS.py`` or ``../shared/data/fsdd``) as an absolute path
+    under the repository root, so that a shipped config means the same files from any working directory."""
+    return os.path.normpath(REPO_ROOT / relative)
+
 
 # task.num_negatives above this many times the distinct distractors of a full crop is warned about.
 NEGATIVES_WARN_FACTOR = 4

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ml_collections
 
 from audiossl_jax.config_finetune import SHARED_DATA, SHARED_TASKS
+from audiossl_jax.config_lib import repo_path
 
 # Tagliasacchi et al. (2020): the pretext tasks and baselines, each a configs/pretrain_<name>.py.
 PRETEXT = ("audio2vec_cbow", "audio2vec_sg", "temporal_gap", "triplet", "arrow_of_time", "autoencoder")
@@ -99,9 +100,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         c.arms = ("frozen", "finetuned")
         c.tasks = {"synthetic_tiny": _task("synthetic_audio/tiny", 1.0)}
         c.encoders = {
-            "untrained": "untrained:configs/pretrain_cfS.py:smoke",
-            "wav2vec2": "train:configs/pretrain_cfS.py:smoke",
-            "supervised": "train:configs/eval_finetune_cfS.py:smoke",
+            "untrained": f"untrained:{repo_path('configs/pretrain_cfS.py')}:smoke",
+            "wav2vec2": f"train:{repo_path('configs/pretrain_cfS.py')}:smoke",
+            "supervised": f"train:{repo_path('configs/eval_finetune_cfS.py')}:smoke",
         }
         c.finetune.update(dict(total_steps=2, batch_size=8, peak_learning_rate=1e-3, log_every_steps=1))
         return c
@@ -109,8 +110,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         raise ValueError(f"unknown variant {variant!r}: use 'paper', 'demo', 'smoke' or 'smoke_conformer'.")
     pretext = PRETEXT if variant != "smoke" else ("temporal_gap",)
     c.encoders = {
-        "untrained": f"untrained:configs/pretrain_supervised.py{suffix}",
-        "supervised": f"train:configs/pretrain_supervised.py{suffix}",
-        **{name: f"train:configs/pretrain_{name}.py{suffix}" for name in pretext},
+        "untrained": f"untrained:{repo_path('configs/pretrain_supervised.py')}{suffix}",
+        "supervised": f"train:{repo_path('configs/pretrain_supervised.py')}{suffix}",
+        **{name: f"train:{repo_path(f'configs/pretrain_{name}.py')}{suffix}" for name in pretext},
     }
     return c

@@ -122,7 +122,8 @@ def test_groups_must_stay_in_one_split(tmp_path: pathlib.Path) -> None:
         "filename,label,split,speaker\na.wav,1,train,ann\nsub/b.flac,2,test,bob\nc.wav,1,test,ann\n")
     with pytest.raises(registry.DatasetError, match="group 'ann' .*'train' and 'test'"):
         registry.get_dataset_info(_cfg(root, tmp_path / "dd", group_key="speaker"), "train")
-    assert registry.get_dataset_info(_cfg(root, tmp_path / "dd"), "train").num_classes == 3
+    info = registry.get_dataset_info(_cfg(root, tmp_path / "dd"), "train")
+    assert info.num_classes == 2 and info.class_names == ("1", "2")  # the labels present, not 0..2
 
 
 def test_resampler_matches_references() -> None:
@@ -277,3 +278,34 @@ def test_donateacry_loads_as_audio_folder(shared_data: pathlib.Path, tmp_path: p
     assert train.num_classes == 5 and "belly_pain" in train.class_names
     example = next(registry.get_dataset(cfg, "test").as_numpy_iterator())
     assert 6 * SR < len(example["audio"]) < 8 * SR
+
+
+def test_integer_labels_get_a_dense_class_index(tmp_path: pathlib.Path) -> None:
+    """Labels {0, 5, 96} ('05' is 5) are 3 classes, not 97; class_names maps an index back to its label."""
+    root = tmp_path / "audio"
+    _write_folder(root)
+    (root / "metadata.csv").write_text("filename,pitch\na.wav,96\nsub/b.flac,05\nc.wav,0\n")
+    cfg = _cfg(root, tmp_path / "dd", label_key="pitch")
+    ds, info = registry.load_dataset(cfg, "train")
+    assert info.num_classes == 3 and info.class_names == ("0", "5", "96")
+    index = [int(ex["label"]) for ex in ds.as_numpy_iterator()]  # files in sorted order: a, sub/b, c
+    assert index == [2, 1, 0]
+    assert [int(info.class_names[i]) for i in index] == [96, 5, 0]
+    report = _report(tmp_path / "dd")
+    assert report["num_classes"] == 3 and report["class_names"] == ["0", "5", "96"]
+    assert manifest.label_mapping(["10", "9", "-2", "9"]) == ("-2", "9", "10")  # numeric order, not text order
+    assert manifest.label_mapping(["b", "a", "10"]) == ("10", "a", "b")
+
+
+def test_each_label_column_keeps_its_own_manifest(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a folder by one label column, then another, then the first again prepares it twice, not three times."""
+    root = tmp_path / "audio"
+    _write_folder(root)
+    (root / "metadata.csv").write_text("filename,label,speaker\na.wav,1,ann\nsub/b.flac,2,bob\nc.wav,1,bob\n")
+    calls = []
+    real = manifest.prepare
+    monkeypatch.setattr(manifest, "prepare", lambda raw, **k: calls.append(k["out_dir"]) or real(raw, **k))
+    names = [registry.get_dataset_info(_cfg(root, tmp_path / "dd", label_key=key), "train").class_names
+             for key in ("label", "speaker", "label")]
+    assert names == [("1", "2"), ("ann", "bob"), ("1", "2")]
+    assert len(calls) == 2 and calls[0] != calls[1]

@@ -140,7 +140,10 @@ def fingerprint(raw: manifest.RawIndex, settings: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def prepared_dir(data_dir: pathlib.Path, root: str | pathlib.Path) -> pathlib.Path:
-    """Where the manifest of folder `root` lives: <data_dir>/audio_folder/<name>-<hash>."""
+def prepared_dir(data_dir: pathlib.Path, root: str | pathlib.Path, labels: dict[str, Any]) -> pathlib.Path:
+    """Where the manifest of folder `root` read with the label settings `labels` lives:
+    <data_dir>/audio_folder/<name>-<hash of the folder and labels>, so that each label column
+    of a folder keeps its own manifest (switching columns does not prepare the folder again)."""
     root = pathlib.Path(root).expanduser().resolve()
-    return data_dir / "audio_folder" / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
+    key = json.dumps([str(root), labels], sort_keys=True)
+    return data_dir / "audio_folder" / f"{root.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"

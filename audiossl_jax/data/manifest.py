@@ -102,6 +102,7 @@ class Report:
     multichannel: int = 0
     clipped: int = 0
     unlabelled: int = 0
+    class_names: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
     excluded: tuple[tuple[str, str], ...] = ()
 
@@ -113,6 +114,7 @@ class Report:
                 "skipped_files": [{"file": f, "problem": p} for f, p in self.skipped],
                 "resampled_from_hz": self.resampled, "mixed_to_mono": self.multichannel,
                 "clipped": self.clipped, "unlabelled": self.unlabelled,
+                "num_classes": len(self.class_names), "class_names": list(self.class_names),
                 "ignored": len(self.ignored), "ignored_files": list(self.ignored),
                 "excluded": len(self.excluded), "excluded_by_reason": dict(sorted(reasons.items())),
                 "excluded_files": [{"file": f, "reason": r} for f, r in self.excluded]}
@@ -137,15 +139,18 @@ def file_problem(path: str) -> str | None:
 
 
 def label_mapping(values: Iterable[str]) -> tuple[str, ...]:
-    """The label set of the given label strings: integers 0..max if all are integers, else sorted."""
-    present = sorted({v for v in values if v != ""})
+    """The label set of the given label strings: the distinct values present, sorted.
+
+    Integer labels sort numerically and are written without leading zeros ('07' -> '7');
+    the class index of a label is its position here, so labels {0, 5, 96} give 3 classes
+    (indices 0, 1, 2), not 97, and ``label_set[index]`` gives the label back.
+    """
+    present = {v for v in values if v != ""}
     try:
-        as_int = [int(v) for v in present]
+        as_int = sorted({int(v) for v in present})
     except ValueError:
-        return tuple(present)
-    if as_int and min(as_int) < 0:
-        raise PreparationError(f"negative integer labels are not supported: {min(as_int)}")
-    return tuple(str(i) for i in range(max(as_int) + 1)) if as_int else ()
+        return tuple(sorted(present))
+    return tuple(str(i) for i in as_int)
 
 
 def _label_problem(row: Row, index: dict[str, int], multi_label: bool) -> str | None:
@@ -192,11 +197,11 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
     ``clip`` accepts float audio outside [-1, 1] (clipped when read, counted);
     ``min_seconds`` is the shortest usable clip.
     """
-    report = Report(where=raw.where, ignored=raw.ignored, excluded=raw.excluded)
-    problems: list[tuple[str, str]] = []
     class_names = raw.class_names
     if class_names is None:
         class_names = label_mapping(v for r in raw.rows for v in r.labels)
+    report = Report(where=raw.where, class_names=tuple(class_names), ignored=raw.ignored, excluded=raw.excluded)
+    problems: list[tuple[str, str]] = []
     index = {name: i for i, name in enumerate(class_names)}
     duplicates = _duplicates(raw.rows)
     listed = {os.path.normpath(path) for path, _ in raw.excluded}
@@ -261,10 +266,13 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
 
 
 def _log_report(report: Report, out_dir: pathlib.Path) -> None:
+    shown = ", ".join(report.class_names[:10]) + (", ..." if len(report.class_names) > 10 else "")
     logging.info("prepared %s: %d clips kept, %d skipped, %d resampled %s, %d mixed to mono, %d clipped, "
-                 "%d unlabelled, %d other files ignored, %d excluded by the dataset's definition %s (report: %s)",
+                 "%d unlabelled, %d classes (%s), %d other files ignored, %d excluded by the dataset's definition "
+                 "%s (report: %s)",
                  report.where, report.kept, len(report.skipped), sum(report.resampled.values()), report.resampled,
-                 report.multichannel, report.clipped, report.unlabelled, len(report.ignored), len(report.excluded),
+                 report.multichannel, report.clipped, report.unlabelled, len(report.class_names), shown,
+                 len(report.ignored), len(report.excluded),
                  report.to_json()["excluded_by_reason"], out_dir / REPORT_FILE)
     for path, problem in report.skipped:
         logging.warning("skipped %s: %s", path, problem)

@@ -129,7 +129,7 @@ def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
 
 def _settings(cfg: Any) -> dict[str, Any]:
     """Config values that shape a prepared manifest (part of its fingerprint)."""
-    return {"version": 2, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
+    return {"version": 3, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
             "skip_bad_files": bool(_get(cfg, "skip_bad_files", False)),
             "clip_out_of_range": bool(_get(cfg, "clip_out_of_range", False)),
             "min_seconds": float(_get(cfg, "min_seconds", 0.0)),
@@ -170,7 +170,8 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
     raw = audio_folder.raw_index(
         path, label_key=s["label_key"], multi_label=s["multi_label"], label_separator=s["label_separator"],
         group_key=s["group_key"], class_names=tuple(n.strip() for n in names.split(",")) if names else None)
-    out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path)
+    labels = {k: s[k] for k in ("label_key", "multi_label", "label_separator", "class_names")}
+    out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path, labels)
     prepared = _prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME)
     _warn_unmatched_splits(cfg, prepared, raw.where)
     m = manifest.select(prepared, split, raw.where)

@@ -27,6 +27,8 @@ class Source:
     without decoding the rest. holdout_units[i] is example i's stable hold-out unit
     (`subset.holdout_indices`): its group when it has one (a speaker, a source recording),
     else its path relative to the dataset root (synthetic data: its generating seed).
+    keys[i] identifies example i within the dataset whatever its label column: its file's
+    absolute path (synthetic data: its generating seed).
     """
 
     name: str
@@ -39,6 +41,7 @@ class Source:
     lengths: tuple[int, ...]
     read_window: Callable[[int, int, int], np.ndarray]
     holdout_units: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -67,6 +70,7 @@ class Source:
         return dataclasses.replace(
             self, labels=tuple(self.labels[i] for i in keep), lengths=tuple(self.lengths[i] for i in keep),
             holdout_units=tuple(self.holdout_units[i] for i in keep) if self.holdout_units else (),
+            keys=tuple(self.keys[i] for i in keep) if self.keys else (),
             read=lambda i: self.read(keep[i]), read_window=lambda i, a, n: self.read_window(keep[i], a, n))
 
     def class_members(self) -> list[np.ndarray]:
@@ -92,7 +96,7 @@ def from_manifest(name: str, split: str, m: manifest.Manifest, root: str, *, cli
 
     return Source(name=name, split=split, sample_rate=m.sample_rate, class_names=m.class_names,
                   multi_label=m.multi_label, labels=m.labels, read=read, lengths=m.num_samples,
-                  read_window=read_window, holdout_units=units)
+                  read_window=read_window, holdout_units=units, keys=paths)
 
 
 def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str, ...],
@@ -110,7 +114,7 @@ def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str,
     return Source(name=name, split=split, sample_rate=sample_rate, class_names=class_names,
                   multi_label=False, labels=tuple((int(v),) if v >= 0 else () for v in labels),
                   read=read, lengths=tuple(len(a) for a in audio), read_window=read_window,
-                  holdout_units=tuple(keys))
+                  holdout_units=tuple(keys), keys=tuple(keys))
 
 
 def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -2,10 +2,14 @@
 
     python -m audiossl_jax.evaluation.embed --workdir=runs/demo --data=synthetic_audio \
         --split=test --out=emb/demo_test.npz [--frames] [--untrained]
+    python -m audiossl_jax.evaluation.embed ... --split=train,test --out=emb/demo_{split}.npz
 
-The file holds ``scene`` [N, D], ``label`` [N] and, with --frames, ``frames`` [N, T, D],
-``frame_valid`` [N, T] and ``times`` [T] (seconds), plus ``meta`` (a JSON string naming
-the checkpoint, step and data).
+Several comma-separated splits are embedded in one process: the model is loaded and its
+forward compiled once, and each split is written to ``--out`` with ``{split}`` replaced
+by its name. Each file holds ``scene`` [N, D], ``label`` [N] (class indices),
+``class_names`` [C] (``class_names[label]`` is the dataset's original label) and, with
+--frames, ``frames`` [N, T, D], ``frame_valid`` [N, T] and ``times`` [T] (seconds), plus
+``meta`` (a JSON string naming the checkpoint, step, data and split).
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ def define_flags() -> None:
     flags.DEFINE_string("data_path", None, "Folder for data=audio_folder.")
     flags.DEFINE_string("label_key", "label", "metadata.csv column holding the label (audio_folder).")
     flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
-    flags.DEFINE_string("split", "test", "Split to embed.")
+    flags.DEFINE_string("split", "test", "Split to embed, or several comma-separated (one process, one compilation).")
     flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
     flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
     flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
-    flags.DEFINE_string("out", None, "Output .npz file.")
+    flags.DEFINE_string("out", None, "Output .npz file; '{split}' in it becomes the split (needed with several).")
     flags.mark_flags_as_required(["workdir", "out"])
 
 
@@ -66,6 +70,21 @@ def with_own_flags(message: str) -> str:
     return message
 
 
+SPLIT_FIELD = "{split}"
+
+
+def output_paths(out: str, split_flag: str) -> dict[str, pathlib.Path]:
+    """{split: output file} of ``--split`` (comma-separated) and ``--out`` (``{split}`` replaced by the split,
+    '/' in it by '_'); ValueError when several splits would share one file."""
+    splits = [s.strip() for s in split_flag.split(",") if s.strip()]
+    if not splits or len(set(splits)) != len(splits):
+        raise ValueError(f"--split={split_flag!r}: give one split or several distinct comma-separated ones")
+    if len(splits) > 1 and SPLIT_FIELD not in out:
+        raise ValueError(f"--out={out!r} names one file for {len(splits)} splits; put {SPLIT_FIELD} in it "
+                         f"(e.g. --out=emb/{SPLIT_FIELD}.npz)")
+    return {s: pathlib.Path(out.replace(SPLIT_FIELD, s.replace("/", "_"))) for s in splits}
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -77,27 +96,30 @@ def main(argv: list[str]) -> None:
 
     step = FLAGS.step
     try:
+        outs = output_paths(FLAGS.out, FLAGS.split)
         run_config = embeddings.load_config(FLAGS.workdir)
         data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
                                data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
                                sample_rate=int(run_config.frontend.sample_rate))
-        registry.get_dataset_info(data_cfg, FLAGS.split)  # a dataset problem stops us before the model loads
+        # A dataset problem in any split stops us before the model loads.
+        infos = {split: registry.get_dataset_info(data_cfg, split) for split in outs}
         if FLAGS.untrained:
             task, variables = embeddings.init_encoder(run_config)
         else:
             step = embeddings.latest_step(FLAGS.workdir) if step is None else step
             task, variables = embeddings.load_encoder(FLAGS.workdir, step)
-        result = embeddings.embed_dataset(
-            task, variables, data_cfg, FLAGS.split, batch_size=FLAGS.batch_size, keep_frames=FLAGS.frames,
-            progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{FLAGS.split}"))
+        fn = embeddings.embed_fn(task)  # compiled once, for every split
+        for split, out in outs.items():
+            result = embeddings.embed_dataset(
+                task, variables, data_cfg, split, batch_size=FLAGS.batch_size, keep_frames=FLAGS.frames,
+                progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{split}"), fn=fn)
+            meta = {"workdir": str(FLAGS.workdir), "step": step, "untrained": FLAGS.untrained,
+                    "data": data_cfg.to_dict(), "split": split}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(out, meta=json.dumps(meta), class_names=np.asarray(infos[split].class_names, str), **result)
+            logging.info("wrote %s: scene %s", out, result["scene"].shape)
     except (registry.DatasetError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {with_own_flags(str(e))}")
-    meta = {"workdir": str(FLAGS.workdir), "step": step, "untrained": FLAGS.untrained,
-            "data": data_cfg.to_dict(), "split": FLAGS.split}
-    out = pathlib.Path(FLAGS.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, meta=json.dumps(meta), **result)
-    logging.info("wrote %s: scene %s", out, result["scene"].shape)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the scene embedding is the masked mean of the frames, [B, D].
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pathlib
@@ -121,6 +122,22 @@ def map_split(fn: Callable[[Mapping[str, Any], Mapping[str, Array]], Any], varia
         raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
 
 
+EmbedFn = Callable[[Mapping[str, Any], Mapping[str, Array]], tuple[Array, Array, Array, Array]]
+
+
+def embed_fn(task: Task) -> EmbedFn:
+    """The jitted forward of ``task.embed``: (variables, batch) -> (scene [B, D] float32, frames [B, T, D],
+    valid [B, T], times [T]). Build it once and pass it to every ``embed_dataset`` call of the same
+    encoder: it compiles once per batch shape, so splits embedded with the same crop and batch size share it."""
+
+    @jax.jit
+    def embed(v: Mapping[str, Any], batch: Mapping[str, Array]) -> tuple[Array, Array, Array, Array]:
+        frames, valid, times = task.embed(v, batch)
+        return frontend.masked_time_mean(frames.astype(jnp.float32), valid), frames, valid, times
+
+    return embed
+
+
 def embed_dataset(
     task: Task,
     variables: Mapping[str, Any],
@@ -130,23 +147,21 @@ def embed_dataset(
     batch_size: int,
     keep_frames: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    fn: EmbedFn | None = None,
 ) -> dict[str, np.ndarray]:
     """Embeds every example of ``split`` exactly once (``pipeline.make_eval_iterator``).
 
     Returns ``scene`` [N, D] float32, ``label`` [N] int32 (or multi-hot [N, C] float32 for multi-label data) and, with ``keep_frames``,
     ``frames`` [N, T, D], ``frame_valid`` [N, T] bool and ``times`` [T] seconds.
-    ``progress(done_examples, total_or_None)`` is called after each batch.
+    ``progress(done_examples, total_or_None)`` is called after each batch. ``fn``: the
+    ``embed_fn(task)`` to reuse across splits (default: a new one, compiled on first use).
     """
     from audiossl_jax.data import registry
 
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"mesh": {"data": -1, "model": 1}}))
     sharding.check_batch_size(batch_size, mesh)
     total = registry.get_dataset_info(data_cfg, split).num_examples
-
-    @jax.jit
-    def embed(v: Mapping[str, Any], batch: Mapping[str, Array]) -> tuple[Array, Array, Array, Array]:
-        frames, valid, times = task.embed(v, batch)
-        return frontend.masked_time_mean(frames.astype(jnp.float32), valid), frames, valid, times
+    embed = embed_fn(task) if fn is None else fn
 
     out: dict[str, list[np.ndarray]] = {"scene": [], "label": [], "frames": [], "frame_valid": []}
     times, done = None, 0
@@ -166,6 +181,60 @@ def embed_dataset(
         result.update(frames=np.concatenate(out["frames"]), frame_valid=np.concatenate(out["frame_valid"]),
                       times=np.asarray(times, np.float32))
     return result
+
+
+# Data config keys that choose a split's labels or the training examples drawn from it, not
+# its audio: embeddings of one split are shared by every setting of these.
+LABEL_KEYS = frozenset({"label_key", "multi_label", "label_separator", "class_names", "class_balanced",
+                        "train_fraction", "train_size", "subset_seed", "train_split", "eval_split"})
+
+
+def audio_fingerprint(data_cfg: ml_collections.ConfigDict) -> str:
+    """A hash of every data config key but ``LABEL_KEYS``: what decides a split's audio and its crop."""
+    audio = {k: v for k, v in data_cfg.to_dict().items() if k not in LABEL_KEYS}
+    return hashlib.sha1(json.dumps(audio, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def cached_scene_embeddings(
+    cache_dir: pathlib.Path,
+    data_cfg: ml_collections.ConfigDict,
+    split: str,
+    *,
+    encoder: Callable[[], tuple[Task, Mapping[str, Any]]],
+    batch_size: int,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scene embeddings [N, D] of ``split`` and its labels under ``data_cfg``'s label column
+    ([N] class indices, or multi-hot [N, C]).
+
+    The embeddings live in ``cache_dir/<audio_fingerprint>/<split>.npz`` (``scene``, and
+    ``key`` [N]: ``Source.keys``), independent of the label keys, so every label column of
+    one folder reuses one embedding of the split. ``cache_dir`` names the encoder and its
+    step. When the file lacks an example of the split, ``encoder()`` -> (task, variables)
+    is called and the split embedded again (``embed_dataset``), its rows merged into the file.
+    """
+    from audiossl_jax.data import registry
+
+    src, _ = registry.load_source(data_cfg, split)
+    if not len(src):
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")
+    if len(src.keys) != len(src):
+        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} gives no example keys to cache embeddings by")
+    labels = np.stack([src.label_array(i) for i in range(len(src))])
+    path = cache_dir / audio_fingerprint(data_cfg) / f"{split.replace('/', '_')}.npz"
+    cached: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as f:
+            cached = dict(zip(f["key"].tolist(), f["scene"]))
+    if not all(k in cached for k in src.keys):
+        task, variables = encoder()
+        out = embed_dataset(task, variables, data_cfg, split, batch_size=batch_size, progress=progress)
+        cached.update(zip(src.keys, out["scene"]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, key=np.asarray(list(cached), str), scene=np.stack(list(cached.values())))
+        tmp.replace(path)
+    return np.stack([cached[k] for k in src.keys]).astype(np.float32), labels
 
 
 class ProgressLog:

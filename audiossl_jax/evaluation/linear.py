@@ -165,6 +165,15 @@ def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
         return f["scene"], f["label"]
 
 
+def class_count(path: str, labels: list[np.ndarray]) -> int:
+    """The classes of the embeddings in ``path``: its ``class_names`` (written by
+    ``evaluation.embed``), else the largest label in ``labels`` + 1."""
+    with np.load(path) as f:
+        if "class_names" in f and len(f["class_names"]):
+            return len(f["class_names"])
+    return int(max(int(lab.max()) for lab in labels)) + 1
+
+
 def main(argv: list[str]) -> None:
     from absl import flags
 
@@ -176,7 +185,7 @@ def main(argv: list[str]) -> None:
         train, test = _load(f.train), _load(f.test)
         val = _load(f.val) if f.val else None
         labels = [train[1], test[1]] + ([val[1]] if val else [])
-        num_classes = f.num_classes or int(max(int(lab.max()) for lab in labels)) + 1
+        num_classes = f.num_classes or class_count(f.train, labels)
         if min(int(lab.min()) for lab in labels) < 0:
             raise ValueError("some examples are unlabelled (label -1): embed a labelled split")
         result = linear_eval(train, test, num_classes=num_classes, val=val, seed=f.seed)
@@ -192,7 +201,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("train", None, "npz of the training split (scene, label).")
     flags.DEFINE_string("test", None, "npz of the test split.")
     flags.DEFINE_string("val", None, "npz of a validation split; default: hold out 20% of train.")
-    flags.DEFINE_integer("num_classes", None, "Number of classes; default: max label + 1.")
+    flags.DEFINE_integer("num_classes", None, "Number of classes; default: the train file's class_names, else max label + 1.")
     flags.DEFINE_integer("seed", 0, "Seed of the validation hold-out.")
     flags.mark_flags_as_required(["train", "test"])
     app.run(main)

@@ -440,6 +440,7 @@ class Evaluator:
         self._dirs: dict[str, pathlib.Path] = {}
         self._loaded: tuple[str, Any, Any] | None = None
         self._info: dict[tuple[str, str], Any] = {}
+        self._steps: dict[str, int] = {}
 
     def encoder_dir(self, name: str) -> pathlib.Path:
         if name not in self._dirs:
@@ -463,25 +464,26 @@ class Evaluator:
         return info.num_classes, info.multi_label
 
     def embeddings(self, encoder: str, task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Scene embeddings [N, D] and labels of ``split``, cached in workdir/embeddings/<encoder>/<task>/<split>.npz."""
+        """Scene embeddings [N, D] of ``split`` and ``task``'s labels; the embeddings are cached in
+        workdir/embeddings/<encoder>/step<step>/<audio fingerprint>/<split>.npz, shared by every task
+        that reads the same audio (``embeddings.cached_scene_embeddings``: label columns of one folder)."""
         from audiossl_jax.evaluation import embeddings
 
-        path = self.workdir / "embeddings" / encoder / task / f"{split.replace('/', '_')}.npz"
-        if not path.exists():
+        enc_dir = self.encoder_dir(encoder)
+        if encoder not in self._steps:
+            self._steps[encoder] = embeddings.latest_step(enc_dir)
+
+        def load() -> tuple[Any, Any]:
             if self._loaded is None or self._loaded[0] != encoder:
-                self._loaded = (encoder, *embeddings.load_encoder(self.encoder_dir(encoder)))
-            _, enc_task, variables = self._loaded
-            data = task_data_config(self.config, task)
-            data.sample_rate = enc_task.frontend.sample_rate
-            out = embeddings.embed_dataset(enc_task, variables, data, split,
-                                           batch_size=int(self.config.embed_batch_size),
-                                           progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, scene=out["scene"], label=out["label"])
-            tmp.replace(path)
-        with np.load(path) as f:
-            return f["scene"], f["label"]
+                self._loaded = (encoder, *embeddings.load_encoder(enc_dir, self._steps[encoder]))
+            return self._loaded[1], self._loaded[2]
+
+        data = task_data_config(self.config, task)
+        data.sample_rate = int(embeddings.load_config(enc_dir).frontend.sample_rate)
+        return embeddings.cached_scene_embeddings(
+            self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}", data, split, encoder=load,
+            batch_size=int(self.config.embed_batch_size),
+            progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"))
 
     def run_data_config(self, run: Run) -> ml_collections.ConfigDict:
         """The task's data config with the run's training set: the ``subset`` arm trains on
