@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -24,8 +23,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so importing this module defines none."""
-    flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints/).")
-    flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+    cli.define_workdir(cli.RUN_DIR_HELP)
+    cli.define_step()
     flags.DEFINE_bool("untrained", False, "Embed with a random initialisation of the run's model instead.")
     flags.DEFINE_string("data", "synthetic_audio", "Dataset name (config.data.name), e.g. audio_folder.")
     flags.DEFINE_string("data_path", None, "Folder for data=audio_folder.")
@@ -35,8 +34,7 @@ def define_flags() -> None:
     flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
     flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
     flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
-    flags.DEFINE_string("out", None, "Output .npz file.")
-    flags.mark_flags_as_required(["workdir", "out"])
+    cli.define_out("Output .npz file.")
 
 
 def data_config(name: str, *, path: str | None = None, label_key: str = "label", data_dir: str | None = None,
@@ -67,16 +65,14 @@ def with_own_flags(message: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
+    cli.start(argv)
     import numpy as np
 
     from audiossl_jax.data import registry
     from audiossl_jax.evaluation import embeddings
 
     step = FLAGS.step
-    try:
+    with cli.user_errors(registry.DatasetError, FileNotFoundError, ValueError, rewrite=with_own_flags):
         run_config = embeddings.load_config(FLAGS.workdir)
         data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
                                data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
@@ -90,8 +86,6 @@ def main(argv: list[str]) -> None:
         result = embeddings.embed_dataset(
             task, variables, data_cfg, FLAGS.split, batch_size=FLAGS.batch_size, keep_frames=FLAGS.frames,
             progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{FLAGS.split}"))
-    except (registry.DatasetError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {with_own_flags(str(e))}")
     meta = {"workdir": str(FLAGS.workdir), "step": step, "untrained": FLAGS.untrained,
             "data": data_cfg.to_dict(), "split": FLAGS.split}
     out = pathlib.Path(FLAGS.out)

@@ -44,11 +44,10 @@ import json
 import logging
 import os
 import pathlib
-import sys
 import time
 from typing import Any
 
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
@@ -382,20 +381,16 @@ def main(argv: list[str]) -> None:
 
     from audiossl_jax.data.registry import DatasetError
 
-    if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
-    try:
+    cli.start(argv)
+    with cli.user_errors(DatasetError, FileNotFoundError, ValueError):
         run(flags.FLAGS.config, flags.FLAGS.workdir, max_runs=flags.FLAGS.max_runs)
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
     print((pathlib.Path(flags.FLAGS.workdir) / report.TABLE_FILE).read_text())
 
 
 if __name__ == "__main__":
     from absl import app, flags
 
-    from audiossl_jax import main as cli  # noqa: F401  (defines --config and --workdir)
-
+    cli.define_config("Protocol config file, e.g. configs/eval_protocol.py:demo.")
+    cli.define_workdir("Directory for the encoders, runs, results.csv and the reports.")
     flags.DEFINE_integer("max_runs", None, "Stop after this many new runs (the rest run on the next call).")
     app.run(main)
