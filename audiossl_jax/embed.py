@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
 import shutil
-import sys
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -45,14 +43,13 @@ FORMATS = (".parquet", ".npz")
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs."""
-    flags.DEFINE_string("model", None, "Training workdir or export directory.")
-    flags.DEFINE_integer("step", None, "Checkpoint step of a workdir; default: the latest.")
-    flags.DEFINE_string("input", None, "Folder of audio files (searched recursively).")
-    flags.DEFINE_string("out", None, "Output file: .parquet or .npz.")
+    flags.DEFINE_string("model", None, "Training workdir or export directory.", required=True)
+    cli.define_step("Checkpoint step of a workdir; default: the latest.")
+    flags.DEFINE_string("input", None, "Folder of audio files (searched recursively).", required=True)
+    cli.define_out("Output file: .parquet or .npz.")
     flags.DEFINE_enum("layers", "last", ["last", "all"], "'all' also writes every block's output.")
-    flags.DEFINE_integer("batch_windows", 16, "Windows embedded at once (bounds memory).")
+    cli.define_batch_windows("Windows embedded at once (bounds memory).")
     flags.DEFINE_integer("files_per_part", 32, "Files per resumable part.")
-    flags.mark_flags_as_required(["model", "input", "out"])
 
 
 def skipped_path(out: pathlib.Path) -> pathlib.Path:
@@ -192,16 +189,10 @@ def run(model: str, root: str | pathlib.Path, out: str | pathlib.Path, *, step: 
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from audiossl_jax import logs
-
-    logs.show_own_info()
-    try:
+    cli.start(argv)
+    with cli.user_errors(FileNotFoundError, ValueError):
         meta = run(FLAGS.model, FLAGS.input, FLAGS.out, step=FLAGS.step, layers=FLAGS.layers == "all",
                    batch_windows=FLAGS.batch_windows, files_per_part=FLAGS.files_per_part)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
     if meta["files_skipped"]:
         logging.warning("%d file(s) not embedded; the reasons are in %s", meta["files_skipped"],
                         skipped_path(pathlib.Path(FLAGS.out)))

@@ -19,13 +19,11 @@ DIR holds
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shutil
-import sys
 from typing import Any, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -35,13 +33,12 @@ SAVED_MODEL_DIR = "saved_model"
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs."""
-    flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints/).")
-    flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
-    flags.DEFINE_string("out", None, "Output directory (must not exist yet).")
+    cli.define_workdir(cli.RUN_DIR_HELP)
+    cli.define_step()
+    cli.define_out("Output directory (must not exist yet).")
     flags.DEFINE_bool("saved_model", True, "Also write the TensorFlow SavedModel.")
-    flags.DEFINE_integer("batch_windows", 16, "Windows the SavedModel embeds at once (bounds its memory).")
+    cli.define_batch_windows("Windows the SavedModel embeds at once (bounds its memory).")
     flags.DEFINE_list("platforms", ["cpu", "cuda"], "Platforms the SavedModel is serialized for.")
-    flags.mark_flags_as_required(["workdir", "out"])
 
 
 def write_variables(encoder: Any, run_config: Any, out: pathlib.Path) -> dict[str, Any]:
@@ -170,16 +167,10 @@ def export(workdir: str | pathlib.Path, out: str | pathlib.Path, *, step: int | 
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from audiossl_jax import logs
-
-    logs.show_own_info()
-    try:
+    cli.start(argv)
+    with cli.user_errors(FileNotFoundError, FileExistsError, ValueError):
         meta = export(FLAGS.workdir, FLAGS.out, step=FLAGS.step, saved_model=FLAGS.saved_model,
                       batch_windows=FLAGS.batch_windows, platforms=FLAGS.platforms)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        sys.exit(f"error: {e}")
     out = pathlib.Path(FLAGS.out)
     run = directory_bytes(pathlib.Path(FLAGS.workdir))
     logging.info("exported %s (step %s, %d parameters) to %s", FLAGS.workdir, meta["step"], meta["parameters"], out)

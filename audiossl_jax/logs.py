@@ -1,8 +1,8 @@
 """Console output of every command-line entry point: one filter, no library banners, no raw escape codes.
 
-Every ``python -m audiossl_jax...`` command imports this module before anything that
-loads TensorFlow, then calls ``show_own_info()`` first thing in its ``main``. Importing it
-sets (unless already set in the environment):
+Every ``python -m audiossl_jax...`` command imports this module (through ``cli``) before
+anything that loads TensorFlow, then calls ``show_own_info()`` first thing in its ``main``
+(``cli.start``). Importing it sets (unless already set in the environment):
 
 * ``TF_CPP_MIN_LOG_LEVEL=2``: TensorFlow's C++ INFO and WARNING lines stay out;
 * ``TF_ENABLE_ONEDNN_OPTS=0``: no oneDNN banner. TensorFlow only reads and decodes

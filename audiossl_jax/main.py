@@ -5,6 +5,9 @@ rejected by ml_collections with the key's name). Running the same command again 
 same workdir resumes from the last checkpoint. Only this package's INFO lines are
 shown; pass ``--v=1`` to see those of Orbax, TFDS and clu as well.
 
+One command for every job, chosen by ``config.mode``: ``pretrain`` (``train.trainer.train``),
+``finetune`` (configs/eval_finetune_*.py, ``evaluation.finetune.run``) and ``grid``.
+
 Grids (``mode='grid'``, configs/grid_*.py): every point of the grid runs as its own
 resumable run in ``<workdir>/<point>``; the tables and figure go to ``<workdir>``
 (``evaluation/grids.py``).
@@ -29,22 +32,17 @@ import pathlib
 import shlex
 import sys
 
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
 from audiossl_jax import config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/pretrain_cfS.py:demo.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries and the stored config.")
-flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"], "Join a multi-host job (see module docstring).")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for jax.distributed.")
-flags.DEFINE_integer("num_processes", None, "Number of processes in the job (with --coordinator_address).")
-flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
-flags.mark_flags_as_required(["config", "workdir"])
+cli.define_config("Experiment config file, e.g. configs/pretrain_cfS.py:demo.")
+cli.define_workdir("Directory for checkpoints, summaries and the stored config.")
+cli.define_distributed()
 
 
 def next_commands(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
@@ -65,60 +63,54 @@ def next_commands(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
+    cli.start(argv)
     config = FLAGS.config
     if not (FLAGS.workdir or "").strip():
         sys.exit("error: --workdir is empty; pass --workdir=DIR (a new directory for a new run, the old one to resume)")
     grid = config.get("mode") == "grid"
     if grid:
         from audiossl_jax.evaluation import grids
-    try:
+    with cli.user_errors(ValueError, prefix="invalid config: "):
         grids.validate(config) if grid else config_lib.validate(config)
-    except ValueError as e:
-        sys.exit(f"error: invalid config: {e}")
 
     import jax
 
     from audiossl_jax.data.registry import DatasetError
     from audiossl_jax.train import checkpoint, optim, sharding, trainer, workdir
 
-    try:
+    with cli.user_errors(ValueError):
         sharding.initialize_distributed(
             FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
-    except ValueError as e:
-        sys.exit(f"error: {e}")
     if jax.process_index() != 0:
         logging.set_verbosity(logging.WARNING)
     if not grid:
-        try:
+        with cli.user_errors(ValueError, prefix="invalid config: "):
             sharding.check_batch_size(config.batch_size, sharding.make_mesh(config))
             optim.make_optimizer(config)
-        except ValueError as e:
-            sys.exit(f"error: invalid config: {e}")
-    # A grid's points fail on data or settings only once they run: their errors are the user's too.
+    # A grid's points and a fine-tuning run (its pretrained_workdir, its dataset's classes) fail on
+    # data or settings only once they run: their errors are the user's too.
+    late_checks = grid or config.mode == "finetune"
     user_errors = (DatasetError, trainer.NonFiniteLossError, workdir.WorkdirError,
-                   checkpoint.CheckpointMismatchError) + ((ValueError, FileNotFoundError) if grid else ())
-    try:
-        if grid:
-            grids.run(config, FLAGS.workdir)
-            print((pathlib.Path(FLAGS.workdir) / grids.TABLE_MD).read_text())
-        elif config.mode == "finetune":
-            from audiossl_jax.evaluation import finetune
+                   checkpoint.CheckpointMismatchError) + ((ValueError, FileNotFoundError) if late_checks else ())
+    with cli.user_errors(*user_errors):
+        try:
+            if grid:
+                grids.run(config, FLAGS.workdir)
+                print((pathlib.Path(FLAGS.workdir) / grids.TABLE_MD).read_text())
+            elif config.mode == "finetune":
+                from audiossl_jax.evaluation import finetune
 
-            finetune.run(config, FLAGS.workdir)
-        else:
-            trainer.train(config, FLAGS.workdir)
-            if jax.process_index() == 0:
-                print("\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
-                      "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, FLAGS.workdir)), flush=True)
-    except trainer.Preempted as e:
-        logging.warning("%s", e)
-        print(str(e), file=sys.stderr, flush=True)
-    except user_errors as e:
-        sys.exit(f"error: {e}")
+                finetune.run(config, FLAGS.workdir)
+            else:
+                trainer.train(config, FLAGS.workdir)
+                if jax.process_index() == 0:
+                    print("\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
+                          "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, FLAGS.workdir)),
+                          flush=True)
+        except trainer.Preempted as e:
+            logging.warning("%s", e)
+            print(str(e), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ checkpoint. Refuses a workdir that already holds checkpoints.
 from __future__ import annotations
 
 import pathlib
-import sys
 
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
 from audiossl_jax import config_lib  # noqa: E402
 
@@ -24,9 +22,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """--config and --workdir; defined only when run as a program, so importing never clashes."""
-    config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/pretrain_triplet.py.", lock_config=True)
-    flags.DEFINE_string("workdir", None, "Directory for the step-0 checkpoint and config.json.")
-    flags.mark_flags_as_required(["config", "workdir"])
+    cli.define_config("Experiment config file, e.g. configs/pretrain_triplet.py.")
+    cli.define_workdir("Directory for the step-0 checkpoint and config.json.")
 
 
 def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
@@ -56,15 +53,11 @@ def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Pat
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
+    cli.start(argv)
     config = FLAGS.config
-    try:
+    with cli.user_errors(ValueError, FileExistsError):
         config_lib.validate(config)
         path = save_untrained(config, FLAGS.workdir)
-    except (ValueError, FileExistsError) as e:
-        sys.exit(f"error: {e}")
     print(f"untrained {config.model.name} (seed {config.seed}) saved in {path}")
 
 

@@ -1,6 +1,6 @@
 """Fine-tuning the cf_S conformer (18.4M parameters; Srivastava et al., 2022) on a downstream task.
 
-    python -m audiossl_jax.evaluation.finetune --config=configs/eval_finetune_cfS.py:audioset_f33 \
+    python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:audioset_f33 \
         --workdir=runs/ft_as33 --config.task.pretrained_workdir=runs/cfS
 
 Variants (see audiossl_jax/config_finetune.py): the paper's tasks (``audioset``,

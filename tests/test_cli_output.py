@@ -87,3 +87,32 @@ def test_readme_next_section_holds_the_commands_the_demo_prints():
     printed = main.next_commands(config_lib.wav2vec2_pretrain_config("S", "demo"), "runs/demo")
     assert [f"    {c}" for c in printed] == [line for line in demo.splitlines()
                                               if line.startswith("    python -m audiossl_jax.evaluation.")][:3]
+
+
+def test_user_errors_exit_with_one_line_and_let_others_through():
+    """``cli.user_errors``: the listed errors become ``error: <prefix><message>`` (SystemExit, so status 1
+    and no traceback); any other error propagates unchanged."""
+    import pytest
+
+    from audiossl_jax import cli
+
+    with pytest.raises(SystemExit) as stop:
+        with cli.user_errors(ValueError, FileExistsError, prefix="invalid config: ", rewrite=str.upper):
+            raise FileExistsError("runs/x exists")
+    assert stop.value.code == "error: invalid config: RUNS/X EXISTS"
+    with pytest.raises(KeyError, match="not a user error"):
+        with cli.user_errors(ValueError):
+            raise KeyError("not a user error")
+    with pytest.raises(Exception, match="unexpected arguments: a b"):
+        cli.start(["prog", "a", "b"])
+
+
+def test_shared_flags_belong_to_their_command_and_finetune_runs_through_main():
+    """The protocol's --helpshort lists the --config and --workdir that cli defines for it (and no multi-host
+    flags of main); the old fine-tuning command names the one entry point instead of doing nothing."""
+    out = run_printed("python -m audiossl_jax.evaluation.protocol", "--helpshort")  # absl exits 1 after help
+    flags = set(re.findall(r"^  --(\w+)", out.stdout, re.M))
+    assert {"config", "workdir", "max_runs"} <= flags and "distributed" not in flags, flags
+    assert "Protocol config file" in out.stdout
+    out = run_printed("python -m audiossl_jax.evaluation.finetune", "--config=configs/eval_finetune_cfS.py:smoke")
+    assert out.returncode == 1 and "python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py" in out.stderr

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -28,8 +27,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """The command's flags; defined only when it runs, so importing this module defines none."""
-    flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints/).")
-    flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+    cli.define_workdir(cli.RUN_DIR_HELP)
+    cli.define_step()
     flags.DEFINE_bool("untrained", False, "Embed with a random initialisation of the run's model instead.")
     flags.DEFINE_string("data", "synthetic_audio", "Dataset name (config.data.name), e.g. audio_folder.")
     flags.DEFINE_string("data_path", None, "Folder for data=audio_folder.")
@@ -39,8 +38,7 @@ def define_flags() -> None:
     flags.DEFINE_float("crop_seconds", 10.0, "Centre crop (zero-padded when shorter) in seconds.")
     flags.DEFINE_integer("batch_size", 16, "Batch size; must divide over the local devices.")
     flags.DEFINE_bool("frames", False, "Also store frame embeddings and their timestamps.")
-    flags.DEFINE_string("out", None, "Output .npz file; '{split}' in it becomes the split (needed with several).")
-    flags.mark_flags_as_required(["workdir", "out"])
+    cli.define_out("Output .npz file; '{split}' in it becomes the split (needed with several).")
 
 
 def data_config(name: str, *, path: str | None = None, label_key: str = "label", data_dir: str | None = None,
@@ -86,16 +84,14 @@ def output_paths(out: str, split_flag: str) -> dict[str, pathlib.Path]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
+    cli.start(argv)
     import numpy as np
 
     from audiossl_jax.data import registry
     from audiossl_jax.evaluation import embeddings
 
     step = FLAGS.step
-    try:
+    with cli.user_errors(registry.DatasetError, FileNotFoundError, ValueError, rewrite=with_own_flags):
         outs = output_paths(FLAGS.out, FLAGS.split)
         run_config = embeddings.load_config(FLAGS.workdir)
         data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
@@ -118,8 +114,6 @@ def main(argv: list[str]) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             np.savez(out, meta=json.dumps(meta), class_names=np.asarray(infos[split].class_names, str), **result)
             logging.info("wrote %s: scene %s", out, result["scene"].shape)
-    except (registry.DatasetError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {with_own_flags(str(e))}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Fine-tuning runs: the config builder, the run (shared trainer) and its evaluation.
 
-    python -m audiossl_jax.evaluation.finetune --config=configs/eval_finetune_cfS.py:synthetic \
+    python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:synthetic \
         --workdir=runs/ft --config.task.pretrained_workdir=runs/demo
 
 Trains ``tasks.classification.ClassificationTask`` with ``train.trainer.train`` (the
@@ -22,10 +22,7 @@ import json
 import logging
 import math
 import pathlib
-import sys
 from typing import Any, Callable, Iterator, Mapping
-
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
 
 import jax
 import ml_collections
@@ -265,26 +262,6 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     return result
 
 
-def main(argv: list[str]) -> None:
-    from absl import flags
-
-    from audiossl_jax.data.registry import DatasetError
-
-    if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
-    try:
-        run(flags.FLAGS.config, flags.FLAGS.workdir)
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
-
-
 if __name__ == "__main__":
-    from absl import app, flags
-    from ml_collections import config_flags
-
-    config_flags.DEFINE_config_file("config", None, "Fine-tuning config, e.g. configs/eval_finetune_cfS.py:fsdd_digits.",
-                                    lock_config=True)
-    flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries and the evaluation json.")
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    raise SystemExit("error: fine-tuning runs through the one entry point, which dispatches on config.mode: "
+                     "python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:<variant> --workdir=DIR")

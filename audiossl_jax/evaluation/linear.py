@@ -24,10 +24,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 from typing import Any
 
-from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
 import jax
 import jax.numpy as jnp
@@ -177,11 +176,9 @@ def class_count(path: str, labels: list[np.ndarray]) -> int:
 def main(argv: list[str]) -> None:
     from absl import flags
 
-    if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments: {' '.join(argv[1:])}")
-    logs.show_own_info()
+    cli.start(argv)
     f = flags.FLAGS
-    try:
+    with cli.user_errors(OSError, ValueError):
         train, test = _load(f.train), _load(f.test)
         val = _load(f.val) if f.val else None
         labels = [train[1], test[1]] + ([val[1]] if val else [])
@@ -189,8 +186,6 @@ def main(argv: list[str]) -> None:
         if min(int(lab.min()) for lab in labels) < 0:
             raise ValueError("some examples are unlabelled (label -1): embed a labelled split")
         result = linear_eval(train, test, num_classes=num_classes, val=val, seed=f.seed)
-    except (OSError, ValueError) as e:
-        sys.exit(f"error: {e}")
     print(json.dumps({k: v for k, v in result.items() if k != "val_scores"}
                      | {"val_scores": {str(k): v for k, v in result["val_scores"].items()}}, indent=2))
 
