@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from audiossl_jax import logs  # first: quiets TensorFlow before it loads  # isort: skip
 
@@ -73,8 +73,7 @@ def start(argv: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def user_errors(*errors: type[BaseException], prefix: str = "",
-                rewrite: Callable[[str], str] = str) -> Iterator[None]:
+def user_errors(*errors: type[BaseException], prefix: str = "", rewrite: Callable[[str], str] = str) -> Iterator[None]:
     """Ends the command on any of ``errors`` raised inside: exit status 1 and the one line
     ``error: <prefix><rewrite(message)>`` on stderr, no traceback."""
     try:

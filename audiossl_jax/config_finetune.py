@@ -58,21 +58,24 @@ HIGH_RESOURCE = dict(batch_size=640, output_dropout=0.0)
 LOW_RESOURCE = dict(batch_size=64, output_dropout=0.1)
 
 PAPER_TASKS = {
-    "audioset_balanced": PaperTask("audioset_balanced", "train", 527, True, 10.0, "linear_softmax",
-                                   **LOW_RESOURCE, class_balanced=False),
-    "audioset": PaperTask("audioset", "train", 527, True, 10.0, "linear_softmax", **HIGH_RESOURCE,
-                          class_balanced=True),
-    "fsdkaggle2019_curated": PaperTask("fsdkaggle2019", "curated", 80, True, 10.0, "mean", **LOW_RESOURCE,
-                                       class_balanced=False),
-    "fsdkaggle2019_noisy": PaperTask("fsdkaggle2019", "noisy", 80, True, 10.0, "mean", **LOW_RESOURCE,
-                                     class_balanced=False),
+    "audioset_balanced": PaperTask(
+        "audioset_balanced", "train", 527, True, 10.0, "linear_softmax", **LOW_RESOURCE, class_balanced=False
+    ),
+    "audioset": PaperTask("audioset", "train", 527, True, 10.0, "linear_softmax", **HIGH_RESOURCE, class_balanced=True),
+    "fsdkaggle2019_curated": PaperTask(
+        "fsdkaggle2019", "curated", 80, True, 10.0, "mean", **LOW_RESOURCE, class_balanced=False
+    ),
+    "fsdkaggle2019_noisy": PaperTask(
+        "fsdkaggle2019", "noisy", 80, True, 10.0, "mean", **LOW_RESOURCE, class_balanced=False
+    ),
     "esc50": PaperTask("esc50", "train", 50, False, 5.0, "mean", **LOW_RESOURCE, class_balanced=False),
-    "dcase2019_1a": PaperTask("dcase2019_task1a", "train", 10, False, 10.0, "mean", **LOW_RESOURCE,
-                              class_balanced=False),
-    "magnatagatune": PaperTask("magnatagatune", "train", 50, True, 10.0, "mean", **LOW_RESOURCE,
-                               class_balanced=False),
-    "kinetics700_audio": PaperTask("kinetics700_audio", "train", 700, False, 10.0, "mean", **HIGH_RESOURCE,
-                                   class_balanced=False),
+    "dcase2019_1a": PaperTask(
+        "dcase2019_task1a", "train", 10, False, 10.0, "mean", **LOW_RESOURCE, class_balanced=False
+    ),
+    "magnatagatune": PaperTask("magnatagatune", "train", 50, True, 10.0, "mean", **LOW_RESOURCE, class_balanced=False),
+    "kinetics700_audio": PaperTask(
+        "kinetics700_audio", "train", 700, False, 10.0, "mean", **HIGH_RESOURCE, class_balanced=False
+    ),
 }
 
 # Table 1 of Srivastava et al. (2022): column -> percent of Full AudioSet's ~2M labelled
@@ -113,6 +116,8 @@ def variant_config(size: str, variant: str) -> ml_collections.ConfigDict:
         if folder is not None:
             c.data.name, c.data.path, c.data.label_key = "audio_folder", f"{SHARED_DATA}/{folder}", column
         return c
-    raise ValueError(f"unknown variant {variant!r}: use one of {sorted(PAPER_TASKS) + sorted(SHARED_TASKS)} "
-                     "or 'synthetic', 'smoke', each optionally with a label-fraction suffix '_f<percent>' "
-                     "(e.g. 'audioset_f33').")
+    raise ValueError(
+        f"unknown variant {variant!r}: use one of {sorted(PAPER_TASKS) + sorted(SHARED_TASKS)} "
+        "or 'synthetic', 'smoke', each optionally with a label-fraction suffix '_f<percent>' "
+        "(e.g. 'audioset_f33')."
+    )

@@ -163,14 +163,20 @@ def require(ok: bool, key: str, value: object, what: str) -> None:
 
 def validate_conformer(m: ml_collections.ConfigDict) -> None:
     """Checks the conformer keys of ``config.model`` (pre-training and fine-tuning alike)."""
-    require("latent_dim" in m, "model", sorted(m.keys()),
-            "has no latent_dim: the run was written by an older code version whose layout (a target projection, "
-            "latents of width model_dim) this code no longer builds; train it anew, or use that code version.")
+    require(
+        "latent_dim" in m,
+        "model",
+        sorted(m.keys()),
+        "has no latent_dim: the run was written by an older code version whose layout (a target projection, "
+        "latents of width model_dim) this code no longer builds; train it anew, or use that code version.",
+    )
     require(m.stack >= 1, "model.stack", m.stack, "must be >= 1.")
     require(m.latent_dim >= 1, "model.latent_dim", m.latent_dim, "must be >= 1.")
     require(m.num_blocks >= 1, "model.num_blocks", m.num_blocks, "must be >= 1.")
     require(
-        m.model_dim % m.num_heads == 0, "model.num_heads", m.num_heads,
+        m.model_dim % m.num_heads == 0,
+        "model.num_heads",
+        m.num_heads,
         f"must divide config.model.model_dim={m.model_dim}.",
     )
     for key in ("first_kernel_size", "kernel_size"):
@@ -183,16 +189,28 @@ def validate_data(c: ml_collections.ConfigDict) -> None:
     """Data keys that would otherwise be ignored or contradict the frontend."""
     d = c.data
     if d.get("path", None):
-        require(d.name == "audio_folder", "data.path", d.path,
-                f"is read only by data.name='audio_folder' (data.name={d.name!r} would train on its own data); "
-                "add --config.data.name=audio_folder, or drop data.path.")
+        require(
+            d.name == "audio_folder",
+            "data.path",
+            d.path,
+            f"is read only by data.name='audio_folder' (data.name={d.name!r} would train on its own data); "
+            "add --config.data.name=audio_folder, or drop data.path.",
+        )
     if "frontend" in c and "sample_rate" in c.frontend and "sample_rate" in d:
-        require(d.sample_rate == c.frontend.sample_rate, "data.sample_rate", d.sample_rate,
-                f"differs from config.frontend.sample_rate={c.frontend.sample_rate}; the frontend would read the "
-                "audio at the wrong rate. Set both to the same value.")
+        require(
+            d.sample_rate == c.frontend.sample_rate,
+            "data.sample_rate",
+            d.sample_rate,
+            f"differs from config.frontend.sample_rate={c.frontend.sample_rate}; the frontend would read the "
+            "audio at the wrong rate. Set both to the same value.",
+        )
     if "optimizer" in c and "grad_clip_norm" in c.optimizer:
-        require(c.optimizer.grad_clip_norm >= 0, "optimizer.grad_clip_norm", c.optimizer.grad_clip_norm,
-                "must be >= 0 (0: no clipping); a negative norm would ascend the gradient.")
+        require(
+            c.optimizer.grad_clip_norm >= 0,
+            "optimizer.grad_clip_norm",
+            c.optimizer.grad_clip_norm,
+            "must be >= 0 (0: no clipping); a negative norm would ascend the gradient.",
+        )
 
 
 def warn_negatives(c: ml_collections.ConfigDict, latent_steps: int) -> str | None:
@@ -202,9 +220,11 @@ def warn_negatives(c: ml_collections.ConfigDict, latent_steps: int) -> str | Non
     distinct = max(round(t.mask_prob * latent_steps) - 1, 0)
     if t.num_negatives <= NEGATIVES_WARN_FACTOR * distinct:
         return None
-    message = (f"config.task.num_negatives={t.num_negatives} is far above the {distinct} distinct distractors a "
-               f"{c.data.crop_seconds} s crop offers ({latent_steps} latent steps, {distinct + 1} masked): they are "
-               "drawn with replacement, so most are repeats. Use longer crops or fewer negatives.")
+    message = (
+        f"config.task.num_negatives={t.num_negatives} is far above the {distinct} distinct distractors a "
+        f"{c.data.crop_seconds} s crop offers ({latent_steps} latent steps, {distinct + 1} masked): they are "
+        "drawn with replacement, so most are repeats. Use longer crops or fewer negatives."
+    )
     logging.warning("%s", message)
     return message
 
@@ -224,13 +244,17 @@ def validate(c: ml_collections.ConfigDict) -> None:
     require(c.log_every_steps > 0, "log_every_steps", c.log_every_steps, "must be positive.")
     require(c.compute_dtype in COMPUTE_DTYPES, "compute_dtype", c.compute_dtype, f"use one of {COMPUTE_DTYPES}.")
     require(
-        c.mesh.get("fsdp_min_size", 0) >= 0, "mesh.fsdp_min_size", c.mesh.get("fsdp_min_size", 0),
+        c.mesh.get("fsdp_min_size", 0) >= 0,
+        "mesh.fsdp_min_size",
+        c.mesh.get("fsdp_min_size", 0),
         "must be >= 0 (parameters with fewer elements stay replicated under FSDP).",
     )
     require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps, "must be positive.")
     require(c.checkpoint.max_to_keep > 0, "checkpoint.max_to_keep", c.checkpoint.max_to_keep, "must be positive.")
     require(c.optimizer.weight_decay >= 0, "optimizer.weight_decay", c.optimizer.weight_decay, "must be >= 0.")
-    require(c.schedule.peak_learning_rate > 0, "schedule.peak_learning_rate", c.schedule.peak_learning_rate, "must be > 0.")
+    require(
+        c.schedule.peak_learning_rate > 0, "schedule.peak_learning_rate", c.schedule.peak_learning_rate, "must be > 0."
+    )
     require(c.data.crop_seconds > 0, "data.crop_seconds", c.data.crop_seconds, "must be positive.")
     fe = frontend.FrontendConfig.from_config(c.frontend)
     if "model" in c and "task" in c and c.task.name == "wav2vec2":
@@ -242,7 +266,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
         validate_conformer(m)
         steps = frontend.crop_frames(c.data.crop_seconds, fe) // m.stack
         require(
-            math.ceil(t.mask_prob * steps) >= 2, "data.crop_seconds", c.data.crop_seconds,
+            math.ceil(t.mask_prob * steps) >= 2,
+            "data.crop_seconds",
+            c.data.crop_seconds,
             f"gives {steps} latent steps, too few to mask two of them; use longer crops.",
         )
         warn_negatives(c, steps)

@@ -66,8 +66,9 @@ def _save_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     tmp.rename(path)
 
 
-def embed_part(encoder: Any, root: pathlib.Path, files: list[str], *, layers: bool,
-               batch_windows: int) -> dict[str, np.ndarray]:
+def embed_part(
+    encoder: Any, root: pathlib.Path, files: list[str], *, layers: bool, batch_windows: int
+) -> dict[str, np.ndarray]:
     """Embeds ``files`` (absolute paths): per-file frames joined, plus the files that failed and why."""
     from audiossl_jax import inference
     from audiossl_jax.data import audio_io
@@ -81,8 +82,13 @@ def embed_part(encoder: Any, root: pathlib.Path, files: list[str], *, layers: bo
             failed.append((rel, str(e)))
             continue
         if encoder.num_frames(len(sound)) == 0:
-            failed.append((rel, f"{len(sound) / encoder.sample_rate * 1000:.1f} ms is shorter than one embedding "
-                                f"step ({encoder.step_samples / encoder.sample_rate * 1000:.0f} ms)"))
+            failed.append(
+                (
+                    rel,
+                    f"{len(sound) / encoder.sample_rate * 1000:.1f} ms is shorter than one embedding "
+                    f"step ({encoder.step_samples / encoder.sample_rate * 1000:.0f} ms)",
+                )
+            )
             continue
         sounds.append(sound)
         names.append(rel)
@@ -91,7 +97,8 @@ def embed_part(encoder: Any, root: pathlib.Path, files: list[str], *, layers: bo
     part = {
         "files": np.asarray(names, dtype=str),
         "num_frames": np.asarray([len(r.frames) for r in result], np.int64),
-        "timestamp_ms": np.concatenate([r.times * 1000 for r in result]).astype(np.float32) if result
+        "timestamp_ms": np.concatenate([r.times * 1000 for r in result]).astype(np.float32)
+        if result
         else np.zeros((0,), np.float32),
         "embedding": np.concatenate([r.frames for r in result]) if result else np.zeros((0, d), np.float32),
         "failed_files": np.asarray([f for f, _ in failed], dtype=str),
@@ -116,8 +123,15 @@ def write_output(out: pathlib.Path, data: dict[str, np.ndarray], meta: dict[str,
     layer_keys = sorted((k for k in data if k.startswith("layer_")), key=lambda k: int(k.split("_")[1]))
     tmp = out.with_name(out.name + ".tmp" + out.suffix)
     if out.suffix == ".npz":
-        np.savez(tmp, files=data["files"], offsets=data["offsets"], timestamp_ms=data["timestamp_ms"],
-                 embedding=data["embedding"], meta=json.dumps(meta), **{k: data[k] for k in layer_keys})
+        np.savez(
+            tmp,
+            files=data["files"],
+            offsets=data["offsets"],
+            timestamp_ms=data["timestamp_ms"],
+            embedding=data["embedding"],
+            meta=json.dumps(meta),
+            **{k: data[k] for k in layer_keys},
+        )
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -136,8 +150,16 @@ def write_output(out: pathlib.Path, data: dict[str, np.ndarray], meta: dict[str,
     tmp.rename(out)
 
 
-def run(model: str, root: str | pathlib.Path, out: str | pathlib.Path, *, step: int | None = None,
-        layers: bool = False, batch_windows: int = 16, files_per_part: int = 32) -> dict[str, Any]:
+def run(
+    model: str,
+    root: str | pathlib.Path,
+    out: str | pathlib.Path,
+    *,
+    step: int | None = None,
+    layers: bool = False,
+    batch_windows: int = 16,
+    files_per_part: int = 32,
+) -> dict[str, Any]:
     """Embeds the folder ``root`` into ``out`` (module docstring); returns the output's metadata."""
     from audiossl_jax import inference
     from audiossl_jax.data import audio_folder
@@ -150,19 +172,27 @@ def run(model: str, root: str | pathlib.Path, out: str | pathlib.Path, *, step: 
         raise FileNotFoundError(f"--input={root}: not a folder")
     files, unusable, ignored = audio_folder.survey(root)
     skipped = [(pathlib.Path(p).relative_to(root).as_posix(), why) for p, why in unusable]
-    skipped += [(pathlib.Path(p).relative_to(root).as_posix(), "not an audio file extension the loader reads")
-                for p in ignored]
+    skipped += [
+        (pathlib.Path(p).relative_to(root).as_posix(), "not an audio file extension the loader reads") for p in ignored
+    ]
     encoder = inference.load(model, step)
-    setup = {"model": encoder.source, "input": str(root), "layers": layers, "files_per_part": files_per_part,
-             "files": hashlib.sha256("\n".join(files).encode()).hexdigest()}
+    setup = {
+        "model": encoder.source,
+        "input": str(root),
+        "layers": layers,
+        "files_per_part": files_per_part,
+        "files": hashlib.sha256("\n".join(files).encode()).hexdigest(),
+    }
     work = parts_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     recorded = work / "setup.json"
     if recorded.exists() and json.loads(recorded.read_text()) != setup:
-        raise ValueError(f"{work} holds parts of another run (other model, folder, files or --layers); delete it "
-                         "or choose another --out")
+        raise ValueError(
+            f"{work} holds parts of another run (other model, folder, files or --layers); delete it "
+            "or choose another --out"
+        )
     recorded.write_text(json.dumps(setup))
-    chunks = [files[i:i + files_per_part] for i in range(0, len(files), files_per_part)] or [[]]
+    chunks = [files[i : i + files_per_part] for i in range(0, len(files), files_per_part)] or [[]]
     progress = embeddings.ProgressLog(f"embedding {root}", unit="files")
     parts, done = [], 0
     for i, chunk in enumerate(chunks):
@@ -177,10 +207,18 @@ def run(model: str, root: str | pathlib.Path, out: str | pathlib.Path, *, step: 
         progress(done, len(files))
     data = _merge(parts)
     skipped += list(zip(data.pop("failed_files").tolist(), data.pop("failed_reasons").tolist()))
-    meta = {"model": encoder.source, "input": str(root), "sample_rate": encoder.sample_rate,
-            "embedding_size": encoder.embedding_size, "step_ms": encoder.step_samples / encoder.sample_rate * 1000,
-            "window_samples": encoder.window_samples, "layers": layers, "files_embedded": len(data["files"]),
-            "files_skipped": len(skipped), "skipped": [{"file": f, "reason": r} for f, r in sorted(skipped)]}
+    meta = {
+        "model": encoder.source,
+        "input": str(root),
+        "sample_rate": encoder.sample_rate,
+        "embedding_size": encoder.embedding_size,
+        "step_ms": encoder.step_samples / encoder.sample_rate * 1000,
+        "window_samples": encoder.window_samples,
+        "layers": layers,
+        "files_embedded": len(data["files"]),
+        "files_skipped": len(skipped),
+        "skipped": [{"file": f, "reason": r} for f, r in sorted(skipped)],
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     skipped_path(out).write_text("file\treason\n" + "".join(f"{f}\t{r}\n" for f, r in sorted(skipped)))
     write_output(out, data, meta)
@@ -191,13 +229,25 @@ def run(model: str, root: str | pathlib.Path, out: str | pathlib.Path, *, step: 
 def main(argv: list[str]) -> None:
     cli.start(argv)
     with cli.user_errors(FileNotFoundError, ValueError):
-        meta = run(FLAGS.model, FLAGS.input, FLAGS.out, step=FLAGS.step, layers=FLAGS.layers == "all",
-                   batch_windows=FLAGS.batch_windows, files_per_part=FLAGS.files_per_part)
+        meta = run(
+            FLAGS.model,
+            FLAGS.input,
+            FLAGS.out,
+            step=FLAGS.step,
+            layers=FLAGS.layers == "all",
+            batch_windows=FLAGS.batch_windows,
+            files_per_part=FLAGS.files_per_part,
+        )
     if meta["files_skipped"]:
-        logging.warning("%d file(s) not embedded; the reasons are in %s", meta["files_skipped"],
-                        skipped_path(pathlib.Path(FLAGS.out)))
-    print(f"embedded {meta['files_embedded']} file(s) into {FLAGS.out} ({meta['files_skipped']} skipped, "
-          f"listed in {skipped_path(pathlib.Path(FLAGS.out))})")
+        logging.warning(
+            "%d file(s) not embedded; the reasons are in %s",
+            meta["files_skipped"],
+            skipped_path(pathlib.Path(FLAGS.out)),
+        )
+    print(
+        f"embedded {meta['files_embedded']} file(s) into {FLAGS.out} ({meta['files_skipped']} skipped, "
+        f"listed in {skipped_path(pathlib.Path(FLAGS.out))})"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
@@ -83,8 +84,9 @@ def saved_model_module(encoder: Any, batch_windows: int, platforms: Sequence[str
         return forward(v, waveform, length)[0]
 
     converted = jax2tf.convert(frames_only, with_gradient=False, native_serialization_platforms=tuple(platforms))
-    abstract = jax.eval_shape(frames_only, variables, jax.ShapeDtypeStruct((c, w), "float32"),
-                              jax.ShapeDtypeStruct((c,), "int32"))
+    abstract = jax.eval_shape(
+        frames_only, variables, jax.ShapeDtypeStruct((c, w), "float32"), jax.ShapeDtypeStruct((c,), "int32")
+    )
     per_window = abstract.shape[1]
 
     class Exported(tf.Module):
@@ -107,8 +109,11 @@ def saved_model_module(encoder: Any, batch_windows: int, platforms: Sequence[str
             chunks = (m + c - 1) // c
             windows = tf.reshape(tf.pad(windows, [[0, chunks * c - m], [0, 0]]), [chunks, c, w])
             lengths = tf.reshape(tf.pad(lengths, [[0, chunks * c - m]]), [chunks, c])
-            out = tf.map_fn(lambda x: converted(self.variables_tree, x[0], x[1]), (windows, lengths),
-                            fn_output_signature=tf.TensorSpec([c, per_window, abstract.shape[-1]], tf.float32))
+            out = tf.map_fn(
+                lambda x: converted(self.variables_tree, x[0], x[1]),
+                (windows, lengths),
+                fn_output_signature=tf.TensorSpec([c, per_window, abstract.shape[-1]], tf.float32),
+            )
             frames = tf.reshape(out, [chunks * c, per_window, abstract.shape[-1]])[:m]
             frames = tf.reshape(frames, [b, k * per_window, abstract.shape[-1]])[:, :num_frames]
             times = first_centre + tf.cast(tf.range(num_frames), tf.float32) * (step / sr * 1000.0)
@@ -131,8 +136,11 @@ def write_saved_model(encoder: Any, out: pathlib.Path, *, batch_windows: int, pl
     import tensorflow as tf
 
     module = saved_model_module(encoder, batch_windows, platforms)
-    tf.saved_model.save(module, str(out / SAVED_MODEL_DIR), signatures={
-        "timestamp_embeddings": module.timestamp_embeddings, "scene_embeddings": module.scene_embeddings})
+    tf.saved_model.save(
+        module,
+        str(out / SAVED_MODEL_DIR),
+        signatures={"timestamp_embeddings": module.timestamp_embeddings, "scene_embeddings": module.scene_embeddings},
+    )
 
 
 def directory_bytes(path: pathlib.Path) -> int:
@@ -140,9 +148,15 @@ def directory_bytes(path: pathlib.Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def export(workdir: str | pathlib.Path, out: str | pathlib.Path, *, step: int | None = None,
-           saved_model: bool = True, batch_windows: int = 16,
-           platforms: Sequence[str] = ("cpu", "cuda")) -> dict[str, Any]:
+def export(
+    workdir: str | pathlib.Path,
+    out: str | pathlib.Path,
+    *,
+    step: int | None = None,
+    saved_model: bool = True,
+    batch_windows: int = 16,
+    platforms: Sequence[str] = ("cpu", "cuda"),
+) -> dict[str, Any]:
     """Exports the encoder of ``workdir`` to ``out`` (module docstring); returns the metadata.
 
     ``out`` must not exist (it is written in a temporary sibling and renamed when complete).
@@ -169,13 +183,21 @@ def export(workdir: str | pathlib.Path, out: str | pathlib.Path, *, step: int | 
 def main(argv: list[str]) -> None:
     cli.start(argv)
     with cli.user_errors(FileNotFoundError, FileExistsError, ValueError):
-        meta = export(FLAGS.workdir, FLAGS.out, step=FLAGS.step, saved_model=FLAGS.saved_model,
-                      batch_windows=FLAGS.batch_windows, platforms=FLAGS.platforms)
+        meta = export(
+            FLAGS.workdir,
+            FLAGS.out,
+            step=FLAGS.step,
+            saved_model=FLAGS.saved_model,
+            batch_windows=FLAGS.batch_windows,
+            platforms=FLAGS.platforms,
+        )
     out = pathlib.Path(FLAGS.out)
     run = directory_bytes(pathlib.Path(FLAGS.workdir))
     logging.info("exported %s (step %s, %d parameters) to %s", FLAGS.workdir, meta["step"], meta["parameters"], out)
-    print(f"export: {out} ({directory_bytes(out) / 1e6:.1f} MB; variables "
-          f"{directory_bytes(out / 'variables') / 1e6:.1f} MB) from {FLAGS.workdir} ({run / 1e6:.1f} MB)")
+    print(
+        f"export: {out} ({directory_bytes(out) / 1e6:.1f} MB; variables "
+        f"{directory_bytes(out / 'variables') / 1e6:.1f} MB) from {FLAGS.workdir} ({run / 1e6:.1f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -104,9 +104,7 @@ def _mel_to_hz(mel: np.ndarray, scale: str) -> np.ndarray:
 def _filterbank_f64(cfg: FrontendConfig) -> np.ndarray:
     """Mel filterbank [n_fft // 2 + 1, n_mels] in float64 (see module docstring)."""
     bin_hz = np.arange(cfg.n_fft // 2 + 1, dtype=np.float64) * (cfg.sample_rate / cfg.n_fft)
-    mel_edges = np.linspace(
-        _hz_to_mel(cfg.fmin, cfg.mel_scale), _hz_to_mel(cfg.fmax, cfg.mel_scale), cfg.n_mels + 2
-    )
+    mel_edges = np.linspace(_hz_to_mel(cfg.fmin, cfg.mel_scale), _hz_to_mel(cfg.fmax, cfg.mel_scale), cfg.n_mels + 2)
     hz_edges = _mel_to_hz(mel_edges, cfg.mel_scale)
     lower, centre, upper = hz_edges[:-2], hz_edges[1:-1], hz_edges[2:]
     rising = (bin_hz[:, None] - lower) / (centre - lower)
@@ -170,16 +168,12 @@ class FrontendConfig:
             if value not in allowed:
                 raise ValueError(f"FrontendConfig.{name}={value!r}: must be one of {allowed}")
         if self.win_length > self.n_fft:
-            raise ValueError(
-                f"FrontendConfig.win_length={self.win_length}: must be <= n_fft={self.n_fft}"
-            )
+            raise ValueError(f"FrontendConfig.win_length={self.win_length}: must be <= n_fft={self.n_fft}")
         nyquist = self.sample_rate / 2
         if self.fmin < 0:
             raise ValueError(f"FrontendConfig.fmin={self.fmin}: must be >= 0")
         if self.fmax > nyquist:
-            raise ValueError(
-                f"FrontendConfig.fmax={self.fmax}: must be <= sample_rate / 2 = {nyquist}"
-            )
+            raise ValueError(f"FrontendConfig.fmax={self.fmax}: must be <= sample_rate / 2 = {nyquist}")
         if self.fmin >= self.fmax:
             raise ValueError(f"FrontendConfig.fmin={self.fmin}: must be < fmax={self.fmax}")
         if self.log_offset <= 0:
@@ -325,9 +319,7 @@ def _to_float32(waveform: jax.Array) -> jax.Array:
     if waveform.dtype == jnp.int16:
         return waveform.astype(jnp.float32) * (1.0 / 32768.0)
     if not jnp.issubdtype(waveform.dtype, jnp.floating):
-        raise TypeError(
-            f"waveform dtype {waveform.dtype} not supported: pass floats in [-1, 1] or int16 PCM"
-        )
+        raise TypeError(f"waveform dtype {waveform.dtype} not supported: pass floats in [-1, 1] or int16 PCM")
     return waveform.astype(jnp.float32)
 
 

@@ -44,8 +44,10 @@ class HearModel(tf.Module):
 def load_model(model_file_path: str = "", *, batch_windows: int = inference.DEFAULT_BATCH_WINDOWS) -> HearModel:
     """The encoder of a training workdir (latest checkpoint) or of an export directory."""
     if not model_file_path:
-        raise ValueError("load_model needs model_file_path: a training workdir or an export directory "
-                         "(python -m audiossl_jax.export)")
+        raise ValueError(
+            "load_model needs model_file_path: a training workdir or an export directory "
+            "(python -m audiossl_jax.export)"
+        )
     return HearModel(inference.load(model_file_path), batch_windows)
 
 
@@ -53,8 +55,9 @@ def _as_numpy(audio: Any, model: HearModel) -> np.ndarray:
     """audio [n_sounds, n_samples] (TF tensor or array-like) -> float32 NumPy; ValueError when malformed."""
     x = audio.numpy() if isinstance(audio, tf.Tensor) else np.asarray(audio)
     if x.ndim != 2:
-        raise ValueError(f"audio has shape {x.shape}; the HEAR API takes [n_sounds, n_samples] at "
-                         f"{model.sample_rate} Hz")
+        raise ValueError(
+            f"audio has shape {x.shape}; the HEAR API takes [n_sounds, n_samples] at {model.sample_rate} Hz"
+        )
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"audio has dtype {x.dtype}; pass floats in [-1, 1]")
     return x.astype(np.float32)

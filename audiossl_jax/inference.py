@@ -25,7 +25,8 @@ import dataclasses
 import json
 import logging
 import pathlib
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -77,8 +78,10 @@ def read_export(path: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(path)
     meta = json.loads((path / EXPORT_FILE).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(f"{path / EXPORT_FILE}: format_version {meta.get('format_version')!r}, this code reads "
-                             f"version {FORMAT_VERSION}; export the run again with this version.")
+        raise ModelLoadError(
+            f"{path / EXPORT_FILE}: format_version {meta.get('format_version')!r}, this code reads "
+            f"version {FORMAT_VERSION}; export the run again with this version."
+        )
     return meta
 
 
@@ -94,7 +97,6 @@ def load_export(path: str | pathlib.Path) -> tuple[Task, dict[str, Any], ml_coll
     import orbax.checkpoint as ocp
 
     from audiossl_jax import tasks
-
     from audiossl_jax.evaluation import embeddings
 
     path = pathlib.Path(path).absolute()
@@ -104,8 +106,9 @@ def load_export(path: str | pathlib.Path) -> tuple[Task, dict[str, Any], ml_coll
     target = abstract_variables(task, config)
     with ocp.StandardCheckpointer() as ckpt:
         variables = ckpt.restore(path / VARIABLES_DIR, target)
-    logging.info("loaded %s (task %r, step %s) from the export %s", config.model.name, config.task.name,
-                 meta.get("step"), path)
+    logging.info(
+        "loaded %s (task %r, step %s) from the export %s", config.model.name, config.task.name, meta.get("step"), path
+    )
     return task, dict(variables), config, meta
 
 
@@ -150,8 +153,10 @@ class Encoder:
         seconds = self.config.data.crop_seconds if self.window_seconds is None else self.window_seconds
         n = frontend_lib.seconds_to_samples(seconds, self.sample_rate) // self.step_samples * self.step_samples
         if n < self.step_samples:
-            raise ValueError(f"windows of {seconds} s hold no whole embedding step of {self.step_samples} samples; "
-                             "use longer windows")
+            raise ValueError(
+                f"windows of {seconds} s hold no whole embedding step of {self.step_samples} samples; "
+                "use longer windows"
+            )
         return n
 
     @property
@@ -206,14 +211,20 @@ class Encoder:
 
     def _abstract(self, b: int, layers: bool) -> Any:
         w = self.window_samples
-        return jax.eval_shape(self.forward_fn(layers), self.variables, jax.ShapeDtypeStruct((b, w), jnp.float32),
-                              jax.ShapeDtypeStruct((b,), jnp.int32))
+        return jax.eval_shape(
+            self.forward_fn(layers),
+            self.variables,
+            jax.ShapeDtypeStruct((b, w), jnp.float32),
+            jax.ShapeDtypeStruct((b,), jnp.int32),
+        )
 
-    def embed_windows(self, waveform: np.ndarray, length: np.ndarray, *, layers: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def embed_windows(
+        self, waveform: np.ndarray, length: np.ndarray, *, layers: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """One batch of windows [b, W] float32, length [b] -> frames [b, T, D], valid [b, T], layers."""
-        frames, valid, outs = jax.device_get(self.forward_fn(layers)(self.variables, jnp.asarray(waveform, jnp.float32),
-                                                              jnp.asarray(length, jnp.int32)))
+        frames, valid, outs = jax.device_get(
+            self.forward_fn(layers)(self.variables, jnp.asarray(waveform, jnp.float32), jnp.asarray(length, jnp.int32))
+        )
         return np.asarray(frames), np.asarray(valid), [np.asarray(o) for o in outs]
 
 
@@ -240,26 +251,35 @@ def load(path: str | pathlib.Path, step: int | None = None, *, window_seconds: f
     if is_export(path):
         check_export_step(path, step)
         task, variables, config, meta = load_export(path)
-        return Encoder(task, variables, config, {"export": str(path), "step": meta.get("step"),
-                                                 "workdir": meta.get("workdir")}, window_seconds)
+        return Encoder(
+            task,
+            variables,
+            config,
+            {"export": str(path), "step": meta.get("step"), "workdir": meta.get("workdir")},
+            window_seconds,
+        )
     if not (path / embeddings.CONFIG_FILE).is_file():
-        raise ModelLoadError(f"{path}: neither a training workdir (config.json + checkpoints/) nor an export "
-                             f"({EXPORT_FILE}); pass the directory of a run or of `python -m audiossl_jax.export`")
+        raise ModelLoadError(
+            f"{path}: neither a training workdir (config.json + checkpoints/) nor an export "
+            f"({EXPORT_FILE}); pass the directory of a run or of `python -m audiossl_jax.export`"
+        )
     step = embeddings.latest_step(path) if step is None else step
     _, variables = embeddings.load_encoder(path, step)
     config = inference_config(embeddings.load_config(path))
-    return Encoder(tasks.get_task(config), dict(variables), config, {"workdir": str(path), "step": step},
-                   window_seconds)
+    return Encoder(
+        tasks.get_task(config), dict(variables), config, {"workdir": str(path), "step": step}, window_seconds
+    )
 
 
 def _windows(sound: np.ndarray, w: int) -> list[tuple[np.ndarray, int]]:
     """A sound [N] cut into windows of w samples: (samples [<= w], length) per window (at least one)."""
     starts = range(0, max(len(sound), 1), w)
-    return [(sound[s:s + w], len(sound[s:s + w])) for s in starts]
+    return [(sound[s : s + w], len(sound[s : s + w])) for s in starts]
 
 
-def embed_sounds(encoder: Encoder, sounds: Sequence[np.ndarray], *, layers: bool = False,
-                 batch_windows: int = DEFAULT_BATCH_WINDOWS) -> list[SoundEmbedding]:
+def embed_sounds(
+    encoder: Encoder, sounds: Sequence[np.ndarray], *, layers: bool = False, batch_windows: int = DEFAULT_BATCH_WINDOWS
+) -> list[SoundEmbedding]:
     """Embeds every sound [N_i] float32 in [-1, 1] at ``encoder.sample_rate`` (module docstring).
 
     Windows of all sounds are batched together, ``batch_windows`` at a time (fewer, a power
@@ -270,14 +290,16 @@ def embed_sounds(encoder: Encoder, sounds: Sequence[np.ndarray], *, layers: bool
         if np.ndim(s) != 1:
             raise ValueError(f"sound {i}: shape {np.shape(s)}, expected one channel [n_samples]")
         if encoder.num_frames(len(s)) == 0:
-            raise ValueError(f"sound {i}: {len(s)} samples ({len(s) / encoder.sample_rate * 1000:.1f} ms) is shorter "
-                             f"than one embedding step ({encoder.step_samples} samples); pad it or leave it out")
+            raise ValueError(
+                f"sound {i}: {len(s)} samples ({len(s) / encoder.sample_rate * 1000:.1f} ms) is shorter "
+                f"than one embedding step ({encoder.step_samples} samples); pad it or leave it out"
+            )
     w = encoder.window_samples
     jobs = [(i, k, chunk, n) for i, s in enumerate(sounds) for k, (chunk, n) in enumerate(_windows(np.asarray(s), w))]
     b = min(batch_windows, 1 << max(len(jobs) - 1, 0).bit_length())
     per_sound: list[list[tuple[np.ndarray, list[np.ndarray]]]] = [[] for _ in sounds]
     for start in range(0, len(jobs), b):
-        chunk = jobs[start:start + b]
+        chunk = jobs[start : start + b]
         wave = np.zeros((b, w), np.float32)
         length = np.zeros((b,), np.int32)
         for j, (_, _, samples, n) in enumerate(chunk):
@@ -289,6 +311,6 @@ def embed_sounds(encoder: Encoder, sounds: Sequence[np.ndarray], *, layers: bool
     result = []
     for parts in per_sound:
         frames = np.concatenate([f for f, _ in parts])
-        per_layer = [np.concatenate([o[l] for _, o in parts]) for l in range(len(parts[0][1]))]
+        per_layer = [np.concatenate([o[k] for _, o in parts]) for k in range(len(parts[0][1]))]
         result.append(SoundEmbedding(frames, encoder.frame_times(len(frames)), per_layer))
     return result

@@ -55,10 +55,29 @@ def next_commands(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
     if d.get("data_dir", None):
         data.append(f"--data_dir={d.data_dir}")
     out = {split: f"{workdir.rstrip('/')}/embeddings/{split}.npz" for split in (d.train_split, d.eval_split)}
-    embed = [shlex.join(["python", "-m", "audiossl_jax.evaluation.embed", f"--workdir={workdir}", *data,
-                         f"--split={split}", f"--out={path}"]) for split, path in out.items()]
-    probe = shlex.join(["python", "-m", "audiossl_jax.evaluation.linear", f"--train={out[d.train_split]}",
-                        f"--test={out[d.eval_split]}"])
+    embed = [
+        shlex.join(
+            [
+                "python",
+                "-m",
+                "audiossl_jax.evaluation.embed",
+                f"--workdir={workdir}",
+                *data,
+                f"--split={split}",
+                f"--out={path}",
+            ]
+        )
+        for split, path in out.items()
+    ]
+    probe = shlex.join(
+        [
+            "python",
+            "-m",
+            "audiossl_jax.evaluation.linear",
+            f"--train={out[d.train_split]}",
+            f"--test={out[d.eval_split]}",
+        ]
+    )
     return [*embed, probe]
 
 
@@ -91,8 +110,12 @@ def main(argv: list[str]) -> None:
     # A grid's points and a fine-tuning run (its pretrained_workdir, its dataset's classes) fail on
     # data or settings only once they run: their errors are the user's too.
     late_checks = grid or config.mode == "finetune"
-    user_errors = (DatasetError, trainer.NonFiniteLossError, workdir.WorkdirError,
-                   checkpoint.CheckpointMismatchError) + ((ValueError, FileNotFoundError) if late_checks else ())
+    user_errors = (
+        DatasetError,
+        trainer.NonFiniteLossError,
+        workdir.WorkdirError,
+        checkpoint.CheckpointMismatchError,
+    ) + ((ValueError, FileNotFoundError) if late_checks else ())
     with cli.user_errors(*user_errors):
         try:
             if grid:
@@ -105,9 +128,11 @@ def main(argv: list[str]) -> None:
             else:
                 trainer.train(config, FLAGS.workdir)
                 if jax.process_index() == 0:
-                    print("\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
-                          "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, FLAGS.workdir)),
-                          flush=True)
+                    print(
+                        "\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
+                        "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, FLAGS.workdir)),
+                        flush=True,
+                    )
         except trainer.Preempted as e:
             logging.warning("%s", e)
             print(str(e), file=sys.stderr, flush=True)

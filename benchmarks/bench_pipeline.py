@@ -22,11 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_pretrain import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from audiossl_jax import config_lib  # noqa: E402
 from audiossl_jax.data import pipeline, registry  # noqa: E402
 from audiossl_jax.train import sharding, trainer  # noqa: E402
-from bench_pretrain import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -85,7 +85,10 @@ def main() -> None:
             registry.get_dataset_info(cfg, cfg.train_split)
             clips, audio = bench_pipeline(cfg, 32, args.batches)
             rows.append((f"pipeline: {what}, {crop:g}-s crops", clips, audio, cores))
-    for name, size, variant in (("train step: demo (b=32, 4 s)", "S", "demo"), ("train step: cf_S (b=8, 10 s)", "S", None)):
+    for name, size, variant in (
+        ("train step: demo (b=32, 4 s)", "S", "demo"),
+        ("train step: cf_S (b=8, 10 s)", "S", None),
+    ):
         config = config_lib.wav2vec2_pretrain_config(size, variant)
         if variant is None:
             config.batch_size = 8

@@ -78,8 +78,13 @@ def bench_step(size: str, dtype: str, steps: int) -> dict[str, float]:
 
     one()
     sec = timed(one, steps)
-    return {"sec_per_step": sec, "examples_per_sec": BATCH / sec, "flops_per_step": flops,
-            "flops_per_sec": flops / sec, "compile_s": compile_s}
+    return {
+        "sec_per_step": sec,
+        "examples_per_sec": BATCH / sec,
+        "flops_per_step": flops,
+        "flops_per_sec": flops / sec,
+        "compile_s": compile_s,
+    }
 
 
 def bench_frontend(repeats: int) -> float:
@@ -98,13 +103,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     on_gpu = jax.default_backend() == "gpu"
     parser.add_argument("--dtypes", default="float32,bfloat16" if on_gpu else "float32")
-    parser.add_argument("--peak_tflops", type=float, default=0.0,
-                        help="vendor dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0 = skip MFU")
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=0.0,
+        help="vendor dense bf16 peak for MFU (e.g. 989 for H100 SXM); 0 = skip MFU",
+    )
     args = parser.parse_args()
 
     device = jax.devices()[0]
-    print(f"machine: {platform.node()} | backend {jax.default_backend()} | {device.device_kind} x "
-          f"{jax.device_count()} | {os.cpu_count()} CPU cores | jax {jax.__version__}")
+    print(
+        f"machine: {platform.node()} | backend {jax.default_backend()} | {device.device_kind} x "
+        f"{jax.device_count()} | {os.cpu_count()} CPU cores | jax {jax.__version__}"
+    )
     peak = matmul_peak(jnp.float32)
     print(f"measured float32 matmul peak (2048^3): {peak / 1e9:.1f} GFLOP/s")
     rows = []
@@ -113,13 +124,18 @@ def main() -> None:
             r = bench_step(size, dtype, args.steps)
             mfu = f"{r['flops_per_sec'] / (args.peak_tflops * 1e12):.1%}" if args.peak_tflops else "-"
             rows.append((f"cf_{size} pretrain step ({dtype})", r, mfu))
-    header = f"| {'what':<32} | {'s/step':>8} | {'examples/s':>10} | {'GFLOP/step':>10} | {'GFLOP/s':>9} | {'% fp32 matmul peak':>18} | {'MFU':>6} | {'compile s':>9} |"
+    header = (
+        f"| {'what':<32} | {'s/step':>8} | {'examples/s':>10} | {'GFLOP/step':>10} | {'GFLOP/s':>9} | "
+        f"{'% fp32 matmul peak':>18} | {'MFU':>6} | {'compile s':>9} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, r, mfu in rows:
-        print(f"| {name:<32} | {r['sec_per_step']:>8.3f} | {r['examples_per_sec']:>10.2f} | "
-              f"{r['flops_per_step'] / 1e9:>10.1f} | {r['flops_per_sec'] / 1e9:>9.1f} | "
-              f"{100 * r['flops_per_sec'] / peak:>17.1f}% | {mfu:>6} | {r['compile_s']:>9.1f} |")
+        print(
+            f"| {name:<32} | {r['sec_per_step']:>8.3f} | {r['examples_per_sec']:>10.2f} | "
+            f"{r['flops_per_step'] / 1e9:>10.1f} | {r['flops_per_sec'] / 1e9:>9.1f} | "
+            f"{100 * r['flops_per_sec'] / peak:>17.1f}% | {mfu:>6} | {r['compile_s']:>9.1f} |"
+        )
     rate = bench_frontend(max(args.steps, 5))
     print(f"frontend logmel (conformer preset, 8 clips of 10 s): {rate:,.0f} seconds of audio per second")
 

@@ -41,7 +41,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -113,9 +114,11 @@ def other_load(window_s: float = 1.0) -> dict[str, float]:
 def idle_warning(load: dict[str, float], threads: int) -> str | None:
     """A warning line when other processes use more than a tenth of a core."""
     if load["other_cores_busy"] > 0.1:
-        return (f"WARNING: the machine is NOT idle: other processes kept {load['other_cores_busy']:.2f} of "
-                f"{os.cpu_count()} cores busy (load average {load['loadavg_1m']:.2f}); this run uses "
-                f"{threads} threads, so absolute times are inflated and ratios are noisy.")
+        return (
+            f"WARNING: the machine is NOT idle: other processes kept {load['other_cores_busy']:.2f} of "
+            f"{os.cpu_count()} cores busy (load average {load['loadavg_1m']:.2f}); this run uses "
+            f"{threads} threads, so absolute times are inflated and ratios are noisy."
+        )
     return None
 
 
@@ -147,7 +150,7 @@ class PeakRSS:
             self.peak = max(self.peak, _rss_bytes())
             self._stop.wait(0.002)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -191,8 +194,9 @@ def compiled_bytes(compiled: Any) -> int:
 def ours_config(case: Case, dtype: str) -> Any:
     from audiossl_jax import config_lib
 
-    config = config_lib.wav2vec2_pretrain_config("S" if case.size == "tiny" else case.size,
-                                                 "smoke" if case.size == "tiny" else None)
+    config = config_lib.wav2vec2_pretrain_config(
+        "S" if case.size == "tiny" else case.size, "smoke" if case.size == "tiny" else None
+    )
     d, h, f, n, k1, k = DIMS[case.size]
     m = config.model
     m.model_dim, m.num_heads, m.ffn_dim, m.num_blocks, m.first_kernel_size, m.kernel_size = d, h, f, n, k1, k
@@ -219,8 +223,13 @@ class Ours:
         s = trainer.setup(config, self.mesh)
         wave = waveform(case)
         self.batch = sharding.global_batch(
-            {"waveform": wave, "length": np.full(case.batch, case.samples, np.int32),
-             "label": np.zeros(case.batch, np.int32)}, self.mesh)
+            {
+                "waveform": wave,
+                "length": np.full(case.batch, case.samples, np.int32),
+                "label": np.zeros(case.batch, np.int32),
+            },
+            self.mesh,
+        )
         self.state = s.init_fn()
         t0 = time.perf_counter()
         self.step = s.train_step.lower(self.state, self.batch).compile()
@@ -258,9 +267,11 @@ def largest_batch(case: Case, dtype: str, limit_bytes: int, max_batch: int, case
         config.mesh.data = 1
         mesh = sharding.make_mesh(config, devices=jax.devices()[:1])
         s = trainer.setup(config, mesh)
-        batch_spec = {"waveform": jax.ShapeDtypeStruct((b, case.samples), np.float32),
-                      "length": jax.ShapeDtypeStruct((b,), np.int32),
-                      "label": jax.ShapeDtypeStruct((b,), np.int32)}
+        batch_spec = {
+            "waveform": jax.ShapeDtypeStruct((b, case.samples), np.float32),
+            "length": jax.ShapeDtypeStruct((b,), np.int32),
+            "label": jax.ShapeDtypeStruct((b,), np.int32),
+        }
         if compiled_bytes(s.train_step.lower(s.abstract_state, batch_spec).compile()) > limit_bytes:
             break
         best, b = b, 2 * b
@@ -299,9 +310,21 @@ def librosa_frontend(case: Case) -> Callable[[], None]:
     wave = waveform(case)
 
     def run() -> None:
-        mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, win_length=WIN,
-                                             window="hann", center=False, power=2.0, n_mels=N_MELS, fmin=0.0,
-                                             fmax=SAMPLE_RATE / 2, htk=True, norm=None)
+        mel = librosa.feature.melspectrogram(
+            y=wave,
+            sr=SAMPLE_RATE,
+            n_fft=N_FFT,
+            hop_length=HOP,
+            win_length=WIN,
+            window="hann",
+            center=False,
+            power=2.0,
+            n_mels=N_MELS,
+            fmin=0.0,
+            fmax=SAMPLE_RATE / 2,
+            htk=True,
+            norm=None,
+        )
         np.log(mel + 1e-6)
 
     run()
@@ -317,7 +340,11 @@ class Reference:
     def __init__(self, python: str, threads: int):
         self.proc = subprocess.Popen(
             [python, os.path.abspath(__file__), "--worker", f"--threads={threads}"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.info = self.call({"op": "hello"})
 
     def call(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +353,7 @@ class Reference:
         self.proc.stdin.flush()
         for line in self.proc.stdout:
             if line.startswith("RESULT "):
-                reply = json.loads(line[len("RESULT "):])
+                reply = json.loads(line[len("RESULT ") :])
                 if "error" in reply:
                     raise RuntimeError(f"torch worker failed on {cmd}: {reply['error']}")
                 return reply
@@ -347,13 +374,17 @@ def worker_main(threads: int) -> None:
 
     # torchaudio 2.8 marks the prototype models deprecated (removed in 2.9): known, not news per call.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"torchaudio\..*|__main__")
-    from torchaudio.prototype.models import (conformer_wav2vec2_pretrain_base, conformer_wav2vec2_pretrain_large,
-                                             conformer_wav2vec2_pretrain_model)
+    from torchaudio.prototype.models import (
+        conformer_wav2vec2_pretrain_base,
+        conformer_wav2vec2_pretrain_large,
+        conformer_wav2vec2_pretrain_model,
+    )
 
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)
-    mel = torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE,
-                                                norm=None, mel_scale="htk")
+    mel = torchaudio.functional.melscale_fbanks(
+        N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE, norm=None, mel_scale="htk"
+    )
     window = torch.hann_window(WIN, periodic=True)
     state: dict[str, Any] = {}
 
@@ -364,23 +395,53 @@ def worker_main(threads: int) -> None:
     def setup(case: Case) -> None:
         if case.size in ("S", "L"):
             factory = {"S": conformer_wav2vec2_pretrain_base, "L": conformer_wav2vec2_pretrain_large}[case.size]
-            model = factory(extractor_input_dim=N_MELS, extractor_output_dim=256, encoder_projection_dropout=0.1,
-                            mask_prob=0.3, mask_length=3, num_negatives=100, cross_sample_negatives=0)
+            model = factory(
+                extractor_input_dim=N_MELS,
+                extractor_output_dim=256,
+                encoder_projection_dropout=0.1,
+                mask_prob=0.3,
+                mask_length=3,
+                num_negatives=100,
+                cross_sample_negatives=0,
+            )
         else:
             d, h, f, n, k1, k = DIMS[case.size]
             model = conformer_wav2vec2_pretrain_model(
-                extractor_input_dim=N_MELS, extractor_output_dim=d, extractor_stride=STACK, encoder_embed_dim=d,
-                encoder_projection_dropout=0.1, encoder_num_layers=n, encoder_num_heads=h,
-                encoder_ff_interm_features=f, encoder_depthwise_conv_kernel_size=[k1] + [k] * (n - 1),
-                encoder_dropout=0.1, encoder_convolution_first=True, encoder_use_group_norm=True, mask_prob=0.3,
-                mask_selection="static", mask_other=0.0, mask_length=3, no_mask_overlap=False, mask_min_space=0,
-                mask_channel_prob=0.0, mask_channel_selection="static", mask_channel_other=0.0,
-                mask_channel_length=10, no_mask_channel_overlap=False, mask_channel_min_space=1,
-                num_negatives=100, cross_sample_negatives=0)
-        state.update(case=case, model=model, wave=torch.from_numpy(waveform(case)),
-                     lengths=torch.full((case.batch,), case.frames, dtype=torch.int64),
-                     opt=torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01),
-                     base=_rss_bytes())
+                extractor_input_dim=N_MELS,
+                extractor_output_dim=d,
+                extractor_stride=STACK,
+                encoder_embed_dim=d,
+                encoder_projection_dropout=0.1,
+                encoder_num_layers=n,
+                encoder_num_heads=h,
+                encoder_ff_interm_features=f,
+                encoder_depthwise_conv_kernel_size=[k1] + [k] * (n - 1),
+                encoder_dropout=0.1,
+                encoder_convolution_first=True,
+                encoder_use_group_norm=True,
+                mask_prob=0.3,
+                mask_selection="static",
+                mask_other=0.0,
+                mask_length=3,
+                no_mask_overlap=False,
+                mask_min_space=0,
+                mask_channel_prob=0.0,
+                mask_channel_selection="static",
+                mask_channel_other=0.0,
+                mask_channel_length=10,
+                no_mask_channel_overlap=False,
+                mask_channel_min_space=1,
+                num_negatives=100,
+                cross_sample_negatives=0,
+            )
+        state.update(
+            case=case,
+            model=model,
+            wave=torch.from_numpy(waveform(case)),
+            lengths=torch.full((case.batch,), case.frames, dtype=torch.int64),
+            opt=torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01),
+            base=_rss_bytes(),
+        )
         train_one()
         infer_one()
 
@@ -420,8 +481,11 @@ def worker_main(threads: int) -> None:
                 print("RESULT {}", flush=True)
                 return
             if op == "hello":
-                reply = {"torch": torch.__version__, "torchaudio": torchaudio.__version__,
-                         "threads": torch.get_num_threads()}
+                reply = {
+                    "torch": torch.__version__,
+                    "torchaudio": torchaudio.__version__,
+                    "threads": torch.get_num_threads(),
+                }
             elif op == "setup":
                 state.clear()
                 t0 = time.perf_counter()
@@ -461,28 +525,50 @@ class Row:
         ours_rate = self.examples / self.ours_s
         theirs_rate = self.examples / self.theirs_s if self.theirs_s else None
         ratio = ours_rate / theirs_rate if theirs_rate else None
-        return [self.what, fmt(self.ours_s, ".3f"), fmt(self.theirs_s, ".3f"), fmt(ours_rate, ",.2f"),
-                fmt(theirs_rate, ",.2f"), fmt(ratio, ".2f"), fmt(self.ours_mib, ",.0f"), fmt(self.theirs_mib, ",.0f"),
-                self.extra]
+        return [
+            self.what,
+            fmt(self.ours_s, ".3f"),
+            fmt(self.theirs_s, ".3f"),
+            fmt(ours_rate, ",.2f"),
+            fmt(theirs_rate, ",.2f"),
+            fmt(ratio, ".2f"),
+            fmt(self.ours_mib, ",.0f"),
+            fmt(self.theirs_mib, ",.0f"),
+            self.extra,
+        ]
 
 
-COLUMNS = ["what", "ours s/call", "ref s/call", "ours /s", "ref /s", "ours/ref", "ours peak MiB",
-           "ref peak MiB", "notes"]
+COLUMNS = [
+    "what",
+    "ours s/call",
+    "ref s/call",
+    "ours /s",
+    "ref /s",
+    "ours/ref",
+    "ours peak MiB",
+    "ref peak MiB",
+    "notes",
+]
 
 
 def format_table(rows: list[Row]) -> str:
     """One markdown table; '/s' is examples/s (train, inference) or seconds of audio/s (frontend)."""
     cells = [COLUMNS] + [r.cells() for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-              + " |" for r in cells[1:]]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"
+        for r in cells[1:]
+    ]
     return "\n".join(lines)
 
 
-def alternate(ours_fn: Callable[[], None], ref: Reference | None, op: str, steps: int, rounds: int,
-              base: int) -> tuple[float, float | None, float, float | None]:
+def alternate(
+    ours_fn: Callable[[], None], ref: Reference | None, op: str, steps: int, rounds: int, base: int
+) -> tuple[float, float | None, float, float | None]:
     """Median s/call of ours and the reference's, timed in turns; and each side's peak MiB."""
     ours_t: list[float] = []
     theirs_t: list[float] = []
@@ -498,8 +584,7 @@ def alternate(ours_fn: Callable[[], None], ref: Reference | None, op: str, steps
     return (float(np.median(ours_t)), float(np.median(theirs_t)) if theirs_t else None, ours_peak, theirs_peak)
 
 
-def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype: str,
-             with_infer: bool) -> list[Row]:
+def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype: str, with_infer: bool) -> list[Row]:
     import jax
 
     ours = Ours(case, dtype)
@@ -546,8 +631,12 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {cpu_model()} | {os.cpu_count()} cores, "
         f"{args.threads} threads each side | backend {jax.default_backend()} ({jax.devices()[0].device_kind})",
         f"jax {jax.__version__} | numpy {np.__version__}"
-        + (f" | reference: torch {ref.info['torch']}, torchaudio {ref.info['torchaudio']}, "
-           f"{ref.info['threads']} threads" if ref else " | reference: not run (no --torch_python)"),
+        + (
+            f" | reference: torch {ref.info['torch']}, torchaudio {ref.info['torchaudio']}, "
+            f"{ref.info['threads']} threads"
+            if ref
+            else " | reference: not run (no --torch_python)"
+        ),
         f"before the run: other processes busy {load['other_cores_busy']:.2f} cores, "
         f"load average {load['loadavg_1m']:.2f}",
     ]
@@ -565,7 +654,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
             rows += run_case(case, ref, args, dtype, with_infer=True)
         if args.crops:
             for size in args.sizes.split(",") if not args.quick else ["tiny"]:
-                for sec in (CROPS if not args.quick else (1.0, 2.0)):
+                for sec in CROPS if not args.quick else (1.0, 2.0):
                     case = Case(size, 8 if not args.quick else 2, sec)
                     if case in cases:
                         continue
@@ -582,8 +671,10 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         if ref is not None:
             ref.close()
     after = other_load()
-    tail = (f"after the run: other processes busy {after['other_cores_busy']:.2f} cores, "
-            f"load average {after['loadavg_1m']:.2f}")
+    tail = (
+        f"after the run: other processes busy {after['other_cores_busy']:.2f} cores, "
+        f"load average {after['loadavg_1m']:.2f}"
+    )
     warn = idle_warning(after, args.threads)
     return "\n".join([tail] + ([warn] if warn else [])), rows
 
@@ -597,10 +688,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--crops", action="store_true", help=f"add train rows for crops of {CROPS} s")
     p.add_argument("--quick", action="store_true", help="tiny shapes, every code path (for the test)")
-    p.add_argument("--peak_tflops", type=float, default=None,
-                   help=f"dense bf16 peak for MFU; default {H100_BF16_TFLOPS:g} (H100/H200) on a GPU, none on a CPU")
-    p.add_argument("--max_batch", type=int, default=None,
-                   help="largest batch (row batch x 2^k) up to this that fits; default 1024 on a GPU")
+    p.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=None,
+        help=f"dense bf16 peak for MFU; default {H100_BF16_TFLOPS:g} (H100/H200) on a GPU, none on a CPU",
+    )
+    p.add_argument(
+        "--max_batch",
+        type=int,
+        default=None,
+        help="largest batch (row batch x 2^k) up to this that fits; default 1024 on a GPU",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -61,7 +62,7 @@ def depthwise_shift_add(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax
     left = (k - 1) // 2
     padded = jnp.pad(x, ((0, 0), (left, k - 1 - left), (0, 0)))
     t = x.shape[1]
-    return sum(padded[:, i: i + t] * kernel[i, 0] for i in range(k)) + bias
+    return sum(padded[:, i : i + t] * kernel[i, 0] for i in range(k)) + bias
 
 
 def main() -> None:
@@ -70,8 +71,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--whole_step", action=argparse.BooleanOptionalAction, default=True,
-                   help="also compile and time the whole step (percentages are of it; else of the parts' sum)")
+    p.add_argument(
+        "--whole_step",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also compile and time the whole step (percentages are of it; else of the parts' sum)",
+    )
     args = p.parse_args()
 
     config = config_lib.wav2vec2_pretrain_config(args.size, None)
@@ -94,8 +99,9 @@ def main() -> None:
     mesh = sharding.make_mesh(config, devices=jax.devices()[:1])
     s = trainer.setup(config, mesh)
     state = s.init_fn()
-    batch = sharding.global_batch({"waveform": np.asarray(wave), "length": np.full(b, n, np.int32),
-                                   "label": np.zeros(b, np.int32)}, mesh)
+    batch = sharding.global_batch(
+        {"waveform": np.asarray(wave), "length": np.full(b, n, np.int32), "label": np.zeros(b, np.int32)}, mesh
+    )
     step_s, step_flops = float("nan"), float("nan")
     if args.whole_step:
         step_s, step_flops = timed(lambda st, bt: s.train_step(st, bt)[1], state, batch, repeats=args.repeats)
@@ -105,9 +111,11 @@ def main() -> None:
     ffn = conformer.FeedForward(m.ffn_dim, 0.0)
     conv = conformer.ConvModule(m.kernel_size, 0.0)
     attn = conformer.SelfAttention(m.num_heads, 0.0)
-    for name, count, module, extra in (("FFN (fwd+bwd)", 2 * m.num_blocks, ffn, ()),
-                                       ("conv module (fwd+bwd)", m.num_blocks, conv, (mask,)),
-                                       ("attention (fwd+bwd)", m.num_blocks, attn, (mask,))):
+    for name, count, module, extra in (
+        ("FFN (fwd+bwd)", 2 * m.num_blocks, ffn, ()),
+        ("conv module (fwd+bwd)", m.num_blocks, conv, (mask,)),
+        ("attention (fwd+bwd)", m.num_blocks, attn, (mask,)),
+    ):
         params = nn.unbox(module.init(key, x, *extra, train=False))["params"]
         part(name, count, fwd_bwd(module, x, *extra), params, x, key)
     # Every dropout of one step: per block 2 FFNs x 2, conv 1, attention probabilities + output.
@@ -133,24 +141,37 @@ def main() -> None:
 
     parts_s = sum(count * sec for name, count, sec, _ in rows if "rbg" not in name)
     total, of = (step_s, "step") if args.whole_step else (parts_s, "parts")
-    print(f"cf_{args.size}, batch {b} x {args.seconds:g} s ({steps} steps), jax {jax.__version__}, "
-          f"{jax.default_backend()}; whole train step: {step_s:.3f} s, {step_flops / 1e9:.1f} GFLOP; "
-          f"sum of the parts (dropout as threefry): {parts_s:.3f} s")
-    print(f"| {'part':<38} | {'x/step':>6} | {'ms/call':>8} | {'ms/step':>8} | {'% of ' + of:>10} | {'GFLOP/step':>10} |")
+    print(
+        f"cf_{args.size}, batch {b} x {args.seconds:g} s ({steps} steps), jax {jax.__version__}, "
+        f"{jax.default_backend()}; whole train step: {step_s:.3f} s, {step_flops / 1e9:.1f} GFLOP; "
+        f"sum of the parts (dropout as threefry): {parts_s:.3f} s"
+    )
+    print(
+        f"| {'part':<38} | {'x/step':>6} | {'ms/call':>8} | {'ms/step':>8} | {'% of ' + of:>10} | {'GFLOP/step':>10} |"
+    )
     print(f"|{'-' * 40}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 12}|{'-' * 12}|")
     for name, count, sec, flops in sorted(rows, key=lambda r: -r[1] * r[2]):
-        print(f"| {name:<38} | {count:>6} | {1e3 * sec:>8.2f} | {1e3 * sec * count:>8.1f} | "
-              f"{100 * sec * count / total:>9.1f}% | {flops * count / 1e9:>10.2f} |")
+        print(
+            f"| {name:<38} | {count:>6} | {1e3 * sec:>8.2f} | {1e3 * sec * count:>8.1f} | "
+            f"{100 * sec * count / total:>9.1f}% | {flops * count / 1e9:>10.2f} |"
+        )
 
     print("\nlevers (same shapes, same run):")
     conv_params = nn.unbox(conv.init(key, x, mask, train=False))["params"]["depthwise"]
     kern, bias = conv_params["kernel"], conv_params["bias"]
 
     def lax_conv(xx: jax.Array, kk: jax.Array, bb: jax.Array) -> jax.Array:
-        return jax.lax.conv_general_dilated(xx, kk, (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC"),
-                                            feature_group_count=d) + bb
+        return (
+            jax.lax.conv_general_dilated(
+                xx, kk, (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=d
+            )
+            + bb
+        )
 
-    for name, fn in (("depthwise conv, grouped lax.conv", lax_conv), ("depthwise conv, shift-and-add", depthwise_shift_add)):
+    for name, fn in (
+        ("depthwise conv, grouped lax.conv", lax_conv),
+        ("depthwise conv, shift-and-add", depthwise_shift_add),
+    ):
         g = jax.grad(lambda xx, kk, bb, f=fn: jnp.square(f(xx, kk, bb)).sum(), argnums=(0, 1, 2))
         sec, _ = timed(g, x, kern, bias, repeats=args.repeats)
         print(f"  {name:<40} fwd+bwd {1e3 * sec:8.2f} ms/call")

@@ -50,8 +50,9 @@ PAPER_TASKS = {
 
 
 def _task(name: str, crop_seconds: float, **keys: object) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(name=name, crop_seconds=crop_seconds, train_split="train",
-                                          eval_split="test", **keys))
+    return ml_collections.ConfigDict(
+        dict(name=name, crop_seconds=crop_seconds, train_split="train", eval_split="test", **keys)
+    )
 
 
 def _shared_task(variant: str) -> ml_collections.ConfigDict:
@@ -73,14 +74,23 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # The paper's downstream recipe (recipe 'slices'): "we extract equal-length slices uniformly
     # at random ... T = 975 ms ... learning rate to 1e-4 and we stop after 100 k steps".
     # Batch 256 (the paper's only batch size) and 10 slices per test clip are our choice.
-    c.slices = ml_collections.ConfigDict(dict(
-        seconds=0.975, learning_rate=1e-4, total_steps=100_000, batch_size=256, per_clip=10, log_every_steps=1000))
+    c.slices = ml_collections.ConfigDict(
+        dict(seconds=0.975, learning_rate=1e-4, total_steps=100_000, batch_size=256, per_clip=10, log_every_steps=1000)
+    )
     c.linear = ml_collections.ConfigDict(dict(val_fraction=0.2))
     c.bootstrap = ml_collections.ConfigDict(dict(resamples=50, seed=0, interval=0.95))
     # The fine-tuned arm (CNN and conformer encoders): steps, batch and rate are our choice.
-    c.finetune = ml_collections.ConfigDict(dict(
-        total_steps=20_000, batch_size=64, peak_learning_rate=1e-4, log_every_steps=100,
-        class_balanced=False, consistency=False, output_dropout=0.1))
+    c.finetune = ml_collections.ConfigDict(
+        dict(
+            total_steps=20_000,
+            batch_size=64,
+            peak_learning_rate=1e-4,
+            log_every_steps=100,
+            class_balanced=False,
+            consistency=False,
+            output_dropout=0.1,
+        )
+    )
 
     if variant == "paper":
         suffix = ""

@@ -27,21 +27,44 @@ def sbatch_script(args: argparse.Namespace) -> str:
     """The batch script for ``args``."""
     if args.nodes < 1 or args.gpus_per_node < 1:
         raise ValueError(f"--nodes={args.nodes} and --gpus-per-node={args.gpus_per_node} must be >= 1.")
-    values = {"--name": args.name, "--time": args.time, "--log": args.log, "--partition": args.partition or "",
-              "--workdir": args.workdir, "--config": args.config, "--code-dir": str(args.code_dir),
-              "--venv": str(args.venv), **{f"override {o!r}": o for o in args.overrides}}
+    values = {
+        "--name": args.name,
+        "--time": args.time,
+        "--log": args.log,
+        "--partition": args.partition or "",
+        "--workdir": args.workdir,
+        "--config": args.config,
+        "--code-dir": str(args.code_dir),
+        "--venv": str(args.venv),
+        **{f"override {o!r}": o for o in args.overrides},
+    }
     for flag, value in values.items():
         if "\n" in value or "\r" in value:
             raise ValueError(f"{flag}={value!r} holds a newline, which would start a new line of the batch script.")
-    main = ["python", "-m", "audiossl_jax.main", f"--config={args.config}", f"--workdir={args.workdir}",
-            "--distributed=on" if args.nodes * args.gpus_per_node > 1 else "--distributed=off"] + args.overrides
-    directives = [("job-name", args.name), ("nodes", args.nodes), ("ntasks-per-node", args.gpus_per_node),
-                  ("gpus-per-node", args.gpus_per_node), ("time", args.time), ("output", args.log),
-                  ("signal", "TERM@120")]
+    main = [
+        "python",
+        "-m",
+        "audiossl_jax.main",
+        f"--config={args.config}",
+        f"--workdir={args.workdir}",
+        "--distributed=on" if args.nodes * args.gpus_per_node > 1 else "--distributed=off",
+    ] + args.overrides
+    directives = [
+        ("job-name", args.name),
+        ("nodes", args.nodes),
+        ("ntasks-per-node", args.gpus_per_node),
+        ("gpus-per-node", args.gpus_per_node),
+        ("time", args.time),
+        ("output", args.log),
+        ("signal", "TERM@120"),
+    ]
     if args.partition:
         directives.append(("partition", args.partition))
-    lines = ["#!/bin/bash", *(f"#SBATCH --{key}={shlex.quote(str(value))}" for key, value in directives),
-             "#SBATCH --requeue"]
+    lines = [
+        "#!/bin/bash",
+        *(f"#SBATCH --{key}={shlex.quote(str(value))}" for key, value in directives),
+        "#SBATCH --requeue",
+    ]
     lines += [
         "set -euo pipefail",
         f"cd {shlex.quote(str(args.code_dir))}",
@@ -79,9 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     job = subprocess.run(submit, check=True, capture_output=True, text=True).stdout.strip().split(";")[0]
     log = args.log.replace("%j", job)
     print(f"submitted job {job}; following {log} (Ctrl-C stops following, not the job)", flush=True)
-    subprocess.run(["bash", "-c", f"until [ -f {shlex.quote(log)} ]; do sleep 5; done; "
-                    f"tail -F {shlex.quote(log)} & "
-                    f"while squeue -h -j {job} | grep -q .; do sleep 30; done; kill $!"], check=False)
+    subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"until [ -f {shlex.quote(log)} ]; do sleep 5; done; "
+            f"tail -F {shlex.quote(log)} & "
+            f"while squeue -h -j {job} | grep -q .; do sleep 30; done; kill $!",
+        ],
+        check=False,
+    )
     return 0
 
 

@@ -67,25 +67,47 @@ def commands(args: argparse.Namespace) -> tuple[list[list[str]], list[list[str]]
     spot = ["--spot"] if args.spot else []
     if args.queued:
         create = [
-            tpu + ["queued-resources", "create", args.name, f"--node-id={args.name}",
-                   f"--accelerator-type={args.accelerator}", f"--runtime-version={gen.runtime}"] + loc + spot,
+            tpu
+            + [
+                "queued-resources",
+                "create",
+                args.name,
+                f"--node-id={args.name}",
+                f"--accelerator-type={args.accelerator}",
+                f"--runtime-version={gen.runtime}",
+            ]
+            + loc
+            + spot,
             tpu + ["queued-resources", "describe", args.name, "--format=value(state.state)"] + loc,
         ]
         delete = [tpu + ["queued-resources", "delete", args.name, "--force", "--quiet"] + loc]
     else:
-        create = [tpu + ["tpu-vm", "create", args.name, f"--accelerator-type={args.accelerator}",
-                         f"--version={gen.runtime}"] + loc + spot]
+        create = [
+            tpu
+            + ["tpu-vm", "create", args.name, f"--accelerator-type={args.accelerator}", f"--version={gen.runtime}"]
+            + loc
+            + spot
+        ]
         delete = [tpu + ["tpu-vm", "delete", args.name, "--quiet"] + loc]
     ssh = tpu + ["tpu-vm", "ssh", args.name, "--worker=all"] + loc + ["--command"]
     tarball = "/tmp/audiossl_jax.tgz"
-    main = ["python", "-m", "audiossl_jax.main", f"--config={args.config}", f"--workdir={args.workdir}",
-            f"--distributed={'on' if hosts > 1 else 'off'}"] + args.overrides
+    main = [
+        "python",
+        "-m",
+        "audiossl_jax.main",
+        f"--config={args.config}",
+        f"--workdir={args.workdir}",
+        f"--distributed={'on' if hosts > 1 else 'off'}",
+    ] + args.overrides
     run = [
         ["tar", "-czf", tarball, "-C", str(ROOT), "--exclude=.venv", "--exclude=.git", "--exclude=runs", "."],
         tpu + ["tpu-vm", "scp", tarball, f"{args.name}:~/audiossl_jax.tgz", "--worker=all"] + loc,
-        ssh + ["mkdir -p ~/audiossl_jax && tar -xzf ~/audiossl_jax.tgz -C ~/audiossl_jax && cd ~/audiossl_jax && "
-               "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e . "
-               f"'jax[tpu]=={JAX_VERSION}' -f https://storage.googleapis.com/jax-releases/libtpu_releases.html"],
+        ssh
+        + [
+            "mkdir -p ~/audiossl_jax && tar -xzf ~/audiossl_jax.tgz -C ~/audiossl_jax && cd ~/audiossl_jax && "
+            "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e . "
+            f"'jax[tpu]=={JAX_VERSION}' -f https://storage.googleapis.com/jax-releases/libtpu_releases.html"
+        ],
         ssh + ["cd ~/audiossl_jax && . .venv/bin/activate && " + shlex.join(main)],
     ]
     return create, run, delete

@@ -38,8 +38,7 @@ def _write_folder(root: pathlib.Path) -> dict[str, np.ndarray]:
     soundfile.write(root / "a.wav", mono, SR, subtype="PCM_16")
     soundfile.write(root / "sub" / "b.flac", mono[:5000], SR, subtype="PCM_16")
     soundfile.write(root / "c.wav", stereo, SR, subtype="PCM_16")
-    return {"a.wav": mono / 32768.0, "sub/b.flac": mono[:5000] / 32768.0,
-            "c.wav": (stereo / 32768.0).mean(axis=1)}
+    return {"a.wav": mono / 32768.0, "sub/b.flac": mono[:5000] / 32768.0, "c.wav": (stereo / 32768.0).mean(axis=1)}
 
 
 def _report(data_dir: pathlib.Path) -> dict:
@@ -62,7 +61,8 @@ def test_metadata_labels_splits_folds(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "audio"
     _write_folder(root)
     (root / "metadata.csv").write_text(
-        "filename,label,split,fold\na.wav,dog,train,1\nsub/b.flac,cat,test,2\nc.wav,dog,train,2\n")
+        "filename,label,split,fold\na.wav,dog,train,1\nsub/b.flac,cat,test,2\nc.wav,dog,train,2\n"
+    )
     cfg = _cfg(root, tmp_path / "dd")
     ds, info = registry.load_dataset(cfg, "train")
     assert info.class_names == ("cat", "dog") and info.num_examples == 2
@@ -78,8 +78,7 @@ def test_metadata_labels_splits_folds(tmp_path: pathlib.Path) -> None:
 def test_multi_label_tags(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "audio"
     _write_folder(root)
-    (root / "metadata.csv").write_text(
-        "filename,label,tags\na.wav,x,rock;guitar\nsub/b.flac,y,piano\nc.wav,x,\n")
+    (root / "metadata.csv").write_text("filename,label,tags\na.wav,x,rock;guitar\nsub/b.flac,y,piano\nc.wav,x,\n")
     cfg = _cfg(root, tmp_path / "dd", label_key="tags", multi_label=True, crop_seconds=0.25)
     ds, info = registry.load_dataset(cfg, "train")
     assert info.multi_label and info.class_names == ("guitar", "piano", "rock")
@@ -119,7 +118,8 @@ def test_groups_must_stay_in_one_split(tmp_path: pathlib.Path) -> None:
     root = tmp_path / "audio"
     _write_folder(root)
     (root / "metadata.csv").write_text(
-        "filename,label,split,speaker\na.wav,1,train,ann\nsub/b.flac,2,test,bob\nc.wav,1,test,ann\n")
+        "filename,label,split,speaker\na.wav,1,train,ann\nsub/b.flac,2,test,bob\nc.wav,1,test,ann\n"
+    )
     with pytest.raises(registry.DatasetError, match="group 'ann' .*'train' and 'test'"):
         registry.get_dataset_info(_cfg(root, tmp_path / "dd", group_key="speaker"), "train")
     info = registry.get_dataset_info(_cfg(root, tmp_path / "dd"), "train")
@@ -142,7 +142,7 @@ def test_resampler_matches_references() -> None:
         ours = audio_io.resample(noise, from_rate, to_rate)
         ref = soxr.resample(noise, from_rate, to_rate, quality="VHQ")
         n = min(len(ours), len(ref))
-        err = np.sqrt(np.mean((ours[200:n - 200] - ref[200:n - 200]) ** 2)) / np.std(ref)
+        err = np.sqrt(np.mean((ours[200 : n - 200] - ref[200 : n - 200]) ** 2)) / np.std(ref)
         assert err < 0.01, (from_rate, to_rate, err)
 
 
@@ -186,13 +186,29 @@ def _bad_folder(root: pathlib.Path) -> dict[str, str]:
     soundfile.write(root / "silent.wav", np.zeros(4000, np.float32), SR)
     soundfile.write(root / "orphan.wav", _tone(4000), SR)
     soundfile.write(root / "alien.wav", _tone(4000), SR)
-    rows = ["good.wav,dog", "corrupt.wav,dog", "text.flac,cat", "empty.wav,dog", "nan.wav,cat", "inf.wav,dog",
-            "silent.wav,cat", "missing.wav,dog", "alien.wav,whale"]
+    rows = [
+        "good.wav,dog",
+        "corrupt.wav,dog",
+        "text.flac,cat",
+        "empty.wav,dog",
+        "nan.wav,cat",
+        "inf.wav,dog",
+        "silent.wav,cat",
+        "missing.wav,dog",
+        "alien.wav,whale",
+    ]
     (root / "metadata.csv").write_text("filename,label\n" + "\n".join(rows) + "\n")
-    return {"corrupt.wav": "not a readable audio file", "text.flac": "not a readable audio file",
-            "empty.wav": "empty audio file", "nan.wav": "1 NaN/Inf samples", "inf.wav": "1 NaN/Inf samples",
-            "silent.wav": "silent clip", "missing.wav": "metadata row without a file",
-            "orphan.wav": "file without a metadata row", "alien.wav": "label 'whale' is not in the label set"}
+    return {
+        "corrupt.wav": "not a readable audio file",
+        "text.flac": "not a readable audio file",
+        "empty.wav": "empty audio file",
+        "nan.wav": "1 NaN/Inf samples",
+        "inf.wav": "1 NaN/Inf samples",
+        "silent.wav": "silent clip",
+        "missing.wav": "metadata row without a file",
+        "orphan.wav": "file without a metadata row",
+        "alien.wav": "label 'whale' is not in the label set",
+    }
 
 
 def test_bad_input_errors_name_every_file(tmp_path: pathlib.Path) -> None:
@@ -305,7 +321,9 @@ def test_each_label_column_keeps_its_own_manifest(tmp_path: pathlib.Path, monkey
     calls = []
     real = manifest.prepare
     monkeypatch.setattr(manifest, "prepare", lambda raw, **k: calls.append(k["out_dir"]) or real(raw, **k))
-    names = [registry.get_dataset_info(_cfg(root, tmp_path / "dd", label_key=key), "train").class_names
-             for key in ("label", "speaker", "label")]
+    names = [
+        registry.get_dataset_info(_cfg(root, tmp_path / "dd", label_key=key), "train").class_names
+        for key in ("label", "speaker", "label")
+    ]
     assert names == [("1", "2"), ("ann", "bob"), ("1", "2")]
     assert len(calls) == 2 and calls[0] != calls[1]

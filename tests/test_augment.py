@@ -66,16 +66,24 @@ def test_linear_softmax_pool_matches_numpy():
     q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
     for i in range(3):
         v = q[i][valid[i]]
-        np.testing.assert_allclose(got[i], (v ** 2).sum(0) / v.sum(0), rtol=1e-5)
+        np.testing.assert_allclose(got[i], (v**2).sum(0) / v.sum(0), rtol=1e-5)
     np.testing.assert_allclose(got[2], q[2, 0], rtol=1e-5)  # one frame: y = p
 
 
 def _schedule_config(total=1000, peak=1e-3, fractions=(0.3, 0.3, 0.4), init=0.01, final=0.05):
     c = ml_collections.ConfigDict()
     c.total_steps = total
-    c.schedule = ml_collections.ConfigDict(dict(
-        name="tri_stage", peak_learning_rate=peak, warmup_fraction=fractions[0], hold_fraction=fractions[1],
-        decay_fraction=fractions[2], init_scale=init, final_scale=final))
+    c.schedule = ml_collections.ConfigDict(
+        dict(
+            name="tri_stage",
+            peak_learning_rate=peak,
+            warmup_fraction=fractions[0],
+            hold_fraction=fractions[1],
+            decay_fraction=fractions[2],
+            init_scale=init,
+            final_scale=final,
+        )
+    )
     return c
 
 
@@ -101,4 +109,3 @@ def test_tri_stage_rejects_bad_fractions():
         optim.make_schedule(_schedule_config(fractions=(0.5, 0.5, 0.4)))
     with pytest.raises(ValueError, match="final_scale"):
         optim.make_schedule(_schedule_config(final=0.0))
-

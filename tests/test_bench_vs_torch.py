@@ -44,8 +44,10 @@ def test_step_flops_matches_hand_count_and_table_format():
 def test_quick_run_prints_one_table_with_every_row():
     torch_python = os.environ.get("AUDIOSSL_TORCH_PYTHON", "")
     if not torch_python:
-        print("AUDIOSSL_TORCH_PYTHON is not set: running our side only, the torchaudio reference is skipped "
-              "(see benchmarks/requirements-torch.txt)")
+        print(
+            "AUDIOSSL_TORCH_PYTHON is not set: running our side only, the torchaudio reference is skipped "
+            "(see benchmarks/requirements-torch.txt)"
+        )
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, str(SCRIPT), "--quick", "--steps=1", "--rounds=1", "--threads=1"]
@@ -56,11 +58,24 @@ def test_quick_run_prints_one_table_with_every_row():
     lines = out.stdout.splitlines()
     table = [line for line in lines if line.startswith("|")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
-    assert header == ["what", "ours s/call", "ref s/call", "ours /s", "ref /s", "ours/ref", "ours peak MiB",
-                      "ref peak MiB", "notes"]
+    assert header == [
+        "what",
+        "ours s/call",
+        "ref s/call",
+        "ours /s",
+        "ref /s",
+        "ours/ref",
+        "ours peak MiB",
+        "ref peak MiB",
+        "notes",
+    ]
     rows = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")] for r in table[2:]}
-    assert set(rows) == {"train cf_tiny b=2 1 s (float32)", "inference cf_tiny b=2 1 s (float32)",
-                         "logmel 2 x 1 s vs torch.stft+mel", "logmel 2 x 1 s vs librosa"}
+    assert set(rows) == {
+        "train cf_tiny b=2 1 s (float32)",
+        "inference cf_tiny b=2 1 s (float32)",
+        "logmel 2 x 1 s vs torch.stft+mel",
+        "logmel 2 x 1 s vs librosa",
+    }
     train = rows["train cf_tiny b=2 1 s (float32)"]
     assert float(train[1]) > 0 and float(train[3].replace(",", "")) > 0
     assert "GFLOP/step" in train[8] and "largest batch <= 4" in train[8]

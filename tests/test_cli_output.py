@@ -25,8 +25,9 @@ def run_printed(command: str, *extra: str) -> subprocess.CompletedProcess:
     assert argv[:2] == ["python", "-m"], command
     env = {k: v for k, v in os.environ.items() if k not in logs.quiet_environment(False)}
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, *argv[1:], *extra], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, *argv[1:], *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def noise(output: str) -> list[str]:
@@ -34,8 +35,12 @@ def noise(output: str) -> list[str]:
     bad = []
     for line in output.splitlines():
         absl = ABSL_LINE.match(line)
-        if ("\x1b[" in line or "oneDNN" in line or "absl::InitializeLog" in line
-                or (absl and absl.group(1) == "I" and absl.group(2) not in OWN_MODULES)):
+        if (
+            "\x1b[" in line
+            or "oneDNN" in line
+            or "absl::InitializeLog" in line
+            or (absl and absl.group(1) == "I" and absl.group(2) not in OWN_MODULES)
+        ):
             bad.append(line)
     return bad
 
@@ -58,7 +63,8 @@ def test_printed_next_commands_run_and_print_legibly(tmp_path):
     (workdir / "config.json").write_text(config.to_json_best_effort())
     commands = main.next_commands(config, str(workdir))
     assert [shlex.split(c)[2] for c in commands] == ["audiossl_jax.evaluation.embed"] * 2 + [
-        "audiossl_jax.evaluation.linear"]
+        "audiossl_jax.evaluation.linear"
+    ]
     assert f"--split={config.data.train_split}" in commands[0] and f"--split={config.data.eval_split}" in commands[1]
     train_npz = workdir / "embeddings" / "train.npz"
     assert f"--out={train_npz}" in commands[0] and f"--train={train_npz}" in commands[2]
@@ -85,8 +91,9 @@ def test_readme_next_section_holds_the_commands_the_demo_prints():
     readme = (REPO / "README.md").read_text()
     demo = readme.split("## Next", 1)[1].split("\n## ", 1)[0]
     printed = main.next_commands(config_lib.wav2vec2_pretrain_config("S", "demo"), "runs/demo")
-    assert [f"    {c}" for c in printed] == [line for line in demo.splitlines()
-                                              if line.startswith("    python -m audiossl_jax.evaluation.")][:3]
+    assert [f"    {c}" for c in printed] == [
+        line for line in demo.splitlines() if line.startswith("    python -m audiossl_jax.evaluation.")
+    ][:3]
 
 
 def test_user_errors_exit_with_one_line_and_let_others_through():

@@ -37,12 +37,19 @@ def test_encoder_maps_slices_to_128_with_paper_structure():
     # after layers 1, 2 and 4 (64 -> 128, 128 -> 256, 256 -> 512); 96 x 64 -> 12 x 8.
     assert cnn.pool_after(PAPER) == (True, True, False, True, False, False)
     assert cnn.downsampling(PAPER) == 8
-    _, inter = jax.eval_shape(lambda v: enc.apply(v, x, train=False, capture_intermediates=True,
-                                                  mutable=["intermediates"]), variables)
+    _, inter = jax.eval_shape(
+        lambda v: enc.apply(v, x, train=False, capture_intermediates=True, mutable=["intermediates"]), variables
+    )
     maps = {name: inter["intermediates"][name]["__call__"][0].shape for name in (f"bn{i}" for i in range(6))}
     # Hand-derived: 96 x 64 halves after conv0, conv1 and conv3.
-    assert maps == {"bn0": (2, 96, 64, 64), "bn1": (2, 48, 32, 128), "bn2": (2, 24, 16, 256),
-                    "bn3": (2, 24, 16, 256), "bn4": (2, 12, 8, 512), "bn5": (2, 12, 8, 512)}
+    assert maps == {
+        "bn0": (2, 96, 64, 64),
+        "bn1": (2, 48, 32, 128),
+        "bn2": (2, 24, 16, 256),
+        "bn3": (2, 24, 16, 256),
+        "bn4": (2, 12, 8, 512),
+        "bn5": (2, 12, 8, 512),
+    }
 
 
 def _count(tree):
@@ -75,12 +82,19 @@ def test_decoder_mirrors_encoder():
     assert out.shape == (2, 96, 64, 4)
     params = _shapes(variables["params"])
     assert params["project"]["kernel"] == (128, 12 * 8 * 512)
-    _, inter = jax.eval_shape(lambda v: dec.apply(v, z, train=False, capture_intermediates=True,
-                                                  mutable=["intermediates"]), variables)
+    _, inter = jax.eval_shape(
+        lambda v: dec.apply(v, z, train=False, capture_intermediates=True, mutable=["intermediates"]), variables
+    )
     maps = {name: inter["intermediates"][name]["__call__"][0].shape for name in (f"conv{i}" for i in range(6))}
     # Upsampling where the encoder pooled: before conv3, conv1 and the output conv0.
-    assert maps == {"conv5": (2, 12, 8, 512), "conv4": (2, 12, 8, 256), "conv3": (2, 24, 16, 256),
-                    "conv2": (2, 24, 16, 128), "conv1": (2, 48, 32, 64), "conv0": (2, 96, 64, 4)}
+    assert maps == {
+        "conv5": (2, 12, 8, 512),
+        "conv4": (2, 12, 8, 256),
+        "conv3": (2, 24, 16, 256),
+        "conv2": (2, 24, 16, 128),
+        "conv1": (2, 48, 32, 64),
+        "conv0": (2, 96, 64, 4),
+    }
     outs = (4, 64, 128, 256, 256, 512)
     for i, (cin, cout) in enumerate(zip(PAPER, outs)):
         assert params[f"conv{i}"]["kernel"] == (3, 3, cin, cout)
@@ -94,7 +108,7 @@ def _numpy_conv_same(x, kernel):
     out = np.zeros(x.shape + (kernel.shape[-1],))
     for i in range(3):
         for j in range(3):
-            out += xp[:, i:i + t, j:j + f, None] * kernel[i, j, 0]
+            out += xp[:, i : i + t, j : j + f, None] * kernel[i, j, 0]
     return out
 
 
@@ -121,8 +135,11 @@ def _tone_batch(config):
     wave += 0.05 * rng.normal(size=wave.shape)
     lengths = rng.integers(n // 2, n + 1, config.batch_size)
     wave[np.arange(n)[None] >= lengths[:, None]] = 0.0
-    return {"waveform": wave.astype(np.float32), "length": lengths.astype(np.int32),
-            "label": (np.arange(config.batch_size) % 12).astype(np.int32)}
+    return {
+        "waveform": wave.astype(np.float32),
+        "length": lengths.astype(np.int32),
+        "label": (np.arange(config.batch_size) % 12).astype(np.int32),
+    }
 
 
 def _one_step(config, devices):
@@ -155,6 +172,9 @@ def test_logical_axes_of_cnn_parameters_on_the_mesh():
     s = trainer.setup(config, sharding.make_mesh(config))
     p = s.abstract_state.params
     replicated = jax.sharding.PartitionSpec()
-    assert p["encoder"]["conv1"]["kernel"].sharding.spec in (replicated, jax.sharding.PartitionSpec(None, None, None, None))
+    assert p["encoder"]["conv1"]["kernel"].sharding.spec in (
+        replicated,
+        jax.sharding.PartitionSpec(None, None, None, None),
+    )
     assert p["head"]["hidden"]["kernel"].sharding.spec == jax.sharding.PartitionSpec(None, "model")
     assert s.abstract_state.model_state["batch_stats"]["encoder"]["bn0"]["mean"].sharding.spec == replicated

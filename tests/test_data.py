@@ -54,8 +54,7 @@ def test_synthetic_is_deterministic(tiny_dir: pathlib.Path, tmp_path: pathlib.Pa
     def by_seed(data_dir: pathlib.Path) -> dict[int, bytes]:
         builder = synthetic.SyntheticAudio(config="tiny", data_dir=str(data_dir))
         builder.download_and_prepare()
-        return {int(ex["seed"]): ex["audio"].tobytes()
-                for ex in builder.as_dataset(split="train").as_numpy_iterator()}
+        return {int(ex["seed"]): ex["audio"].tobytes() for ex in builder.as_dataset(split="train").as_numpy_iterator()}
 
     first, second = by_seed(tiny_dir), by_seed(tmp_path)
     assert len(first) == 64
@@ -161,8 +160,10 @@ def test_train_resume_is_exact(tiny_dir: pathlib.Path, start_step: int) -> None:
 def test_train_epochs_are_permutations(tiny_dir: pathlib.Path, tiny_train) -> None:
     cfg = _tiny_cfg(tiny_dir, crop_seconds=4.0)
     batches = _take(cfg, 8, batch_size=16, seed=2)
-    epochs = [[_key(w[:n]) for b in batches[e * 4:(e + 1) * 4] for w, n in zip(b["waveform"], b["length"])]
-              for e in range(2)]
+    epochs = [
+        [_key(w[:n]) for b in batches[e * 4 : (e + 1) * 4] for w, n in zip(b["waveform"], b["length"])]
+        for e in range(2)
+    ]
     everything = sorted(_key(a) for a, _ in tiny_train)
     assert sorted(epochs[0]) == everything and sorted(epochs[1]) == everything
     assert epochs[0] != epochs[1]
@@ -203,7 +204,7 @@ def test_train_fraction_trains_on_a_seeded_subset(tiny_dir: pathlib.Path, tiny_t
     for seed in (0, 1):  # the training seed reorders, the subset stays
         batches = _take(cfg, 8, batch_size=4, seed=seed)
         for epoch in range(2):
-            got = [_key(w[:n]) for b in batches[4 * epoch:4 * epoch + 4] for w, n in zip(b["waveform"], b["length"])]
+            got = [_key(w[:n]) for b in batches[4 * epoch : 4 * epoch + 4] for w, n in zip(b["waveform"], b["length"])]
             assert sorted(got) == sorted(_key(tiny_train[i][0]) for i in keep)
     _assert_same(batches[5:], _take(cfg, 3, batch_size=4, seed=1, start_step=5))
     half = pipeline.train_examples(_tiny_cfg(tiny_dir, train_fraction=0.5, subset_seed=3), 64)
@@ -278,11 +279,13 @@ def test_eval_iterator_yields_every_example_once(tiny_dir: pathlib.Path, tiny_te
     keys = [_key(w[:n]) for b in batches for w, n, v in zip(b["waveform"], b["length"], b["valid"]) if v]
     assert sorted(keys) == expected
 
-    per_host = [list(pipeline.make_eval_iterator(cfg, batch_size=6, process_index=h, process_count=2))
-                for h in range(2)]
+    per_host = [
+        list(pipeline.make_eval_iterator(cfg, batch_size=6, process_index=h, process_count=2)) for h in range(2)
+    ]
     assert len(per_host[0]) == len(per_host[1]) == 3
-    keys = [_key(w[:n]) for host in per_host for b in host
-            for w, n, v in zip(b["waveform"], b["length"], b["valid"]) if v]
+    keys = [
+        _key(w[:n]) for host in per_host for b in host for w, n, v in zip(b["waveform"], b["length"], b["valid"]) if v
+    ]
     assert sorted(keys) == expected
 
 
@@ -291,7 +294,7 @@ def test_eval_centre_crop(tiny_dir: pathlib.Path, tiny_test) -> None:
     batch = next(pipeline.make_eval_iterator(cfg, batch_size=4))
     for row, (audio, _) in zip(batch["waveform"], tiny_test[:4]):
         offset = (len(audio) - 4000 + 1) // 2
-        np.testing.assert_array_equal(row, audio[offset:offset + 4000])
+        np.testing.assert_array_equal(row, audio[offset : offset + 4000])
 
 
 @pytest.mark.parametrize("name", ["audioset", "audioset_balanced"])
@@ -326,11 +329,29 @@ def test_synthetic_not_prepared_without_prepare(tmp_path: pathlib.Path) -> None:
 
 def test_default_data_config_keys() -> None:
     cfg = pipeline.default_data_config()
-    assert set(cfg.keys()) == {"name", "data_dir", "manual_dir", "path", "label_key", "multi_label",
-                               "label_separator", "group_key", "class_names", "skip_bad_files", "clip_out_of_range",
-                               "min_seconds", "prepare",
-                               "sample_rate", "crop_seconds", "class_balanced", "train_fraction", "train_size", "subset_seed",
-                               "train_split", "eval_split"}
+    assert set(cfg.keys()) == {
+        "name",
+        "data_dir",
+        "manual_dir",
+        "path",
+        "label_key",
+        "multi_label",
+        "label_separator",
+        "group_key",
+        "class_names",
+        "skip_bad_files",
+        "clip_out_of_range",
+        "min_seconds",
+        "prepare",
+        "sample_rate",
+        "crop_seconds",
+        "class_balanced",
+        "train_fraction",
+        "train_size",
+        "subset_seed",
+        "train_split",
+        "eval_split",
+    }
     assert cfg.name == "synthetic_audio" and cfg.data_dir is None and cfg.path is None
     assert pipeline.crop_samples(cfg) == 64000
 
@@ -342,12 +363,29 @@ def test_split_grammar_parses_and_rejects_malformed_strings() -> None:
     assert subset.parse_split("curated@rest:25:0") == subset.DerivedSplit("curated", "rest", 25, 0)
     assert subset.parse_split("test@cv:4") == subset.DerivedSplit("test", "cv", fold="4")
     assert subset.parse_split("train@cv:2@holdout:10:0") == subset.DerivedSplit("train@cv:2", "holdout", 10, 0)
-    assert [subset.base_name(s) for s in ("train", "!fold:2", "train@rest:10:0", "train@cv:1@rest:5:1")] == \
-        ["train", None, "train", None]
-    for bad in ("train@holdout:0:1", "train@holdout:100:1", "train@holdout:10", "train@holdout:ten:1",
-                "train@holdout:10:-1", "train@holdout:10.5:1", "@holdout:10:1", "train@cv:", "valid@cv:1",
-                "train@folds:1", "train@holdout:5:1@cv:1", "x@y@holdout:10:1"):
-        with pytest.raises(ValueError, match=rf"split {bad!r} is malformed: .*Derived splits: '<split>@holdout:P:SEED'"):
+    assert [subset.base_name(s) for s in ("train", "!fold:2", "train@rest:10:0", "train@cv:1@rest:5:1")] == [
+        "train",
+        None,
+        "train",
+        None,
+    ]
+    for bad in (
+        "train@holdout:0:1",
+        "train@holdout:100:1",
+        "train@holdout:10",
+        "train@holdout:ten:1",
+        "train@holdout:10:-1",
+        "train@holdout:10.5:1",
+        "@holdout:10:1",
+        "train@cv:",
+        "valid@cv:1",
+        "train@folds:1",
+        "train@holdout:5:1@cv:1",
+        "x@y@holdout:10:1",
+    ):
+        with pytest.raises(
+            ValueError, match=rf"split {bad!r} is malformed: .*Derived splits: '<split>@holdout:P:SEED'"
+        ):
             subset.parse_split(bad)
 
 
@@ -401,8 +439,9 @@ def test_holdout_of_synthetic_train(tiny_dir: pathlib.Path, tiny_train) -> None:
         registry.load_source(cfg, "train@cv:1")
 
 
-def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(tmp_path: pathlib.Path,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Ten train clips, P=30: 3 held out, 7 left; the same files whatever the metadata order and
     wherever the folder lies; rows of one group go together; configured hold-out splits of
     'train' leave only the 'test' rows unselected (the warning counts them)."""
@@ -426,8 +465,11 @@ def test_holdout_of_an_audio_folder_is_independent_of_order_and_place(tmp_path: 
     cfg.update(dict(train_split="train@rest:30:5", eval_split="train@holdout:30:5"))
     with caplog.at_level(logging.WARNING):
         registry.load_source(cfg, cfg.eval_split)
-    assert [r.getMessage().split("selects (")[1].split(";")[0] for r in caplog.records
-            if "no configured split selects" in r.getMessage()] == ["'test': 2 rows"]
+    assert [
+        r.getMessage().split("selects (")[1].split(";")[0]
+        for r in caplog.records
+        if "no configured split selects" in r.getMessage()
+    ] == ["'test': 2 rows"]
     root = tmp_path / "a"
     grouped = [f"{n},{i % 3},{'test' if i >= 10 else 'train'},{'g' if i < 6 else ''}" for i, n in enumerate(names)]
     (root / "metadata.csv").write_text("filename,label,split,group\n" + "\n".join(grouped) + "\n")

@@ -6,7 +6,7 @@ import csv
 import json
 import pathlib
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -30,13 +30,20 @@ def _write(path: pathlib.Path, text: str) -> None:
 
 
 def _audioset(raw: pathlib.Path) -> None:
-    _write(raw / "class_labels_indices.csv",
-           'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/04rlf,"Music"\n2,/m/0jbk,"Animal"\n')
+    _write(
+        raw / "class_labels_indices.csv",
+        'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/04rlf,"Music"\n2,/m/0jbk,"Animal"\n',
+    )
     header = "# Segments csv\n# num_ytids=2\n# YTID, start_seconds, end_seconds, positive_labels\n"
-    for split, ids in (("balanced_train", ["AAA", "BBB"]), ("unbalanced_train", ["CCC", "DDD", "EEE"]),
-                       ("eval", ["FFF"])):
-        lines = [f'{y}, 30.000, 40.000, "/m/09x0r,/m/04rlf"' if i == 0 else f'{y}, 0.000, 10.000, "/m/0jbk"'
-                 for i, y in enumerate(ids)]
+    for split, ids in (
+        ("balanced_train", ["AAA", "BBB"]),
+        ("unbalanced_train", ["CCC", "DDD", "EEE"]),
+        ("eval", ["FFF"]),
+    ):
+        lines = [
+            f'{y}, 30.000, 40.000, "/m/09x0r,/m/04rlf"' if i == 0 else f'{y}, 0.000, 10.000, "/m/0jbk"'
+            for i, y in enumerate(ids)
+        ]
         _write(raw / f"{split}_segments.csv", header + "\n".join(lines) + "\n")
         for y in ids:
             _wav(raw / "audio" / split / f"{y}.flac", fmt="FLAC")
@@ -55,9 +62,11 @@ def _esc50(raw: pathlib.Path) -> None:
 
 def _fsdkaggle2019(raw: pathlib.Path) -> None:
     _write(raw / "sample_submission.csv", "fname,Bark,Meow,Purr\nx.wav,0,0,0\n")
-    parts = {"train_curated_post_competition.csv": ("FSDKaggle2019.audio_train_curated", ["c1", "c2"]),
-             "train_noisy_post_competition.csv": ("FSDKaggle2019.audio_train_noisy", ["n1"]),
-             "test_post_competition_scoring_clips.csv": ("FSDKaggle2019.audio_test", ["t1", "t2", "t3"])}
+    parts = {
+        "train_curated_post_competition.csv": ("FSDKaggle2019.audio_train_curated", ["c1", "c2"]),
+        "train_noisy_post_competition.csv": ("FSDKaggle2019.audio_train_noisy", ["n1"]),
+        "test_post_competition_scoring_clips.csv": ("FSDKaggle2019.audio_test", ["t1", "t2", "t3"]),
+    }
     for csv_name, (folder, names) in parts.items():
         lines = ["fname,labels"] + [f'{n}.wav,"Bark,Meow"' if i == 0 else f"{n}.wav,Purr" for i, n in enumerate(names)]
         _write(raw / "FSDKaggle2019.meta" / csv_name, "\n".join(lines) + "\n")
@@ -66,8 +75,11 @@ def _fsdkaggle2019(raw: pathlib.Path) -> None:
 
 
 def _scenes(raw: pathlib.Path, ext: str, header: bool) -> None:
-    train = ["audio/airport-barcelona-0-0-a.wav\tairport", "audio/bus-lyon-1-2-a.wav\tbus",
-             "audio/park-paris-3-4-a.wav\tpark"]
+    train = [
+        "audio/airport-barcelona-0-0-a.wav\tairport",
+        "audio/bus-lyon-1-2-a.wav\tbus",
+        "audio/park-paris-3-4-a.wav\tpark",
+    ]
     test = ["audio/tram-vienna-5-6-a.wav\ttram"]
     top = "filename\tscene_label\n" if header else ""
     _write(raw / "evaluation_setup" / f"fold1_train.{ext}", top + "\n".join(train) + "\n")
@@ -88,8 +100,10 @@ MTAT_UNTAGGED = {"1": ("tag50", "tag00"), "c": ("tag50", "tag51"), "e": ()}
 def _magnatagatune(raw: pathlib.Path) -> None:
     tags = [f"tag{i:02d}" for i in range(55)]
     lines = ["\t".join(f'"{c}"' for c in ["clip_id", *tags, "mp3_path"])]  # quoted, as the official file
-    clips = [(f"{d}/artist{i}-album-01-song-0-29.mp3",
-              {*MTAT_TOP50[:49], *(("tag49",) if i < 2 else ())}) for i, d in enumerate("0123456789abcdef")]
+    clips = [
+        (f"{d}/artist{i}-album-01-song-0-29.mp3", {*MTAT_TOP50[:49], *(("tag49",) if i < 2 else ())})
+        for i, d in enumerate("0123456789abcdef")
+    ]
     clips += [(f"{d}/other-album-02-song-30-59.mp3", set(on)) for d, on in MTAT_UNTAGGED.items()]
     for clip_id, (path, on) in enumerate(clips):
         lines.append("\t".join(f'"{c}"' for c in [clip_id, *["1" if t in on else "0" for t in tags], path]))
@@ -98,8 +112,10 @@ def _magnatagatune(raw: pathlib.Path) -> None:
 
 
 def _kinetics700(raw: pathlib.Path) -> None:
-    for split, csv_name, rows in (("train", "train.csv", [("abseiling", "aaa", 5), ("zumba", "bbb", 12)]),
-                                  ("validation", "validate.csv", [("zumba", "ccc", 0)])):
+    for split, csv_name, rows in (
+        ("train", "train.csv", [("abseiling", "aaa", 5), ("zumba", "bbb", 12)]),
+        ("validation", "validate.csv", [("zumba", "ccc", 0)]),
+    ):
         lines = ["label,youtube_id,time_start,time_end,split"]
         for label, yid, start in rows:
             lines.append(f"{label},{yid},{start},{start + 10},{split}")
@@ -108,8 +124,13 @@ def _kinetics700(raw: pathlib.Path) -> None:
 
 
 def _speech_commands(raw: pathlib.Path) -> None:
-    files = ["yes/aa11_nohash_0.wav", "yes/bb22_nohash_0.wav", "no/aa11_nohash_1.wav",
-             "zero/cc33_nohash_0.wav", "up/dd44_nohash_0.wav"]
+    files = [
+        "yes/aa11_nohash_0.wav",
+        "yes/bb22_nohash_0.wav",
+        "no/aa11_nohash_1.wav",
+        "zero/cc33_nohash_0.wav",
+        "up/dd44_nohash_0.wav",
+    ]
     for f in files:
         _wav(raw / f)
     _wav(raw / "_background_noise_" / "white_noise.wav")
@@ -124,8 +145,10 @@ def _librispeech(raw: pathlib.Path) -> None:
 
 
 def _spoken_language(raw: pathlib.Path) -> None:
-    for split, names in (("train", ["de_f_aaa.fragment1", "en_m_bbb.fragment2", "es_f_ccc.fragment1"]),
-                         ("test", ["en_f_ddd.fragment1"])):
+    for split, names in (
+        ("train", ["de_f_aaa.fragment1", "en_m_bbb.fragment2", "es_f_ccc.fragment1"]),
+        ("test", ["en_f_ddd.fragment1"]),
+    ):
         for n in names:
             _wav(raw / split / f"{n}.flac", fmt="FLAC")
 
@@ -137,9 +160,11 @@ def _musan(raw: pathlib.Path) -> None:
 
 
 def _nsynth(raw: pathlib.Path) -> None:
-    for split, notes in (("train", [("bass_synthetic_033-022-050", 22, "bass"), ("guitar_acoustic_010-060-100", 60, "guitar")]),
-                         ("valid", [("keyboard_electronic_001-064-127", 64, "keyboard")]),
-                         ("test", [("vocal_synthetic_003-108-025", 108, "vocal")])):
+    for split, notes in (
+        ("train", [("bass_synthetic_033-022-050", 22, "bass"), ("guitar_acoustic_010-060-100", 60, "guitar")]),
+        ("valid", [("keyboard_electronic_001-064-127", 64, "keyboard")]),
+        ("test", [("vocal_synthetic_003-108-025", 108, "vocal")]),
+    ):
         examples = {}
         for note, pitch, family in notes:
             examples[note] = {"pitch": pitch, "instrument_family_str": family, "instrument_str": note.split("-")[0]}
@@ -148,8 +173,10 @@ def _nsynth(raw: pathlib.Path) -> None:
 
 
 def _bird_audio_detection(raw: pathlib.Path) -> None:
-    for subset, items in (("ff1010bird", [("64486", 0), ("2525", 1), ("44981", 0)]),
-                          ("warblrb10k_public", [("759808e5-f824-401e-9058", 1), ("1d94fc4a-1c63-4da0-9cac", 0)])):
+    for subset, items in (
+        ("ff1010bird", [("64486", 0), ("2525", 1), ("44981", 0)]),
+        ("warblrb10k_public", [("759808e5-f824-401e-9058", 1), ("1d94fc4a-1c63-4da0-9cac", 0)]),
+    ):
         lines = ["itemid,datasetid,hasbird"] + [f"{i},{subset},{h}" for i, h in items]
         _write(raw / f"{subset}_metadata.csv", "\n".join(lines) + "\n")
         for i, _ in items:
@@ -160,8 +187,11 @@ def _bird_audio_detection(raw: pathlib.Path) -> None:
 CASES: dict[str, tuple[Callable[[pathlib.Path], None], dict[str, int], int]] = {
     "audioset": (_audioset, {"balanced_train": 2, "unbalanced_train": 3, "eval": 1, "train": 3, "test": 1}, 3),
     "audioset_balanced": (_audioset, {"balanced_train": 2, "eval": 1, "train": 2, "test": 1}, 3),
-    "esc50": (_esc50, {"fold:3": 2, "!fold:3": 8, "train": 8, "test": 2, "all": 10, "train@cv:3": 8,
-                       "test@cv:3": 2}, 2),
+    "esc50": (
+        _esc50,
+        {"fold:3": 2, "!fold:3": 8, "train": 8, "test": 2, "all": 10, "train@cv:3": 8, "test@cv:3": 2},
+        2,
+    ),
     "fsdkaggle2019": (_fsdkaggle2019, {"curated": 2, "noisy": 1, "test": 3, "train": 2}, 3),
     "dcase2019_task1a": (lambda raw: _scenes(raw, "csv", True), {"train": 3, "test": 1}, 10),
     "tut_urban_2018": (lambda raw: _scenes(raw, "txt", False), {"train": 3, "test": 1}, 10),
@@ -237,12 +267,17 @@ def test_label_contents(tmp_path: pathlib.Path) -> None:
     pitch = prepared("nsynth_pitch")
     assert _labels(pitch, "test") == [108]
     family = prepared("nsynth_instrument")
-    assert [registry.get_dataset_info(family, "train").class_names[i] for i in _labels(family, "train")] == \
-        ["bass", "guitar"]
+    assert [registry.get_dataset_info(family, "train").class_names[i] for i in _labels(family, "train")] == [
+        "bass",
+        "guitar",
+    ]
     speakers = prepared("librispeech100_speaker")
     assert registry.get_dataset_info(speakers, "all").class_names == ("19", "103", "1034")
-    split_sizes = [registry.get_dataset_info(speakers, s).num_examples for s in ("train", "validation", "test")
-                   if s in {datasets.hash_split(f"{sp}-198-{u:04d}") for sp in ("19", "103", "1034") for u in range(4)}]
+    split_sizes = [
+        registry.get_dataset_info(speakers, s).num_examples
+        for s in ("train", "validation", "test")
+        if s in {datasets.hash_split(f"{sp}-198-{u:04d}") for sp in ("19", "103", "1034") for u in range(4)}
+    ]
     assert sum(split_sizes) == 12
 
 
@@ -257,8 +292,10 @@ def test_missing_clips_are_errors_or_skipped(tmp_path: pathlib.Path) -> None:
     raw = tmp_path / "downloads" / "manual" / "audioset"
     _audioset(raw)
     (raw / "audio" / "eval" / "FFF.flac").unlink()
-    with pytest.raises(registry.DatasetError, match=re.escape(str(raw / "audio" / "eval" / "FFF.wav")) +
-                       ": metadata row without a file"):
+    with pytest.raises(
+        registry.DatasetError,
+        match=re.escape(str(raw / "audio" / "eval" / "FFF.wav")) + ": metadata row without a file",
+    ):
         registry.get_dataset_info(_cfg("audioset", tmp_path), "train")
     cfg = _cfg("audioset", tmp_path, skip_bad_files=True)
     assert registry.get_dataset_info(cfg, "train").num_examples == 3
@@ -314,8 +351,9 @@ def test_magnatagatune_split_top50_and_excluded_clips(tmp_path: pathlib.Path) ->
     assert rows["9/artist9-album-01-song-0-29.mp3"]["labels"] == ";".join(map(str, range(49)))
     report = json.loads((prepared / "report.json").read_text())
     assert report["excluded"] == 3 and report["skipped"] == 0 and report["kept"] == 16
-    assert report["excluded_by_reason"] == {f"none of the 50 most frequent tags ({s})": 1
-                                            for s in ("train", "validation", "test")}
+    assert report["excluded_by_reason"] == {
+        f"none of the 50 most frequent tags ({s})": 1 for s in ("train", "validation", "test")
+    }
     assert sorted(e["file"].split("/mp3/", 1)[1].split("/")[0] for e in report["excluded_files"]) == ["1", "c", "e"]
     labels = _labels(cfg, "validation")
     assert labels == [[1.0] * 49 + [0.0]]
@@ -340,7 +378,9 @@ def test_esc50_five_fold_cross_validation(tmp_path: pathlib.Path) -> None:
         assert test == {f"group:{1000 * k}", f"group:{1000 * k + 1}"} and train == everything - test
         tested += sorted(test)
     assert sorted(tested) == sorted(everything)
-    assert registry.load_source(cfg, "train@cv:1")[0].holdout_units == registry.load_source(cfg, "train")[0].holdout_units
+    assert (
+        registry.load_source(cfg, "train@cv:1")[0].holdout_units == registry.load_source(cfg, "train")[0].holdout_units
+    )
     held, info = registry.load_source(cfg, "train@cv:2@holdout:25:0")
     rest, _ = registry.load_source(cfg, "train@cv:2@rest:25:0")
     assert (len(held), len(rest), info.split) == (2, 6, "train@cv:2@holdout:25:0")

@@ -21,8 +21,11 @@ def _defines(source: str, name: str) -> bool:
 def test_every_named_test_exists():
     refs = TEST_REF.findall(FIDELITY)
     assert len(refs) > 50  # the table names tests; a broken pattern must not pass vacuously
-    missing = [f"tests/{f}::{t}" for f, t in refs
-               if not (ROOT / "tests" / f).is_file() or not _defines((ROOT / "tests" / f).read_text(), t)]
+    missing = [
+        f"tests/{f}::{t}"
+        for f, t in refs
+        if not (ROOT / "tests" / f).is_file() or not _defines((ROOT / "tests" / f).read_text(), t)
+    ]
     assert not missing, f"docs/fidelity.md names tests that do not exist: {missing}"
 
 

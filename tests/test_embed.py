@@ -75,12 +75,19 @@ def test_embed_folder_resumes_and_lists_what_it_skips(folder, conformer_smoke_ru
         assert len(want.layers) == 2  # one per conformer block
         np.testing.assert_allclose([rows["layer_1"][i] for i in mine], want.layers[1], rtol=1e-5, atol=1e-5)
         # The context encoder's last linear layer maps the last block's output to the embedding.
-        (out_proj,) = [v for k, v in flax.traverse_util.flatten_dict(encoder.variables["params"], sep="/").items()
-                       if k.endswith("context_out/kernel")]
-        (out_bias,) = [v for k, v in flax.traverse_util.flatten_dict(encoder.variables["params"], sep="/").items()
-                       if k.endswith("context_out/bias")]
-        np.testing.assert_allclose(want.layers[1] @ np.asarray(out_proj) + np.asarray(out_bias), want.frames,
-                                   rtol=1e-4, atol=1e-5)
+        (out_proj,) = [
+            v
+            for k, v in flax.traverse_util.flatten_dict(encoder.variables["params"], sep="/").items()
+            if k.endswith("context_out/kernel")
+        ]
+        (out_bias,) = [
+            v
+            for k, v in flax.traverse_util.flatten_dict(encoder.variables["params"], sep="/").items()
+            if k.endswith("context_out/bias")
+        ]
+        np.testing.assert_allclose(
+            want.layers[1] @ np.asarray(out_proj) + np.asarray(out_bias), want.frames, rtol=1e-4, atol=1e-5
+        )
         np.testing.assert_allclose([rows["layer_0"][i] for i in mine], want.layers[0], rtol=1e-5, atol=1e-5)
         assert not np.allclose(want.layers[0], want.frames)
 

@@ -53,8 +53,11 @@ def test_conformer_export_runs_without_jax(conformer_smoke_run, tmp_path):
     meta = export.export(run, out, batch_windows=4, platforms=("cpu",))
     stored = json.loads((out / inference.EXPORT_FILE).read_text())
     assert stored["format_version"] == inference.FORMAT_VERSION and stored["step"] == 0
-    assert stored["parameters"] == meta["parameters"] == sum(x.size for x in jax.tree.leaves(
-        jax.device_get(embeddings.load_encoder(run)[1]["params"])))
+    assert (
+        stored["parameters"]
+        == meta["parameters"]
+        == sum(x.size for x in jax.tree.leaves(jax.device_get(embeddings.load_encoder(run)[1]["params"])))
+    )
     # Parameters only: no optimizer moments or RNG. (Sizes are not compared here: an untrained run's
     # Adam moments are zeros, which Orbax stores compressed; docs/hear.md reports a trained run's.)
     held = ocp.StandardCheckpointer().metadata(out / inference.VARIABLES_DIR)
@@ -68,12 +71,22 @@ def test_conformer_export_runs_without_jax(conformer_smoke_run, tmp_path):
     # The SavedModel, in a fresh process with TensorFlow alone; variable batch and length (4 windows a call).
     rng = np.random.default_rng(0)
     w = encoder.window_samples
-    audio = {"short": rng.uniform(-1, 1, (2, 4000)).astype(np.float32),
-             "long": rng.uniform(-1, 1, (3, 2 * w + 3000)).astype(np.float32)}
+    audio = {
+        "short": rng.uniform(-1, 1, (2, 4000)).astype(np.float32),
+        "long": rng.uniform(-1, 1, (3, 2 * w + 3000)).astype(np.float32),
+    }
     np.savez(tmp_path / "audio.npz", **audio)
     (tmp_path / "tf_only.py").write_text(TF_ONLY)
-    subprocess.run([sys.executable, str(tmp_path / "tf_only.py"), str(out / export.SAVED_MODEL_DIR),
-                    str(tmp_path / "audio.npz"), str(tmp_path / "tf.npz")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "tf_only.py"),
+            str(out / export.SAVED_MODEL_DIR),
+            str(tmp_path / "audio.npz"),
+            str(tmp_path / "tf.npz"),
+        ],
+        check=True,
+    )
     got = np.load(tmp_path / "tf.npz")
     for name, x in audio.items():
         want = inference.embed_sounds(encoder, list(x))

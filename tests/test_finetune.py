@@ -104,8 +104,9 @@ def test_symmetric_kl_matches_numpy():
     a, b = rng.normal(size=(2, 5, 4))
     pa, pb = np.exp(a) / np.exp(a).sum(-1, keepdims=True), np.exp(b) / np.exp(b).sum(-1, keepdims=True)
     want = (pa * np.log(pa / pb)).sum(-1) + (pb * np.log(pb / pa)).sum(-1)
-    np.testing.assert_allclose(classification.symmetric_kl(jnp.asarray(a), jnp.asarray(b), False, 1e-6), want,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        classification.symmetric_kl(jnp.asarray(a), jnp.asarray(b), False, 1e-6), want, rtol=1e-5
+    )
 
 
 def test_bad_finetune_config_names_the_key():
@@ -136,8 +137,17 @@ def test_multi_label_finetune_on_a_tagged_folder(tmp_path):
     names = write_tagged_folder(tmp_path / "audio", tags)
     c = finetune.finetune_config("S", "smoke", num_classes=len(names), multi_label=True)
     c.total_steps, c.checkpoint.every_steps, c.batch_size = 2, 2, 8
-    c.data.update(dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"),
-                       label_key="tags", multi_label=True, crop_seconds=1.0, class_balanced=True))
+    c.data.update(
+        dict(
+            name="audio_folder",
+            path=str(tmp_path / "audio"),
+            data_dir=str(tmp_path / "dd"),
+            label_key="tags",
+            multi_label=True,
+            crop_seconds=1.0,
+            class_balanced=True,
+        )
+    )
     example = trainer.example_batch(c, 4)
     assert example["label"].shape == (4, 3) and example["label"].dtype == np.float32
     from audiossl_jax.data import pipeline
@@ -149,8 +159,9 @@ def test_multi_label_finetune_on_a_tagged_folder(tmp_path):
     np.testing.assert_array_equal(batch["label"][:6], want)
     task = classification.ClassificationTask(c)
     variables = nn.unbox(task.init(jax.random.PRNGKey(0), example))
-    loss, (step_metrics, _) = task.loss(variables, {k: v for k, v in batch.items() if k != "valid"},
-                                        jax.random.PRNGKey(1), train=True)
+    loss, (step_metrics, _) = task.loss(
+        variables, {k: v for k, v in batch.items() if k != "valid"}, jax.random.PRNGKey(1), train=True
+    )
     assert np.isfinite(float(loss)) and 0.3 < float(loss) < 1.5  # BCE near ln 2 at initialisation
     result = finetune.run(c, tmp_path / "run")
     assert {"mAP", "lwlrap", "mauc"} <= set(result) and 0 <= result["mAP"] <= 1
@@ -184,10 +195,23 @@ def test_embed_command_caches_a_split_with_its_step(pretrained, tmp_path):
     out = tmp_path / "emb.npz"
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
     proc = subprocess.run(
-        [sys.executable, "-m", "audiossl_jax.evaluation.embed", f"--workdir={workdir}",
-         "--data=synthetic_audio/tiny", "--split=test", "--crop_seconds=1.0", "--batch_size=8", "--frames",
-         f"--out={out}"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "audiossl_jax.evaluation.embed",
+            f"--workdir={workdir}",
+            "--data=synthetic_audio/tiny",
+            "--split=test",
+            "--crop_seconds=1.0",
+            "--batch_size=8",
+            "--frames",
+            f"--out={out}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(out) as f:
         meta = json.loads(str(f["meta"]))
@@ -224,8 +248,10 @@ def test_load_pretrained_copies_cnn_params_and_batch_stats(cnn_pretrained):
     loaded_params, loaded_state = task.load_pretrained(init_params, init_state)
     want_stats = model_state["batch_stats"]["encoder"]
     assert not np.allclose(want_stats["bn0"]["mean"], 0)  # the pretext run moved its running averages
-    for got, want in ((loaded_params["encoder"], params["encoder"]), (loaded_state["batch_stats"]["encoder"],
-                                                                      want_stats)):
+    for got, want in (
+        (loaded_params["encoder"], params["encoder"]),
+        (loaded_state["batch_stats"]["encoder"], want_stats),
+    ):
         assert jax.tree.structure(got) == jax.tree.structure(want)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_array_equal(a, b)
@@ -243,8 +269,11 @@ def test_cnn_slice_encoder_matches_the_pretext_embedding(cnn_pretrained):
     variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
     params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
     rng = np.random.default_rng(0)
-    batch = {"waveform": rng.uniform(-0.5, 0.5, (2, 32000)).astype(np.float32),
-             "length": np.array([32000, 11000], np.int32), "label": np.array([1, 2], np.int32)}
+    batch = {
+        "waveform": rng.uniform(-0.5, 0.5, (2, 32000)).astype(np.float32),
+        "length": np.array([32000, 11000], np.int32),
+        "label": np.array([1, 2], np.int32),
+    }
     got, valid, times = task.embed({"params": params, **state}, batch)
     want, want_valid, want_times = pretext_task.embed(pretext_vars, batch)
     assert isinstance(pretext_task, type(tasks.get_task(encoder_config)))
@@ -260,8 +289,13 @@ def test_cnn_finetune_runs_end_to_end(cnn_pretrained, tmp_path):
     result = finetune.run(c, tmp_path)
     assert 0 <= result["accuracy"] <= 1 and json.loads((tmp_path / "eval_test.json").read_text()) == result
     state = embeddings.load_encoder(tmp_path)[1]
-    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(state["batch_stats"]["encoder"])),
-                                                    jax.tree.leaves(model_state["batch_stats"]["encoder"]))]
+    moved = [
+        not np.allclose(a, b)
+        for a, b in zip(
+            jax.tree.leaves(jax.device_get(state["batch_stats"]["encoder"])),
+            jax.tree.leaves(model_state["batch_stats"]["encoder"]),
+        )
+    ]
     assert any(moved)  # BatchNorm trained: running averages updated from the loaded ones
 
 
@@ -270,9 +304,20 @@ def test_every_finetune_variant_validates_and_label_fractions_apply():
 
     path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval_finetune_cfS.py"
     full = protocol.load_config_file(f"{path}:audioset")
-    variants = ["audioset_balanced", "fsdkaggle2019_curated", "fsdkaggle2019_noisy", "esc50", "dcase2019_1a",
-                "magnatagatune", "kinetics700_audio", "synthetic", "fsdd_digits", "fsdd_speaker", "donateacry",
-                "smoke"]
+    variants = [
+        "audioset_balanced",
+        "fsdkaggle2019_curated",
+        "fsdkaggle2019_noisy",
+        "esc50",
+        "dcase2019_1a",
+        "magnatagatune",
+        "kinetics700_audio",
+        "synthetic",
+        "fsdd_digits",
+        "fsdd_speaker",
+        "donateacry",
+        "smoke",
+    ]
     for variant in variants:
         config_lib.validate(protocol.load_config_file(f"{path}:{variant}"))
     for percent in (10, 20, 33, 50, 100):
@@ -297,15 +342,27 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
     c = finetune.finetune_config_from(encoder_config, str(workdir), num_classes=len(names), multi_label=True)
     c.task.pooling = "linear_softmax"
     c.total_steps, c.checkpoint.every_steps, c.log_every_steps, c.batch_size = 3, 3, 1, 8
-    c.data.update(dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"),
-                       label_key="tags", multi_label=True, crop_seconds=1.2, class_balanced=True))
+    c.data.update(
+        dict(
+            name="audio_folder",
+            path=str(tmp_path / "audio"),
+            data_dir=str(tmp_path / "dd"),
+            label_key="tags",
+            multi_label=True,
+            crop_seconds=1.2,
+            class_balanced=True,
+        )
+    )
     task = classification.ClassificationTask(c)
     variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
     params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
     variables = {"params": params, **state}
     rng = np.random.default_rng(1)
-    batch = {"waveform": rng.uniform(-0.5, 0.5, (2, 19200)).astype(np.float32),
-             "length": np.array([19200, 11000], np.int32), "label": np.array([[1, 0, 1], [0, 1, 0]], np.float32)}
+    batch = {
+        "waveform": rng.uniform(-0.5, 0.5, (2, 19200)).astype(np.float32),
+        "length": np.array([19200, 11000], np.int32),
+        "label": np.array([[1, 0, 1], [0, 1, 0]], np.float32),
+    }
     frames, valid, _ = (np.asarray(a, np.float64) for a in task.embed(variables, batch))
     assert valid.sum(1).tolist() == [3, 2]  # 120 frames -> 3 slices of 32; 68 frames -> 2
     head = jax.tree.map(np.asarray, params["head"])
@@ -320,8 +377,13 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
     result = finetune.run(c, tmp_path / "run")
     assert {"mAP", "lwlrap", "mauc"} <= set(result) and 0 <= result["mAP"] <= 1
     trained = embeddings.load_encoder(tmp_path / "run")[1]
-    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(trained["batch_stats"]["encoder"])),
-                                                    jax.tree.leaves(model_state["batch_stats"]["encoder"]))]
+    moved = [
+        not np.allclose(a, b)
+        for a, b in zip(
+            jax.tree.leaves(jax.device_get(trained["batch_stats"]["encoder"])),
+            jax.tree.leaves(model_state["batch_stats"]["encoder"]),
+        )
+    ]
     assert any(moved)
 
 
@@ -339,7 +401,11 @@ def test_paper_variants_choose_head_batch_and_recipe():
             assert t.consistency and t.consistency_weight == 2.0, variant
             sched = c.schedule
             assert (sched.name, sched.warmup_fraction, sched.hold_fraction, sched.decay_fraction) == (
-                "tri_stage", 0.3, 0.3, 0.4)
+                "tri_stage",
+                0.3,
+                0.3,
+                0.4,
+            )
             model = classification.ClassificationTask(c).model  # validates; builds no parameters
             heads[variant] = (model.pooling, model.multi_label)
             assert c.data.class_balanced == (variant == "audioset"), variant
@@ -362,8 +428,10 @@ def test_paper_variants_choose_head_batch_and_recipe():
 def test_both_heads_match_numpy():
     """predict and the loss of the three heads == NumPy on the encoder's frames (two clip lengths)."""
     rng = np.random.default_rng(0)
-    batch = {"waveform": rng.uniform(-0.5, 0.5, (2, 16000)).astype(np.float32),
-             "length": np.array([16000, 7000], np.int32)}
+    batch = {
+        "waveform": rng.uniform(-0.5, 0.5, (2, 16000)).astype(np.float32),
+        "length": np.array([16000, 7000], np.int32),
+    }
     y = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
     tasks = {}
     for multi, pooling in ((False, "mean"), (True, "mean"), (True, "linear_softmax")):
@@ -377,15 +445,17 @@ def test_both_heads_match_numpy():
     logits = ((frames * valid[..., None]).sum(1) / valid.sum(1, keepdims=True)) @ head["kernel"] + head["bias"]
     softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     p = sigmoid(frames @ head["kernel"] + head["bias"])
-    want = {(False, "mean"): softmax, (True, "mean"): sigmoid(logits),
-            (True, "linear_softmax"): (p * p * valid[..., None]).sum(1) / (p * valid[..., None]).sum(1)}
+    want = {
+        (False, "mean"): softmax,
+        (True, "mean"): sigmoid(logits),
+        (True, "linear_softmax"): (p * p * valid[..., None]).sum(1) / (p * valid[..., None]).sum(1),
+    }
     for key, task in tasks.items():
         np.testing.assert_allclose(task.predict(variables, batch), want[key], rtol=1e-4, atol=1e-6)
         label = y if key[0] else np.array([2, 1], np.int32)
         loss, _ = task.loss(variables, {**batch, "label": label}, jax.random.PRNGKey(1), train=False)
         q = want[key]
-        nll = (-(y * np.log(q) + (1 - y) * np.log(1 - q)).mean(-1) if key[0]
-               else -np.log(q[[0, 1], [2, 1]]))
+        nll = -(y * np.log(q) + (1 - y) * np.log(1 - q)).mean(-1) if key[0] else -np.log(q[[0, 1], [2, 1]])
         assert float(loss) == pytest.approx(nll.mean(), rel=1e-4), key
 
 
@@ -396,22 +466,27 @@ def test_training_augments_in_the_papers_order_with_single_label_consistency(mon
 
     calls = []  # (name, input, output) as traced
     for name in ("temporal_jitter", "time_mask", "mixup"):
-        def record(rng, x, *args, _name=name, _fn=getattr(augment, name)):
+
+        def record(rng, x, *args, _name=name, _fn=getattr(augment, name)):  # noqa: B008 (binds this loop's function)
             out = _fn(rng, x, *args)
             calls.append((_name, x, out[0]))
             return out
+
         monkeypatch.setattr(augment, name, record)
     c = config_finetune.variant_config("S", "smoke")
     task = classification.ClassificationTask(c)
     rng = np.random.default_rng(0)
-    batch = {"waveform": rng.uniform(-0.5, 0.5, (4, 16000)).astype(np.float32),
-             "length": np.array([16000, 16000, 12000, 9000], np.int32), "label": np.array([0, 3, 3, 7], np.int32)}
+    batch = {
+        "waveform": rng.uniform(-0.5, 0.5, (4, 16000)).astype(np.float32),
+        "length": np.array([16000, 16000, 12000, 9000], np.int32),
+        "label": np.array([0, 3, 3, 7], np.int32),
+    }
     variables = nn.unbox(task.init(jax.random.PRNGKey(0), batch))
     key = jax.random.PRNGKey(5)
     loss, (step_metrics, _) = task.loss(variables, batch, key, train=True)
     assert [name for name, _, _ in calls] == ["temporal_jitter", "time_mask", "mixup"] * 2
     for i in (0, 3):
-        (_, wave, _), (_, masked_in, masked), (_, mix_in, _) = calls[i:i + 3]
+        (_, wave, _), (_, masked_in, masked), (_, mix_in, _) = calls[i : i + 3]
         assert wave.shape == (4, 16000) and masked_in.shape == (4, 50, 64)
         assert mix_in is masked  # mixup takes the time-masked logmels
     a, b = (np.asarray(task.scores(variables, batch, k, train=True)[0], np.float64) for k in jax.random.split(key))

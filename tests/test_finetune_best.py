@@ -12,8 +12,9 @@ from audiossl_jax.evaluation import embed, finetune
 def test_best_checkpoint_follows_a_hand_given_metric_sequence(tmp_path):
     values = [0.2, 0.5, math.nan, 0.5, 0.4, 0.7]  # a NaN and a tie are never the best
     best = finetune.BestCheckpoint(tmp_path, "validation", "accuracy")
-    kept = [best.update(step, v, {"params": {"w": np.full(3, step, np.float32)}})
-            for step, v in enumerate(values, start=1)]
+    kept = [
+        best.update(step, v, {"params": {"w": np.full(3, step, np.float32)}}) for step, v in enumerate(values, start=1)
+    ]
     assert kept == [True, True, False, False, False, True]
     record = json.loads((tmp_path / "best" / "best.json").read_text())
     assert (record["step"], record["value"], record["metric"], record["split"]) == (6, 0.7, "accuracy", "validation")
@@ -36,8 +37,11 @@ def scalars(workdir):
     acc = event_accumulator.EventAccumulator(str(workdir), size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()
     values = {tag: {e.step: tf.make_ndarray(e.tensor_proto) for e in acc.Tensors(tag)} for tag in acc.Tags()["tensors"]}
-    return {tag: {step: float(v) for step, v in steps.items()} for tag, steps in values.items()
-            if all(v.ndim == 0 and v.dtype.kind == "f" for v in steps.values())}
+    return {
+        tag: {step: float(v) for step, v in steps.items()}
+        for tag, steps in values.items()
+        if all(v.ndim == 0 and v.dtype.kind == "f" for v in steps.values())
+    }
 
 
 def test_finetune_logs_the_validation_metric_and_evaluates_the_best_step(tmp_path):

@@ -150,7 +150,7 @@ def test_mel_power_matches_librosa_synthetic(name: str) -> None:
 
 
 def test_tagliasacchi_preset_takes_the_log_of_mel_weighted_magnitudes() -> None:
-    """"The logarithm of the modulus of the spectrogram": librosa with power=1 for this preset
+    """ "The logarithm of the modulus of the spectrogram": librosa with power=1 for this preset
     (the conformer preset keeps the power spectrum)."""
     cfg = fe.PRESETS["tagliasacchi"]
     assert cfg.power == 1.0 and fe.PRESETS["conformer"].power == 2.0
@@ -158,10 +158,23 @@ def test_tagliasacchi_preset_takes_the_log_of_mel_weighted_magnitudes() -> None:
     t = y.shape[0] // cfg.hop_length
     left = (cfg.n_fft - cfg.win_length) // 2
     z = np.zeros(max(left + y.shape[0], (t - 1) * cfg.hop_length + cfg.n_fft))
-    z[left:left + y.shape[0]] = y
+    z[left : left + y.shape[0]] = y
     ref = librosa.feature.melspectrogram(
-        y=z, sr=16000, n_fft=512, hop_length=160, win_length=400, window="hann", center=False, power=1,
-        n_mels=64, fmin=60.0, fmax=7800.0, htk=True, norm=None, dtype=np.float64).T[:t]
+        y=z,
+        sr=16000,
+        n_fft=512,
+        hop_length=160,
+        win_length=400,
+        window="hann",
+        center=False,
+        power=1,
+        n_mels=64,
+        fmin=60.0,
+        fmax=7800.0,
+        htk=True,
+        norm=None,
+        dtype=np.float64,
+    ).T[:t]
     got = np.asarray(fe.logmel(y[None], cfg))[0]
     np.testing.assert_allclose(got, np.log(ref + 1e-6), atol=2e-4)
     power = np.asarray(fe.logmel(y[None], dataclasses.replace(cfg, power=2.0)))[0]
@@ -169,9 +182,7 @@ def test_tagliasacchi_preset_takes_the_log_of_mel_weighted_magnitudes() -> None:
 
 
 def test_mel_power_matches_librosa_slaney_hamming() -> None:
-    cfg = dataclasses.replace(
-        fe.PRESETS["tagliasacchi"], mel_scale="slaney", mel_norm="slaney", window="hamming"
-    )
+    cfg = dataclasses.replace(fe.PRESETS["tagliasacchi"], mel_scale="slaney", mel_norm="slaney", window="hamming")
     check_batch(synthetic_clips(cfg.sample_rate)[1:3], cfg)
 
 

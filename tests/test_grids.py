@@ -88,8 +88,12 @@ def test_sweep_selects_on_validation_and_reports_the_selected_test_score_only(tm
     calls = []
     summary = grids.run_sweep(c, tmp_path, sweep_fake(val, test, calls))
     names = [p.name for p in grids.sweep_points(c)]
-    assert names == ["lr0.001_steps4_bs8_drop0", "lr0.001_steps4_bs8_drop0.2", "lr0.003_steps4_bs8_drop0",
-                     "lr0.003_steps4_bs8_drop0.2"]
+    assert names == [
+        "lr0.001_steps4_bs8_drop0",
+        "lr0.001_steps4_bs8_drop0.2",
+        "lr0.003_steps4_bs8_drop0",
+        "lr0.003_steps4_bs8_drop0.2",
+    ]
     assert calls == [(n, ("validation",)) for n in names] + [(names[1], ("test",))]
     assert summary["selected"] == names[1] and summary["validation"] == 0.7 and summary["test"] == 0.65
     rows = read_csv(tmp_path / "table.csv")
@@ -125,8 +129,7 @@ def test_cv_reports_the_five_folds_and_their_mean(tmp_path):
 
 
 def test_label_fractions_are_table_1_and_the_balanced_point_is_the_balanced_set(tmp_path):
-    assert config_finetune.LABEL_FRACTIONS == {"Balanced (20k)": 1, "60k": 3, "200k": 10, "600k": 30,
-                                               "Full (~2M)": 100}
+    assert config_finetune.LABEL_FRACTIONS == {"Balanced (20k)": 1, "60k": 3, "200k": 10, "600k": 30, "Full (~2M)": 100}
     c = grid_config("grid_label_fractions.py")
     assert c.base.model.model_dim == 768 and c.balanced.data.name == "audioset_balanced"  # cf_L, as the paper
     c.label_fractions.pretrained = str(tmp_path / "cfL")
@@ -162,8 +165,15 @@ def test_fig2_ablation_varies_one_factor_at_a_time(tmp_path):
     pretrained, finetuned = [], []
 
     def pretrainer(config, directory):
-        pretrained.append((directory.parent.name, config.data.train_fraction, config.model.num_blocks,
-                           config.model.num_heads, config.model.model_dim))
+        pretrained.append(
+            (
+                directory.parent.name,
+                config.data.train_fraction,
+                config.model.num_blocks,
+                config.model.num_heads,
+                config.model.model_dim,
+            )
+        )
 
     def runner(config, directory, splits):
         m = config.model
@@ -174,11 +184,25 @@ def test_fig2_ablation_varies_one_factor_at_a_time(tmp_path):
 
     summary = grids.run_ablation(c, tmp_path, runner, pretrainer)
     assert pretrained[0] == ("data1_blocks12_heads12", 1.0, 12, 12, 768)
-    assert {p[1:4] for p in pretrained} == {(1.0, 12, 12), (0.1, 12, 12), (0.3, 12, 12), (0.6, 12, 12),
-                                            (1.0, 8, 12), (1.0, 16, 12), (1.0, 20, 12), (1.0, 12, 4),
-                                            (1.0, 12, 8), (1.0, 12, 16), (1.0, 12, 24)}
-    assert ("data1_blocks20_heads12", "balanced", "audioset_balanced",
-            str(tmp_path / "data1_blocks20_heads12" / "pretrain")) in finetuned
+    assert {p[1:4] for p in pretrained} == {
+        (1.0, 12, 12),
+        (0.1, 12, 12),
+        (0.3, 12, 12),
+        (0.6, 12, 12),
+        (1.0, 8, 12),
+        (1.0, 16, 12),
+        (1.0, 20, 12),
+        (1.0, 12, 4),
+        (1.0, 12, 8),
+        (1.0, 12, 16),
+        (1.0, 12, 24),
+    }
+    assert (
+        "data1_blocks20_heads12",
+        "balanced",
+        "audioset_balanced",
+        str(tmp_path / "data1_blocks20_heads12" / "pretrain"),
+    ) in finetuned
     assert len(finetuned) == 22
     heads = summary["panels"]["num_heads"]
     assert heads["full"]["x"] == [4, 8, 12, 16, 24]

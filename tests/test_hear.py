@@ -28,8 +28,9 @@ def check_api(workdir, *, step_frames, hop, win, window_samples, tail):
     np.testing.assert_allclose(ts, np.broadcast_to(want, (3, frames)), rtol=0, atol=1e-3)
     np.testing.assert_allclose(np.diff(ts, axis=1), step / 16.0, atol=1e-3)  # evenly spaced
 
-    parts = [hear.get_timestamp_embeddings(audio[:, s:s + window_samples], model)[0]
-             for s in range(0, n, window_samples)]
+    parts = [
+        hear.get_timestamp_embeddings(audio[:, s : s + window_samples], model)[0] for s in range(0, n, window_samples)
+    ]
     np.testing.assert_allclose(emb, np.concatenate(parts, axis=1), rtol=1e-5, atol=1e-5)
     assert not np.allclose(emb[:, 0], emb[:, -1])  # frames differ: nothing was broadcast
 
@@ -64,8 +65,9 @@ def test_cnn_hear_api(cnn_smoke_run):
     assert [x.shape for x in sound.layers] == [(7, c) for c in (4, 8, 8, 8, 16, 16)]
     assert all((x >= 0).all() for x in sound.layers)  # after ReLU
     dense = model.encoder.variables["params"]["encoder"]["embedding"]
-    np.testing.assert_allclose(sound.layers[-1] @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"]),
-                               sound.frames, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        sound.layers[-1] @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"]), sound.frames, rtol=1e-4, atol=1e-5
+    )
     # A sound shorter than one slice keeps one zero-padded slice, as in evaluation.
     emb, ts = hear.get_timestamp_embeddings(noise(2, 3000), model)
     assert emb.shape == (2, 1, 16)

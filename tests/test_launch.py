@@ -11,15 +11,24 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def dry_run(script, *args):
-    out = subprocess.run([sys.executable, str(ROOT / "launch" / script), "--dry-run", *args],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "launch" / script), "--dry-run", *args], capture_output=True, text=True, timeout=60
+    )
     return out.returncode, out.stdout, out.stderr
 
 
 def test_tpu_multihost_queued_resource():
-    rc, out, err = dry_run("tpu.py", "--name=cfl", "--zone=us-central2-b", "--accelerator=v4-32",
-                           "--workdir=gs://b/runs/cfL", "--queued", "--spot", "--",
-                           "--config.compute_dtype=bfloat16")
+    rc, out, err = dry_run(
+        "tpu.py",
+        "--name=cfl",
+        "--zone=us-central2-b",
+        "--accelerator=v4-32",
+        "--workdir=gs://b/runs/cfL",
+        "--queued",
+        "--spot",
+        "--",
+        "--config.compute_dtype=bfloat16",
+    )
     assert rc == 0, err
     lines = [line for line in out.splitlines() if not line.startswith("#")]
     cmds = [shlex.split(line) for line in lines]
@@ -32,20 +41,26 @@ def test_tpu_multihost_queued_resource():
     assert "pip install" in cmds[3][-1] and "jax[tpu]==" in cmds[3][-1]
     run = cmds[4][-1]
     assert cmds[4][3:5] == ["tpu-vm", "ssh"] and "--worker=all" in cmds[4]
-    assert ("python -m audiossl_jax.main --config=configs/pretrain_cfL.py --workdir=gs://b/runs/cfL "
-            "--distributed=on --config.compute_dtype=bfloat16") in run
+    assert (
+        "python -m audiossl_jax.main --config=configs/pretrain_cfL.py --workdir=gs://b/runs/cfL "
+        "--distributed=on --config.compute_dtype=bfloat16"
+    ) in run
     assert cmds[5][:6] == ["gcloud", "compute", "tpus", "queued-resources", "delete", "cfl"]
     assert len(cmds) == 6
 
 
-@pytest.mark.parametrize("accelerator,runtime,distributed", [
-    ("v5litepod-8", "v2-alpha-tpuv5-lite", "off"),
-    ("v5p-8", "v2-alpha-tpuv5", "off"),
-    ("v6e-16", "v2-alpha-tpuv6e", "on"),
-])
+@pytest.mark.parametrize(
+    "accelerator,runtime,distributed",
+    [
+        ("v5litepod-8", "v2-alpha-tpuv5-lite", "off"),
+        ("v5p-8", "v2-alpha-tpuv5", "off"),
+        ("v6e-16", "v2-alpha-tpuv6e", "on"),
+    ],
+)
 def test_tpu_vm_generations(accelerator, runtime, distributed):
-    rc, out, err = dry_run("tpu.py", "--name=t", "--zone=z", f"--accelerator={accelerator}",
-                           "--workdir=gs://b/r", "--keep")
+    rc, out, err = dry_run(
+        "tpu.py", "--name=t", "--zone=z", f"--accelerator={accelerator}", "--workdir=gs://b/r", "--keep"
+    )
     assert rc == 0, err
     cmds = [shlex.split(line) for line in out.splitlines()]
     assert cmds[0][3:6] == ["tpu-vm", "create", "t"] and f"--version={runtime}" in cmds[0]
@@ -73,13 +88,22 @@ def test_tpu_hosts_per_slice():
 
 
 def test_slurm_script():
-    rc, out, err = dry_run("slurm.py", "--nodes=2", "--gpus-per-node=8", "--partition=gpu",
-                           "--workdir=/shared/runs/cfL", "--", "--config.compute_dtype=bfloat16")
+    rc, out, err = dry_run(
+        "slurm.py",
+        "--nodes=2",
+        "--gpus-per-node=8",
+        "--partition=gpu",
+        "--workdir=/shared/runs/cfL",
+        "--",
+        "--config.compute_dtype=bfloat16",
+    )
     assert rc == 0, err
     assert "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=8\n#SBATCH --gpus-per-node=8" in out
     assert "#SBATCH --signal=TERM@120" in out and "#SBATCH --requeue" in out and "#SBATCH --partition=gpu" in out
-    assert ("srun python -m audiossl_jax.main --config=configs/pretrain_cfL.py --workdir=/shared/runs/cfL "
-            "--distributed=on --config.compute_dtype=bfloat16") in out
+    assert (
+        "srun python -m audiossl_jax.main --config=configs/pretrain_cfL.py --workdir=/shared/runs/cfL "
+        "--distributed=on --config.compute_dtype=bfloat16"
+    ) in out
     assert out.rstrip().splitlines()[-1] == "sbatch --parsable audiossl.sbatch"
     rc, _, err = dry_run("slurm.py", "--nodes=0", "--workdir=/x")
     assert rc == 2 and "--nodes=0" in err

@@ -16,13 +16,18 @@ def run_main(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
     return subprocess.run(
         [sys.executable, "-m", "audiossl_jax.main", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def test_paper_recipe_without_dataset_stops_with_instructions(tmp_path):
-    out = run_main("--config=configs/pretrain_cfL.py", f"--workdir={tmp_path}",
-                   f"--config.data.data_dir={tmp_path / 'tfds'}")
+    out = run_main(
+        "--config=configs/pretrain_cfL.py", f"--workdir={tmp_path}", f"--config.data.data_dir={tmp_path / 'tfds'}"
+    )
     assert out.returncode != 0
     assert "'audioset'" in out.stderr
     assert "--config.data.name=audio_folder --config.data.path=" in out.stderr
@@ -68,8 +73,12 @@ def test_demo_and_paper_configs_validate():
 
 
 def test_smoke_run_prints_parameters_mesh_and_progress(tmp_path):
-    out = run_main("--config=configs/pretrain_cfS.py:smoke", f"--workdir={tmp_path / 'run'}",
-                   f"--config.data.data_dir={tmp_path / 'tfds'}", timeout=300)
+    out = run_main(
+        "--config=configs/pretrain_cfS.py:smoke",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.data.data_dir={tmp_path / 'tfds'}",
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stderr
     assert "mesh (data=1, model=1)" in log

@@ -3,9 +3,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from test_trainer import smoke_config, synthetic_batches
 
 from audiossl_jax.train import sharding, trainer
-from test_trainer import smoke_config, synthetic_batches
 
 STEPS = 3
 

@@ -28,19 +28,20 @@ def half_batches(config, start, process_id, process_count):
 
     rows = config.batch_size // process_count
     for batch in synthetic_batches(config, start):
-        yield {k: v[process_id * rows:(process_id + 1) * rows] for k, v in batch.items()}
+        yield {k: v[process_id * rows : (process_id + 1) * rows] for k, v in batch.items()}
 
 
 def final_loss(config, state):
     """The loss of ``state`` on the batch of step 100, without dropout (same on every layout)."""
+    from test_trainer import synthetic_batches
+
     from audiossl_jax.tasks import get_task
     from audiossl_jax.train import sharding
-    from test_trainer import synthetic_batches
 
     mesh = sharding.make_mesh(config)
     rows = config.batch_size // jax.process_count()
     batch = next(synthetic_batches(config, 100))
-    local = {k: v[jax.process_index() * rows:(jax.process_index() + 1) * rows] for k, v in batch.items()}
+    local = {k: v[jax.process_index() * rows : (jax.process_index() + 1) * rows] for k, v in batch.items()}
     task = get_task(config)
     loss = jax.jit(lambda p, b: task.loss({"params": p}, b, jax.random.key(0), train=False)[0])
     return float(loss(state.params, sharding.global_batch(local, mesh)))
@@ -70,11 +71,18 @@ def free_port():
 
 def test_two_processes_equal_one_process(tmp_path):
     port = free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
-               TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2"
+    )
     procs = [
-        subprocess.Popen([sys.executable, __file__, str(port), str(i), str(tmp_path / "multi")], env=env, cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, __file__, str(port), str(i), str(tmp_path / "multi")],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
@@ -110,6 +118,11 @@ if __name__ == "__main__":
 
     params = [multihost_utils.process_allgather(x, tiled=True) for x in jax.tree.leaves(final.params)]
     if jax.process_index() == 0:
-        np.savez(pathlib.Path(workdir_arg) / "result.npz", loss=loss_value, num_devices=jax.device_count(),
-                 process_count=jax.process_count(), **{f"p{i}": p for i, p in enumerate(params)})
+        np.savez(
+            pathlib.Path(workdir_arg) / "result.npz",
+            loss=loss_value,
+            num_devices=jax.device_count(),
+            process_count=jax.process_count(),
+            **{f"p{i}": p for i, p in enumerate(params)},
+        )
     jax.distributed.shutdown()

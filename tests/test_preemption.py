@@ -50,8 +50,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 def command(workdir: pathlib.Path, data_dir: pathlib.Path, *overrides: str) -> list[str]:
     return [
-        sys.executable, "-m", "audiossl_jax.main", "--config=configs/pretrain_cfS.py:smoke",
-        f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *overrides,
+        sys.executable,
+        "-m",
+        "audiossl_jax.main",
+        "--config=configs/pretrain_cfS.py:smoke",
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}",
+        *overrides,
     ]
 
 
@@ -59,8 +64,9 @@ class Run:
     """A command in a subprocess whose merged stdout/stderr lines are collected as they come."""
 
     def __init__(self, args: list[str]):
-        self.proc = subprocess.Popen(args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self._reader.start()
@@ -110,8 +116,7 @@ def assert_bitwise_equal(a: list[Any], b: list[Any]) -> None:
         np.testing.assert_array_equal(x, y, strict=True)
 
 
-def kill_after_first_checkpoint(workdir: pathlib.Path, data_dir: pathlib.Path,
-                                overrides: tuple[str, ...]) -> list[int]:
+def kill_after_first_checkpoint(workdir: pathlib.Path, data_dir: pathlib.Path, overrides: tuple[str, ...]) -> list[int]:
     """Runs the command and SIGKILLs it once step 2 is saved; returns the checkpoint steps left."""
     killed = Run(command(workdir, data_dir, *overrides))
     try:
@@ -125,16 +130,21 @@ def kill_after_first_checkpoint(workdir: pathlib.Path, data_dir: pathlib.Path,
     return kept
 
 
-def test_sigkill_then_rerun_ends_bitwise_equal(tmp_path: pathlib.Path, data_dir: pathlib.Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    overrides = (f"--config.total_steps={TOTAL}", f"--config.checkpoint.every_steps={EVERY}",
-                 f"--config.checkpoint.max_to_keep={TOTAL}")
+def test_sigkill_then_rerun_ends_bitwise_equal(
+    tmp_path: pathlib.Path, data_dir: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    overrides = (
+        f"--config.total_steps={TOTAL}",
+        f"--config.checkpoint.every_steps={EVERY}",
+        f"--config.checkpoint.max_to_keep={TOTAL}",
+    )
     reference_dir, workdir = tmp_path / "uninterrupted", tmp_path / "killed"
     reference = Run(command(reference_dir, data_dir, *overrides))
     try:
         kept = kill_after_first_checkpoint(workdir, data_dir, overrides)
-        rerun = subprocess.run(command(workdir, data_dir, *overrides), env=ENV, cwd=ROOT,
-                               capture_output=True, text=True, timeout=300)
+        rerun = subprocess.run(
+            command(workdir, data_dir, *overrides), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
     finally:
         reference_code = reference.finish()
     assert reference_code == 0, reference.tail()
@@ -184,8 +194,9 @@ def test_sigterm_saves_exits_zero_and_rerun_resumes(tmp_path: pathlib.Path, data
     saved = int(match.group(1))
     assert saved >= 3 and checkpoint_steps(workdir) == [saved]
 
-    rerun = subprocess.run(args + [f"--config.total_steps={saved + 1}"], env=ENV, cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        args + [f"--config.total_steps={saved + 1}"], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming from the checkpoint at step {saved}" in rerun.stderr, rerun.stderr[-3000:]
     assert checkpoint_steps(workdir) == [saved, saved + 1]

@@ -76,7 +76,9 @@ def test_skipgram_loss_compares_decoder_channel_j_with_neighbour_j():
     variables = nn.unbox(variables)
     s = task.sample(jax.random.PRNGKey(2), logmel / 1000.0, valid, None)
     loss, _ = task.model.apply(variables, s, method=lambda m, x: task.objective(m, x, False))
-    recon = task.model.apply(variables, s["middle"], method=lambda m, x: m.decoder(m.encode(x, train=False), train=False))
+    recon = task.model.apply(
+        variables, s["middle"], method=lambda m, x: m.decoder(m.encode(x, train=False), train=False)
+    )
     recon, context, usable = (np.asarray(a, np.float64) for a in (recon, s["context"], s["usable"]))
     assert recon.shape == (8, task.slice_frames, F, 4)
     err = np.stack([((recon[..., j] - context[:, j]) ** 2).mean(axis=(1, 2)) for j in range(4)], 1).mean(1)
@@ -111,7 +113,7 @@ def test_temporal_gap_matches_slice_offsets():
 
 
 def test_temporal_gap_imposes_no_order():
-    """"We do not impose a temporal order between the two slices": either comes first with
+    """ "We do not impose a temporal order between the two slices": either comes first with
     probability 1/2, and the target (the absolute gap) is the same for both orders."""
     task = tasks.get_task(smoke("temporal_gap"))
     b = 4000
@@ -136,14 +138,19 @@ def test_cbow_decodes_the_concatenated_context_embeddings():
     task = tasks.get_task(smoke("audio2vec_cbow"))
     valid, logmel = valid_and_logmel(8)
     objective = lambda m, x: task.objective(m, x, False)  # noqa: E731
-    variables = nn.unbox(jax.jit(lambda s: task.model.init(jax.random.PRNGKey(0), s, method=objective))(
-        task.sample(jax.random.PRNGKey(1), logmel, valid, None)))
+    variables = nn.unbox(
+        jax.jit(lambda s: task.model.init(jax.random.PRNGKey(0), s, method=objective))(
+            task.sample(jax.random.PRNGKey(1), logmel, valid, None)
+        )
+    )
     d, p = 16, task.context
     assert variables["params"]["decoder"]["project"]["kernel"].shape[0] == 2 * p * d  # 64 = 4 x 16
     s = task.sample(jax.random.PRNGKey(2), logmel / 1000.0, valid, None)
     loss, _ = task.model.apply(variables, s, method=objective)
-    ctx = [task.model.apply(variables, s["context"][:, j], method=lambda m, x: m.encode(x, train=False))
-           for j in range(2 * p)]
+    ctx = [
+        task.model.apply(variables, s["context"][:, j], method=lambda m, x: m.encode(x, train=False))
+        for j in range(2 * p)
+    ]
     z = np.concatenate([np.asarray(c) for c in ctx], axis=1)  # [B, 2P D], time order
     recon = task.model.apply(variables, jnp.asarray(z), method=lambda m, x: m.decoder(x, train=False))[..., 0]
     err = ((np.asarray(recon, np.float64) - np.asarray(s["middle"], np.float64)) ** 2).mean(axis=(1, 2))
@@ -152,8 +159,11 @@ def test_cbow_decodes_the_concatenated_context_embeddings():
     # At the paper's sizes (P=2, d=128) the decoder's input is 512-d.
     paper = config_pretext.pretext_config("audio2vec_cbow", None)
     paper_task = tasks.get_task(paper)
-    batch = {"waveform": jnp.zeros((1, 160000)), "length": jnp.full((1,), 160000, jnp.int32),
-             "label": jnp.zeros((1,), jnp.int32)}
+    batch = {
+        "waveform": jnp.zeros((1, 160000)),
+        "length": jnp.full((1,), 160000, jnp.int32),
+        "label": jnp.zeros((1,), jnp.int32),
+    }
     shapes = jax.eval_shape(lambda: paper_task.init(jax.random.PRNGKey(0), batch))
     assert nn.unbox(shapes)["params"]["decoder"]["project"]["kernel"].shape == (512, 12 * 8 * 512)
 
@@ -206,8 +216,9 @@ def test_supervised_multi_label_loss_is_sigmoid_bce():
     s = task.sample(jax.random.PRNGKey(7), logmel / 1000.0, valid, jnp.asarray(label))
     variables = nn.unbox(task.model.init(jax.random.PRNGKey(0), s, method=objective))
     loss, metrics = task.model.apply(variables, s, method=objective)
-    logits = np.asarray(task.model.apply(variables, s["slice"], method=lambda m, x: m.head(m.encode(x, train=False))),
-                        np.float64)
+    logits = np.asarray(
+        task.model.apply(variables, s["slice"], method=lambda m, x: m.head(m.encode(x, train=False))), np.float64
+    )
     bce = (np.logaddexp(0, logits) - label * logits).mean(axis=1)  # -y log s(x) - (1 - y) log(1 - s(x))
     usable = np.asarray(s["usable"], np.float64)
     np.testing.assert_allclose(float(loss), (bce * usable).sum() / usable.sum(), rtol=1e-5)
@@ -242,12 +253,15 @@ def test_paper_recipe_of_the_pretext_configs():
     tasks.get_task(demo)  # builds
 
 
-@pytest.mark.parametrize("key,value,needle", [
-    ("data.crop_seconds", 0.5, "config.data.crop_seconds=0.5"),
-    ("task.slice_frames", 31, "config.task.slice_frames=31"),
-    ("task.context_slices", 0, "config.task.context_slices=0"),
-    ("task.name", "audio2vec", "config.task.name='audio2vec'"),
-])
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("data.crop_seconds", 0.5, "config.data.crop_seconds=0.5"),
+        ("task.slice_frames", 31, "config.task.slice_frames=31"),
+        ("task.context_slices", 0, "config.task.context_slices=0"),
+        ("task.name", "audio2vec", "config.task.name='audio2vec'"),
+    ],
+)
 def test_bad_config_values_name_the_key(key, value, needle):
     with pytest.raises(ValueError, match=needle.replace(".", r"\.").replace("(", r"\(")):
         tasks.get_task(smoke("audio2vec_cbow", **{key: value}))
@@ -315,7 +329,9 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
     n, hop = task.slice_frames, 160
     assert frames.shape == (16, T // n, 16)
     frames_in_clip = np.asarray(tiny_batch["length"])[:, None] // hop
-    expected = (np.arange(T // n)[None, :] * n + n <= frames_in_clip) | ((np.arange(T // n) == 0) & (frames_in_clip > 0))
+    expected = (np.arange(T // n)[None, :] * n + n <= frames_in_clip) | (
+        (np.arange(T // n) == 0) & (frames_in_clip > 0)
+    )
     np.testing.assert_array_equal(np.asarray(validity), expected)
     np.testing.assert_allclose(np.asarray(centres), (np.arange(T // n) * n * hop + ((n - 1) * hop + 400) / 2) / 16000)
 

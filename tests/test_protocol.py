@@ -19,8 +19,12 @@ def test_plan_runs_both_arms_of_the_untrained_encoder():
     c = smoke_config()
     runs = protocol.plan(c)
     assert c.arms == ("frozen",)
-    assert {(r.encoder, r.arm) for r in runs} == {("untrained", "frozen"), ("untrained", "finetuned"),
-                                                  ("supervised", "frozen"), ("temporal_gap", "frozen")}
+    assert {(r.encoder, r.arm) for r in runs} == {
+        ("untrained", "frozen"),
+        ("untrained", "finetuned"),
+        ("supervised", "frozen"),
+        ("temporal_gap", "frozen"),
+    }
     assert len(runs) == 4 * len(c.train_sets) * c.replicas
 
 
@@ -72,8 +76,16 @@ def test_fsdd_frozen_arm_with_run_directories(smoke_run, shared_data, tmp_path):
     config, workdir, _, _ = smoke_run
     c = smoke_config()
     c.encoders = {n: str(workdir / "encoders" / n) for n in config.encoders.keys()}
-    c.tasks = {"fsdd_digits": dict(name="audio_folder", path=str(shared_data / "fsdd"), crop_seconds=1.0,
-                                   train_split="train", eval_split="test", data_dir=str(tmp_path / "dd"))}
+    c.tasks = {
+        "fsdd_digits": dict(
+            name="audio_folder",
+            path=str(shared_data / "fsdd"),
+            crop_seconds=1.0,
+            train_split="train",
+            eval_split="test",
+            data_dir=str(tmp_path / "dd"),
+        )
+    }
     c.replicas, c.train_sets, c.n_train = 1, ("subset",), 500
     sections = protocol.run(c, tmp_path / "fsdd")
     rows = report.read_results(tmp_path / "fsdd" / report.CSV_FILE)
@@ -119,8 +131,12 @@ def test_slice_metrics_hand_worked():
     """Slice accuracy over all slices; clip accuracy = argmax of the mean of a clip's slice scores."""
     from audiossl_jax.evaluation import slices
 
-    scores = np.array([[[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]],   # label 0: hits 1, 0, 1
-                       [[0.1, 0.2, 0.7], [0.4, 0.5, 0.1], [0.5, 0.1, 0.4]]])  # label 2: hits 1, 0, 0
+    scores = np.array(
+        [
+            [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]],  # label 0: hits 1, 0, 1
+            [[0.1, 0.2, 0.7], [0.4, 0.5, 0.1], [0.5, 0.1, 0.4]],
+        ]
+    )  # label 2: hits 1, 0, 0
     # means: clip 0 (0.433, 0.367, 0.2) -> 0, right; clip 1 (0.333, 0.267, 0.4) -> 2, right.
     assert slices.slice_metrics(scores, np.array([0, 2])) == {"accuracy": 0.5, "clip_accuracy": 1.0}
 
@@ -167,16 +183,28 @@ def test_slices_recipe_both_arms(smoke_run, tmp_path):
         want = jax.tree.leaves(before[collection]["encoder"])
         for a, b in zip(jax.tree.leaves(frozen[collection]["encoder"]), want):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
-               zip(jax.tree.leaves(tuned["params"]["encoder"]), jax.tree.leaves(before["params"]["encoder"])))
+    assert any(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(jax.tree.leaves(tuned["params"]["encoder"]), jax.tree.leaves(before["params"]["encoder"]))
+    )
 
 
 def test_paper_variant_is_the_papers_recipe():
     """Random 975-ms slices, Adam 1e-4 for 100k steps, both arms, 4 replicas, 1000 examples, 50 resamples."""
     c = smoke_config("paper")
     assert (c.recipe, tuple(c.arms), c.replicas, c.n_train, c.bootstrap.resamples) == (
-        "slices", ("frozen", "finetuned"), 4, 1000, 50)
+        "slices",
+        ("frozen", "finetuned"),
+        4,
+        1000,
+        50,
+    )
     assert (c.slices.seconds, c.slices.learning_rate, c.slices.total_steps, c.slices.batch_size, c.slices.per_clip) == (
-        0.975, 1e-4, 100_000, 256, 10)
+        0.975,
+        1e-4,
+        100_000,
+        256,
+        10,
+    )
     assert c.encoders.supervised == f"train:{ROOT / 'configs' / 'pretrain_supervised.py'}" and len(c.tasks) == 8
     assert smoke_config("demo").recipe == "clips"  # the clip-level probe stays selectable

@@ -50,8 +50,13 @@ print(json.dumps(after_main))
 def test_embed_several_splits_in_one_process(conformer_smoke_run, tmp_path):
     out = str(tmp_path / "emb_{split}.npz")
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-    proc = subprocess.run([sys.executable, "-c", EMBED_TWO_SPLITS, str(conformer_smoke_run), out],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", EMBED_TWO_SPLITS, str(conformer_smoke_run), out],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert counts == {"load_encoder": 1, "traces": 1}  # one model, one compilation for both splits
@@ -66,7 +71,9 @@ def test_embed_several_splits_in_one_process(conformer_smoke_run, tmp_path):
 def test_embed_output_paths():
     assert embed.output_paths("e/x.npz", "test") == {"test": embed.pathlib.Path("e/x.npz")}
     assert embed.output_paths("e/{split}.npz", "train, test@holdout:10:0") == {
-        "train": embed.pathlib.Path("e/train.npz"), "test@holdout:10:0": embed.pathlib.Path("e/test@holdout:10:0.npz")}
+        "train": embed.pathlib.Path("e/train.npz"),
+        "test@holdout:10:0": embed.pathlib.Path("e/test@holdout:10:0.npz"),
+    }
     with pytest.raises(ValueError, match=r"put \{split\} in it"):
         embed.output_paths("e/x.npz", "train,test")
     with pytest.raises(ValueError, match="distinct"):
@@ -88,7 +95,7 @@ def test_shipped_config_paths_do_not_depend_on_the_working_directory(tmp_path, m
             path, _, sub = spec.split(":", 1)[1].partition(":")
             assert pathlib.Path(path).is_absolute() and pathlib.Path(path).parent == root / "configs", (name, spec)
             protocol.load_config_file(f"{path}:{sub}" if sub else path)  # loads from tmp_path
-        for name, task in c.tasks.items():
+        for task in c.tasks.values():
             if task.get("path"):
                 assert pathlib.Path(task.path) == root.parent / "shared" / "data" / task.path.rsplit("/", 1)[1]
     demo = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
@@ -106,8 +113,10 @@ def _two_column_folder(root: pathlib.Path) -> dict[str, list[str]]:
 
     rng = np.random.default_rng(0)
     root.mkdir()
-    columns = {"digit": [("0", "5", "96")[i % 3] for i in range(12)],
-               "speaker": [("ann", "bob")[i % 2] for i in range(12)]}
+    columns = {
+        "digit": [("0", "5", "96")[i % 3] for i in range(12)],
+        "speaker": [("ann", "bob")[i % 2] for i in range(12)],
+    }
     lines = ["filename,digit,speaker,split"]
     for i in range(12):
         soundfile.write(root / f"c{i:02d}.wav", rng.uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
@@ -125,10 +134,12 @@ def test_a_split_is_embedded_once_for_every_label_column(tmp_path, monkeypatch):
     columns = _two_column_folder(tmp_path / "audio")
     c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
     c.encoders = {"untrained": f"untrained:{root / 'configs' / 'pretrain_supervised.py'}:smoke"}
-    folder = dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"),
-                  crop_seconds=1.0)
-    c.tasks = {"digit": dict(folder, label_key="digit"), "speaker": dict(folder, label_key="speaker"),
-               "digit_short": dict(folder, label_key="digit", crop_seconds=0.5)}
+    folder = dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"), crop_seconds=1.0)
+    c.tasks = {
+        "digit": dict(folder, label_key="digit"),
+        "speaker": dict(folder, label_key="speaker"),
+        "digit_short": dict(folder, label_key="digit", crop_seconds=0.5),
+    }
     calls = []
     real = embeddings.embed_dataset
     monkeypatch.setattr(embeddings, "embed_dataset", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
@@ -146,8 +157,9 @@ def test_a_split_is_embedded_once_for_every_label_column(tmp_path, monkeypatch):
     assert [evaluator.info("speaker", "train").class_names[i] for i in speaker[1]] == columns["speaker"][:8]
 
     fresh = protocol.Evaluator(c, tmp_path / "work")
-    np.testing.assert_array_equal(fresh.embeddings("untrained", "speaker", "test")[0],
-                                  evaluator.embeddings("untrained", "digit", "test")[0])
+    np.testing.assert_array_equal(
+        fresh.embeddings("untrained", "speaker", "test")[0], evaluator.embeddings("untrained", "digit", "test")[0]
+    )
     assert calls == ["train", "test"]  # read back from workdir/embeddings
     fresh.embeddings("untrained", "digit_short", "test")
     assert calls == ["train", "test", "test"]  # another crop is other audio

@@ -19,21 +19,31 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def smoke_config():
     """The report's keys of ``configs/eval_protocol.py:smoke``, written out (that file imports the
     training configs, which load JAX)."""
-    return ml_collections.ConfigDict(dict(
-        encoders={"untrained": "u", "supervised": "s", "temporal_gap": "t"}, untrained="untrained",
-        tasks={"synthetic_tiny": dict(name="synthetic_audio/tiny", crop_seconds=2.0)}, arms=("frozen",),
-        train_sets=("full", "subset"), replicas=2, n_train=24, bootstrap=dict(resamples=50, seed=0, interval=0.95)))
+    return ml_collections.ConfigDict(
+        dict(
+            encoders={"untrained": "u", "supervised": "s", "temporal_gap": "t"},
+            untrained="untrained",
+            tasks={"synthetic_tiny": dict(name="synthetic_audio/tiny", crop_seconds=2.0)},
+            arms=("frozen",),
+            train_sets=("full", "subset"),
+            replicas=2,
+            n_train=24,
+            bootstrap=dict(resamples=50, seed=0, interval=0.95),
+        )
+    )
 
 
 def test_report_needs_no_jax(tmp_path):
     """A fresh interpreter reads a hand-written results.csv (the worked example below, one replica) and
     writes the table, figure and summary without loading JAX or TensorFlow."""
-    (tmp_path / report.CSV_FILE).write_text(textwrap.dedent("""\
+    (tmp_path / report.CSV_FILE).write_text(
+        textwrap.dedent("""\
         encoder,task,arm,train_set,replica,seed,num_train,metric,score,clip_score,seconds
         untrained,digits,frozen,subset,0,0,24,accuracy,0.300000,nan,1.00
         untrained,digits,finetuned,subset,0,0,24,accuracy,0.800000,nan,1.00
         temporal_gap,digits,frozen,subset,0,0,24,accuracy,0.550000,nan,1.00
-        """))
+        """)
+    )
     code = textwrap.dedent(f"""\
         import pathlib, sys
         import ml_collections
@@ -61,8 +71,19 @@ def test_results_file_round_trip_and_foreign_columns(tmp_path):
     """append_result writes the header once; read_results types the numbers and refuses another file's columns."""
     path = tmp_path / report.CSV_FILE
     assert report.read_results(path) == []
-    row = dict(encoder="e", task="t", arm="frozen", train_set="full", replica=1, seed=3, num_train=10,
-               metric="accuracy", score="0.250000", clip_score="nan", seconds="1.50")
+    row = dict(
+        encoder="e",
+        task="t",
+        arm="frozen",
+        train_set="full",
+        replica=1,
+        seed=3,
+        num_train=10,
+        metric="accuracy",
+        score="0.250000",
+        clip_score="nan",
+        seconds="1.50",
+    )
     report.append_result(path, row)
     report.append_result(path, dict(row, replica=2))
     rows = report.read_results(path)
@@ -101,11 +122,29 @@ def test_worked_example_both_arms_share_the_references():
     c = smoke_config()
     c.encoders = {"untrained": "a", "temporal_gap": "b", "supervised": "c"}
     c.arms, c.train_sets, c.replicas = ("frozen", "finetuned"), ("subset",), 1
-    scores = {("untrained", "frozen"): 0.30, ("untrained", "finetuned"): 0.80,
-              ("temporal_gap", "frozen"): 0.55, ("temporal_gap", "finetuned"): 0.81,
-              ("supervised", "frozen"): 0.40, ("supervised", "finetuned"): 0.79}
-    rows = [dict(encoder=e, task="synthetic_tiny", arm=a, train_set="subset", replica=0, seed=0, num_train=24,
-                 metric="accuracy", score=v, seconds=0.0) for (e, a), v in scores.items()]
+    scores = {
+        ("untrained", "frozen"): 0.30,
+        ("untrained", "finetuned"): 0.80,
+        ("temporal_gap", "frozen"): 0.55,
+        ("temporal_gap", "finetuned"): 0.81,
+        ("supervised", "frozen"): 0.40,
+        ("supervised", "finetuned"): 0.79,
+    }
+    rows = [
+        dict(
+            encoder=e,
+            task="synthetic_tiny",
+            arm=a,
+            train_set="subset",
+            replica=0,
+            seed=0,
+            num_train=24,
+            metric="accuracy",
+            score=v,
+            seconds=0.0,
+        )
+        for (e, a), v in scores.items()
+    ]
     frozen, finetuned = report.summarise(rows, c)
     assert frozen["encoders"] == ["untrained", "supervised", "temporal_gap"]  # supervised is an ordinary row
     np.testing.assert_allclose(frozen["normalised"][:, 0], [0.0, 0.2, 0.5])
@@ -125,8 +164,20 @@ def fake_rows(config, encoders, tasks, arm="frozen", train_set="full"):
     for i, e in enumerate(encoders):
         for j, t in enumerate(tasks):
             for r in range(config.replicas):
-                rows.append(dict(encoder=e, task=t, arm=arm, train_set=train_set, replica=r, seed=r, num_train=10,
-                                 metric="accuracy", score=0.1 * i + 0.01 * j + 0.002 * r, seconds=0.0))
+                rows.append(
+                    dict(
+                        encoder=e,
+                        task=t,
+                        arm=arm,
+                        train_set=train_set,
+                        replica=r,
+                        seed=r,
+                        num_train=10,
+                        metric="accuracy",
+                        score=0.1 * i + 0.01 * j + 0.002 * r,
+                        seconds=0.0,
+                    )
+                )
                 if e == "untrained":
                     rows.append(dict(rows[-1], arm="finetuned", score=0.2 + 0.01 * j + 0.002 * r))
     return rows
@@ -161,7 +212,9 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
     rows = fake_rows(c, ["untrained", "cbow", "supervised"], ["digits", "speaker"])
     for e in ["untrained", "cbow", "supervised"]:  # every encoder predicts the majority class
         rows += [dict(r, encoder=e, task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])]
-    rows += [dict(r, encoder="untrained", arm="finetuned", task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])]
+    rows += [
+        dict(r, encoder="untrained", arm="finetuned", task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])
+    ]
     section = report.summarise(rows, c)[0]
     assert section["left_out"] == {"cry": "untrained frozen and trained from scratch both score 0.786"}
     assert section["tasks"] == ["cry", "digits", "speaker"]  # ConfigDict keys are sorted
@@ -171,8 +224,10 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
     np.testing.assert_allclose(section["average"], [0, 0.5, 1])
     text = report.markdown_table([section], c)
     assert "| cbow | 0.786 +- 0.000 | 0.101 +- 0.001 | 0.111 +- 0.001 | 0.50 [0.50, 0.50] |" in text
-    assert "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained frozen and trained " \
-           "from scratch both score 0.786)." in text
+    assert (
+        "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained frozen and trained "
+        "from scratch both score 0.786)." in text
+    )
     assert section["inverted"] == [] and "Warning" not in text
     flipped = [dict(r, score=1 - r["score"]) if r["task"] == "speaker" else r for r in rows]
     text = report.markdown_table(report.summarise(flipped, c), c)
@@ -204,8 +259,12 @@ def test_figure_draws_na_as_text_warns_on_inversion_and_keeps_the_legend_outside
     encoders = ["untrained", "cbow", "supervised"]
     rows = fake_rows(c, encoders, ["digits", "speaker"])
     rows = [dict(r, score=1 - r["score"]) if r["task"] == "speaker" else r for r in rows]
-    rows += [dict(r, encoder=e, task="cry", arm=a, score=0.5) for e in encoders for a in ("frozen", "finetuned")
-             for r in fake_rows(c, ["x"], ["cry"])]
+    rows += [
+        dict(r, encoder=e, task="cry", arm=a, score=0.5)
+        for e in encoders
+        for a in ("frozen", "finetuned")
+        for r in fake_rows(c, ["x"], ["cry"])
+    ]
     section = report.summarise(rows, c)[0]
     assert section["inverted"] == ["speaker"] and list(section["left_out"]) == ["cry"]
     fig = report.figure([section])
@@ -217,8 +276,9 @@ def test_figure_draws_na_as_text_warns_on_inversion_and_keeps_the_legend_outside
     assert len(bars) == 3 * 3
     centres = sorted({round(b.get_x() + b.get_width() / 2) for b in bars})
     assert centres == [1, 2, 3]
-    np.testing.assert_allclose(sorted(b.get_height() for b in bars if round(b.get_x() + b.get_width() / 2) == 1),
-                               section["normalised"][:, 1])
+    np.testing.assert_allclose(
+        sorted(b.get_height() for b in bars if round(b.get_x() + b.get_width() / 2) == 1), section["normalised"][:, 1]
+    )
     na = [t for t in ax.texts if t.get_text() == "n/a"]
     assert len(na) == 3 and all(round(t.get_position()[0]) == 0 for t in na)
     assert report.inverted_warning(section).replace(" ", "") in ax.get_title().replace("\n", "").replace(" ", "")

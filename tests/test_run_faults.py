@@ -20,10 +20,10 @@ import time
 
 import pytest
 from etils import epath
-
-from audiossl_jax.train import checkpoint, sharding, trainer, workdir
 from test_preemption import assert_bitwise_equal, saved_state
 from test_trainer import smoke_config, synthetic_batches
+
+from audiossl_jax.train import checkpoint, sharding, trainer, workdir
 
 TOTAL = 4
 
@@ -57,8 +57,10 @@ def run_copy(base_run: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
 
 def test_changed_model_is_refused_and_nothing_is_moved(run_copy, caplog) -> None:
     stored = (run_copy / "config.json").read_text()
-    with pytest.raises(checkpoint.CheckpointMismatchError,
-                       match=r"model.model_dim: 32 -> 64.*rerun with the stored values.*new --workdir"):
+    with pytest.raises(
+        checkpoint.CheckpointMismatchError,
+        match=r"model.model_dim: 32 -> 64.*rerun with the stored values.*new --workdir",
+    ):
         _train(_config(**{"model.model_dim": 64}), run_copy)
     assert _steps(run_copy) == [2, 4] and not (run_copy / "checkpoints_corrupt").exists()
     assert (run_copy / "config.json").read_text() == stored
@@ -67,8 +69,10 @@ def test_changed_model_is_refused_and_nothing_is_moved(run_copy, caplog) -> None
     other = trainer.setup(_config(**{"model.model_dim": 64}), sharding.make_mesh(_config())).abstract_state
     ckpt = checkpoint.Checkpointer(run_copy, _config())
     try:
-        with pytest.raises(checkpoint.CheckpointMismatchError,
-                           match=r"other shapes.*\(\d+ leaves\).*mhsa.out.bias: checkpoint \(32,\) float32, this run \(64,\)"):
+        with pytest.raises(
+            checkpoint.CheckpointMismatchError,
+            match=r"other shapes.*\(\d+ leaves\).*mhsa.out.bias: checkpoint \(32,\) float32, this run \(64,\)",
+        ):
             ckpt.check_compatible(4, other)
     finally:
         ckpt.close()
@@ -79,8 +83,12 @@ def test_changed_model_is_refused_and_nothing_is_moved(run_copy, caplog) -> None
     with caplog.at_level(logging.INFO):
         state = _train(longer, run_copy)
     assert int(state.step) == TOTAL + 2
-    assert any("safe on resume" in r.getMessage() and "schedule.peak_learning_rate: 0.001 -> 0.0001" in r.getMessage()
-               and "total_steps: 4 -> 6" in r.getMessage() for r in caplog.records)
+    assert any(
+        "safe on resume" in r.getMessage()
+        and "schedule.peak_learning_rate: 0.001 -> 0.0001" in r.getMessage()
+        and "total_steps: 4 -> 6" in r.getMessage()
+        for r in caplog.records
+    )
     assert json.loads((run_copy / "config.json").read_text())["total_steps"] == TOTAL + 2
 
 
@@ -89,11 +97,13 @@ def test_checksum_mismatch_falls_back_to_the_previous_checkpoint(run_copy, caplo
     expected = saved_state(run_copy, TOTAL)
     sums = json.loads((run_copy / "checkpoints" / str(TOTAL) / checkpoint.CHECKSUM_FILE).read_text())
     assert any(name.startswith("state/") for name in sums)
-    data = max((p for p in (run_copy / "checkpoints" / str(TOTAL) / "state").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
+    data = max(
+        (p for p in (run_copy / "checkpoints" / str(TOTAL) / "state").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     raw = bytearray(data.read_bytes())
     middle = len(raw) // 2
-    raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+    raw[middle : middle + 64] = bytes(b ^ 0xFF for b in raw[middle : middle + 64])
     data.write_bytes(bytes(raw))
 
     with caplog.at_level(logging.INFO):
@@ -110,13 +120,17 @@ def test_deleted_checkpoints_restart_with_a_warning(run_copy, caplog) -> None:
     with caplog.at_level(logging.INFO):
         state = _train(_config(total_steps=1), run_copy)
     assert int(state.step) == 1
-    assert any("held a run (config.json) but has no checkpoint" in r.getMessage() and "restarts from step 0"
-               in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert any(
+        "held a run (config.json) but has no checkpoint" in r.getMessage() and "restarts from step 0" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
 
 
 def _write_lock(path: pathlib.Path, **holder) -> None:
-    (path / workdir.LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), "heartbeat": time.time(),
-                                                      **holder}))
+    (path / workdir.LOCK_FILE).write_text(
+        json.dumps({"host": socket.gethostname(), "heartbeat": time.time(), **holder})
+    )
 
 
 def test_second_writer_is_refused_and_stale_locks_are_taken_over(run_copy, caplog) -> None:
@@ -169,8 +183,9 @@ def test_overflowing_update_is_never_saved(tmp_path: pathlib.Path) -> None:
     """A learning rate of 1e39 (inf in float32) gives a finite loss and gradient but
     non-finite parameters at step 1, which would have been checkpointed."""
     config = _config(**{"schedule.peak_learning_rate": 1e39, "checkpoint.every_steps": 1})
-    with pytest.raises(trainer.NonFiniteLossError,
-                       match=r"updated parameters hold NaN/Inf at step 1; stopping before saving it"):
+    with pytest.raises(
+        trainer.NonFiniteLossError, match=r"updated parameters hold NaN/Inf at step 1; stopping before saving it"
+    ):
         _train(config, tmp_path)
     assert _steps(tmp_path) == []
 

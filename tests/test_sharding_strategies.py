@@ -6,9 +6,9 @@ import flax.linen as nn
 import jax
 import numpy as np
 import pytest
+from test_trainer import smoke_config, synthetic_batches
 
 from audiossl_jax.train import sharding, trainer
-from test_trainer import smoke_config, synthetic_batches
 
 MIN_SIZE = 1024
 

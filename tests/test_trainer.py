@@ -138,6 +138,9 @@ def test_loss_falls_on_builtin_data(tmp_path):
 
 def test_progress_line_shows_accuracy_only_when_reported():
     means = {"loss": 1.23456, "examples_per_sec": 64.0, "sec_per_step": 0.5}
-    assert trainer.progress_line(10, 70, means) == "step 10/70 | loss 1.2346 | 64.0 examples/s | 0.500 s/step | ETA 0:00:30"
+    assert (
+        trainer.progress_line(10, 70, means)
+        == "step 10/70 | loss 1.2346 | 64.0 examples/s | 0.500 s/step | ETA 0:00:30"
+    )
     line = trainer.progress_line(70, 70, {**means, "accuracy": 0.25})
     assert "| loss 1.2346 | acc 0.250 | 64.0 examples/s" in line and line.endswith("ETA 0:00:00")

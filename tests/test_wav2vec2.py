@@ -176,9 +176,14 @@ def _hand_count(d, blocks, latent=256, stacked=4 * 64, ffn=1024, k_first=31, k_r
     """Parameters of the paper's layout, counted by hand (weights + biases; LN = scale + bias)."""
     ln = 2 * d
     ffn_module = ln + (d * ffn + ffn) + (ffn * d + d)
-    conv = lambda k: ln + (d * 2 * d + 2 * d) + (k * d + d) + ln + (d * d + d)
     attn = ln + 4 * (d * d + d)
-    block = lambda k: 2 * ffn_module + conv(k) + attn + ln
+
+    def conv(k):
+        return ln + (d * 2 * d + 2 * d) + (k * d + d) + ln + (d * d + d)
+
+    def block(k):
+        return 2 * ffn_module + conv(k) + attn + ln
+
     feature = 2 * stacked + (stacked * latent + latent) + latent  # LN, linear -> Z, mask embedding
     context = (latent * d + d) + block(k_first) + (blocks - 1) * block(k_rest) + (d * latent + latent)
     return feature + context
@@ -200,7 +205,7 @@ def test_parameter_counts_match_paper():
         config.model.num_blocks = blocks
         assert config.data.name == "audioset"  # our choice for the paper's in-house 67k-hour corpus
         task = wav2vec2.Wav2Vec2Task(config)
-        variables = jax.eval_shape(lambda: nn.unbox(task.init(jax.random.key(0), batch)))
+        variables = jax.eval_shape(lambda: nn.unbox(task.init(jax.random.key(0), batch)))  # noqa: B023 (called at once)
         total = parameter_table(variables["params"])[0][1]
         assert total == _hand_count(config.model.model_dim, blocks), (size, blocks, total)
         assert round(total / 1e5) == round(paper / 1e5), f"cf_{size} with {blocks} blocks: {total:,} parameters"
@@ -228,7 +233,9 @@ def test_layout_is_the_papers():
     stacked = x[:, : steps * m.stack].reshape(2, steps, m.stack * x.shape[2])
     norm = (stacked - stacked.mean(-1, keepdims=True)) / np.sqrt(stacked.var(-1, keepdims=True) + 1e-5)
     ln, proj = p["feature_norm"], p["feature_proj"]
-    z_ref = (norm * np.asarray(ln["scale"]) + np.asarray(ln["bias"])) @ np.asarray(proj["kernel"]) + np.asarray(proj["bias"])
+    z_ref = (norm * np.asarray(ln["scale"]) + np.asarray(ln["bias"])) @ np.asarray(proj["kernel"]) + np.asarray(
+        proj["bias"]
+    )
 
     time_mask = jnp.zeros((2, steps), bool).at[:, 1:4].set(True)
     context, targets = task.model.apply(variables, logmel, frame_mask, time_mask, train=False)
@@ -240,13 +247,16 @@ def test_layout_is_the_papers():
     np.testing.assert_allclose(np.asarray(context), np.asarray(by_hand), rtol=1e-4, atol=1e-4)
     # Downstream embeddings are that same context output C, of the unmasked Z.
     frames, _ = task.model.apply(variables, logmel, frame_mask, method=task.model.encode)
-    unmasked = task.model.apply(variables, jnp.asarray(z_ref, jnp.float32), valid, train=False, method=task.model.context)
+    unmasked = task.model.apply(
+        variables, jnp.asarray(z_ref, jnp.float32), valid, train=False, method=task.model.context
+    )
     np.testing.assert_allclose(np.asarray(frames), np.asarray(unmasked), rtol=1e-4, atol=1e-4)
     assert frames.shape == (2, steps, m.latent_dim)
     # Dropout on Z (our choice, as wav2vec 2.0's dropout_input) acts on the context path only.
     z_dropout = task.model.clone(dropout=0.0, feature_dropout=0.5)
-    c_train, t_train = z_dropout.apply(variables, logmel, frame_mask, time_mask, train=True,
-                                       rngs={"dropout": jax.random.key(2)})
+    c_train, t_train = z_dropout.apply(
+        variables, logmel, frame_mask, time_mask, train=True, rngs={"dropout": jax.random.key(2)}
+    )
     np.testing.assert_array_equal(np.asarray(t_train), np.asarray(targets))
     assert np.abs(np.asarray(c_train) - np.asarray(context)).max() > 1e-3
 

@@ -61,9 +61,15 @@ def _cell(row: dict[str, str], key: str) -> str:
     return (row.get(key) or "").strip()
 
 
-def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label: bool = False,
-              label_separator: str = ";", group_key: str = "group",
-              class_names: tuple[str, ...] | None = None) -> manifest.RawIndex:
+def raw_index(
+    root: str | pathlib.Path,
+    *,
+    label_key: str = "label",
+    multi_label: bool = False,
+    label_separator: str = ";",
+    group_key: str = "group",
+    class_names: tuple[str, ...] | None = None,
+) -> manifest.RawIndex:
     """Rows of metadata.csv (or every file, unlabelled) with the files found on disk."""
     root = pathlib.Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -73,17 +79,24 @@ def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label
     if not metadata.is_file():
         if not files and not unusable:
             raise AudioFolderError(f"no audio files ({' '.join(audio_io.AUDIO_EXTENSIONS)}) found under {root}")
-        return manifest.RawIndex(where=str(root), rows=tuple(manifest.Row(f) for f in files),
-                                 class_names=class_names, multi_label=multi_label, unusable=tuple(unusable),
-                                 ignored=tuple(ignored))
+        return manifest.RawIndex(
+            where=str(root),
+            rows=tuple(manifest.Row(f) for f in files),
+            class_names=class_names,
+            multi_label=multi_label,
+            unusable=tuple(unusable),
+            ignored=tuple(ignored),
+        )
     try:
         with open(metadata, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
             rows = list(reader)
     except UnicodeDecodeError as e:
-        raise AudioFolderError(f"{metadata} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                               "save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from e
+        raise AudioFolderError(
+            f"{metadata} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)"
+        ) from e
     if not rows:
         raise AudioFolderError(f"{metadata} has no rows")
     if "filename" not in columns:
@@ -95,14 +108,25 @@ def raw_index(root: str | pathlib.Path, *, label_key: str = "label", multi_label
     for row in rows:
         value = _cell(row, label_key) if has_labels else ""
         labels = tuple(v.strip() for v in value.split(label_separator)) if multi_label else (value,)
-        out.append(manifest.Row(path=str(root / _cell(row, "filename")),
-                                labels=tuple(v for v in labels if v),
-                                split=_cell(row, "split"), fold=_cell(row, "fold"),
-                                group=_cell(row, group_key)))
+        out.append(
+            manifest.Row(
+                path=str(root / _cell(row, "filename")),
+                labels=tuple(v for v in labels if v),
+                split=_cell(row, "split"),
+                fold=_cell(row, "fold"),
+                group=_cell(row, group_key),
+            )
+        )
     _check_groups(out, metadata, group_key)
-    return manifest.RawIndex(where=str(metadata), rows=tuple(out), files=tuple(files),
-                             class_names=class_names, multi_label=multi_label, unusable=tuple(unusable),
-                             ignored=tuple(ignored))
+    return manifest.RawIndex(
+        where=str(metadata),
+        rows=tuple(out),
+        files=tuple(files),
+        class_names=class_names,
+        multi_label=multi_label,
+        unusable=tuple(unusable),
+        ignored=tuple(ignored),
+    )
 
 
 def _check_groups(rows: list[manifest.Row], metadata: pathlib.Path, group_key: str) -> None:
@@ -115,7 +139,8 @@ def _check_groups(rows: list[manifest.Row], metadata: pathlib.Path, group_key: s
         if first != row.split:
             raise AudioFolderError(
                 f"{metadata}: group {row.group!r} (column {group_key!r}) is in splits {first!r} and "
-                f"{row.split!r}; a group must stay within one split")
+                f"{row.split!r}; a group must stay within one split"
+            )
 
 
 def _stat(path: str) -> tuple[int, int] | None:

@@ -22,19 +22,53 @@ from scipy import signal
 # File extensions of the formats libsndfile reads (RAW needs its layout given and MAT
 # files are rarely audio: both left out); only those the installed library supports.
 _FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "WAV": (".wav", ".wave"), "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
-    "FLAC": (".flac",), "MP3": (".mp3",), "OGG": (".ogg", ".oga", ".opus"), "W64": (".w64",),
-    "RF64": (".rf64",), "VOC": (".voc",), "SD2": (".sd2",), "PAF": (".paf",), "SVX": (".svx", ".8svx"),
-    "NIST": (".nist", ".sph"), "HTK": (".htk",), "IRCAM": (".sf",), "PVF": (".pvf",), "XI": (".xi",),
-    "AVR": (".avr",), "WVE": (".wve",), "SDS": (".sds",), "MPC2K": (".mpc2k",),
+    "WAV": (".wav", ".wave"),
+    "AIFF": (".aiff", ".aif", ".aifc"),
+    "AU": (".au", ".snd"),
+    "CAF": (".caf",),
+    "FLAC": (".flac",),
+    "MP3": (".mp3",),
+    "OGG": (".ogg", ".oga", ".opus"),
+    "W64": (".w64",),
+    "RF64": (".rf64",),
+    "VOC": (".voc",),
+    "SD2": (".sd2",),
+    "PAF": (".paf",),
+    "SVX": (".svx", ".8svx"),
+    "NIST": (".nist", ".sph"),
+    "HTK": (".htk",),
+    "IRCAM": (".sf",),
+    "PVF": (".pvf",),
+    "XI": (".xi",),
+    "AVR": (".avr",),
+    "WVE": (".wve",),
+    "SDS": (".sds",),
+    "MPC2K": (".mpc2k",),
 }
 AUDIO_EXTENSIONS: tuple[str, ...] = tuple(
-    ext for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in soundfile.available_formats() for ext in exts)
+    ext for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in soundfile.available_formats() for ext in exts
+)
 
 # Audio containers libsndfile cannot decode: listed as problems with this advice, never skipped silently.
 UNSUPPORTED_EXTENSIONS: dict[str, str] = {
-    ext: "AAC/ALAC/WMA/... audio" for ext in (".m4a", ".m4b", ".aac", ".mp4", ".wma", ".webm", ".mka", ".amr",
-                                                ".ape", ".wv", ".mpc", ".ac3", ".ra", ".3gp")}
+    ext: "AAC/ALAC/WMA/... audio"
+    for ext in (
+        ".m4a",
+        ".m4b",
+        ".aac",
+        ".mp4",
+        ".wma",
+        ".webm",
+        ".mka",
+        ".amr",
+        ".ape",
+        ".wv",
+        ".mpc",
+        ".ac3",
+        ".ra",
+        ".3gp",
+    )
+}
 
 # A clip whose peak absolute amplitude is below this is silent (-100 dBFS).
 SILENCE_PEAK = 1e-5
@@ -58,9 +92,11 @@ class AudioInfo:
 
 def unsupported_reason(path: str) -> str:
     """The problem of a file whose extension names a format libsndfile cannot decode."""
-    ext = path[path.rfind("."):].lower()
-    return (f"{ext} files ({UNSUPPORTED_EXTENSIONS.get(ext, 'this format')}) cannot be decoded by libsndfile "
-            f"{soundfile.__libsndfile_version__}; convert them, e.g. ffmpeg -i in{ext} out.flac")
+    ext = path[path.rfind(".") :].lower()
+    return (
+        f"{ext} files ({UNSUPPORTED_EXTENSIONS.get(ext, 'this format')}) cannot be decoded by libsndfile "
+        f"{soundfile.__libsndfile_version__}; convert them, e.g. ffmpeg -i in{ext} out.flac"
+    )
 
 
 def resampled_length(num_samples: int, from_rate: int, to_rate: int) -> int:
@@ -97,8 +133,10 @@ def _mono(data: np.ndarray) -> np.ndarray:
 def _finish(path: str, audio: np.ndarray, clip: bool) -> np.ndarray:
     """Refuses NaN/Inf (a file changed since it was checked) and clips to [-1, 1] when asked."""
     if not np.all(np.isfinite(audio)):
-        raise AudioDecodeError(f"{path}: {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples; the file changed "
-                               "after preparation, so rerun to check it again")
+        raise AudioDecodeError(
+            f"{path}: {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples; the file changed "
+            "after preparation, so rerun to check it again"
+        )
     return np.clip(audio, -1.0, 1.0) if clip else audio
 
 
@@ -115,23 +153,31 @@ def inspect_audio(path: str, sample_rate: int, *, clip: bool = False, min_second
     data, rate = _decode(path)
     truncated = _TRUNCATED.search(soundfile.info(path).extra_info)
     if truncated:
-        raise AudioDecodeError(f"{path}: truncated file (header announces {truncated.group(1)} bytes of audio, "
-                               f"the file holds {truncated.group(2)})")
+        raise AudioDecodeError(
+            f"{path}: truncated file (header announces {truncated.group(1)} bytes of audio, "
+            f"the file holds {truncated.group(2)})"
+        )
     if not np.all(np.isfinite(data)):
         bad = int(np.sum(~np.isfinite(data)))
         raise AudioDecodeError(f"{path}: {bad} NaN/Inf samples")
     peak = float(np.max(np.abs(data)))
     if peak > 1.0 and not clip:
-        raise AudioDecodeError(f"{path}: samples outside [-1, 1] (peak {peak:.3g}); rescale the file, or set "
-                               "--config.data.clip_out_of_range=True to clip them")
+        raise AudioDecodeError(
+            f"{path}: samples outside [-1, 1] (peak {peak:.3g}); rescale the file, or set "
+            "--config.data.clip_out_of_range=True to clip them"
+        )
     mono = _mono(data)
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
         raise AudioDecodeError(f"{path}: silent clip (peak below {SILENCE_PEAK:g})")
     seconds = len(mono) / rate
     if seconds < min_seconds:
         raise AudioDecodeError(f"{path}: clip of {seconds:.3f} s is shorter than data.min_seconds={min_seconds:g}")
-    return AudioInfo(sample_rate=rate, channels=int(data.shape[1]),
-                     num_samples=resampled_length(len(mono), rate, sample_rate), clipped=peak > 1.0)
+    return AudioInfo(
+        sample_rate=rate,
+        channels=int(data.shape[1]),
+        num_samples=resampled_length(len(mono), rate, sample_rate),
+        clipped=peak > 1.0,
+    )
 
 
 def read_audio(path: str, sample_rate: int, *, clip: bool = False) -> np.ndarray:
@@ -161,7 +207,8 @@ def read_window(path: str, sample_rate: int, start: int, count: int, *, clip: bo
             f.seek(begin)
             data = f.read(max(end - begin, 0), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError.
-        raise AudioDecodeError(f"{path}: not a readable audio file ({e}); it changed after preparation, so "
-                               "rerun to check it again") from e
+        raise AudioDecodeError(
+            f"{path}: not a readable audio file ({e}); it changed after preparation, so rerun to check it again"
+        ) from e
     offset = start - first_block * up
-    return _finish(path, resample(_mono(data), rate, sample_rate)[offset:offset + count], clip)
+    return _finish(path, resample(_mono(data), rate, sample_rate)[offset : offset + count], clip)

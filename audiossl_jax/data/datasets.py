@@ -15,20 +15,75 @@ import functools
 import json
 import pathlib
 import zlib
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from audiossl_jax.data import audio_folder, audio_io, manifest
 
 Row = manifest.Row
 
-SCENES_10 = ("airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
-             "street_pedestrian", "street_traffic", "tram")
-SPEECH_COMMANDS_35 = ("backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow",
-                      "forward", "four", "go", "happy", "house", "learn", "left", "marvin", "nine",
-                      "no", "off", "on", "one", "right", "seven", "sheila", "six", "stop", "three",
-                      "tree", "two", "up", "visual", "wow", "yes", "zero")
-NSYNTH_FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
-                   "string", "synth_lead", "vocal")
+SCENES_10 = (
+    "airport",
+    "bus",
+    "metro",
+    "metro_station",
+    "park",
+    "public_square",
+    "shopping_mall",
+    "street_pedestrian",
+    "street_traffic",
+    "tram",
+)
+SPEECH_COMMANDS_35 = (
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
+)
+NSYNTH_FAMILIES = (
+    "bass",
+    "brass",
+    "flute",
+    "guitar",
+    "keyboard",
+    "mallet",
+    "organ",
+    "reed",
+    "string",
+    "synth_lead",
+    "vocal",
+)
 HASH_SPLIT = {"train": 8, "validation": 1, "test": 1}
 # MagnaTagATune's 12:1:3 split by the first directory of mp3_path (16 directories 0-f).
 MTAT_SPLITS = {**dict.fromkeys("0123456789ab", "train"), "c": "validation", **dict.fromkeys("def", "test")}
@@ -106,8 +161,9 @@ def _audioset(raw: pathlib.Path, splits: tuple[str, ...]) -> Rows:
 def _esc50(raw: pathlib.Path) -> Rows:
     meta = _csv(raw / "meta" / "esc50.csv")
     names = dict(sorted((int(r["target"]), r["category"]) for r in meta))
-    rows = [Row(str(raw / "audio" / r["filename"]), (r["category"],), fold=r["fold"],
-                group=r["src_file"]) for r in meta]
+    rows = [
+        Row(str(raw / "audio" / r["filename"]), (r["category"],), fold=r["fold"], group=r["src_file"]) for r in meta
+    ]
     return Rows(rows, tuple(names.values()), audio_folder.scan(raw / "audio"))
 
 
@@ -116,9 +172,11 @@ def _fsdkaggle2019(raw: pathlib.Path) -> Rows:
     submission = raw / "sample_submission.csv"
     header = submission.read_text().splitlines()[0].split(",") if submission.is_file() else None
     class_names = tuple(h.strip() for h in header[1:]) if header else None
-    parts = {"curated": ("train_curated_post_competition.csv", "FSDKaggle2019.audio_train_curated"),
-             "noisy": ("train_noisy_post_competition.csv", "FSDKaggle2019.audio_train_noisy"),
-             "test": ("test_post_competition_scoring_clips.csv", "FSDKaggle2019.audio_test")}
+    parts = {
+        "curated": ("train_curated_post_competition.csv", "FSDKaggle2019.audio_train_curated"),
+        "noisy": ("train_noisy_post_competition.csv", "FSDKaggle2019.audio_train_noisy"),
+        "test": ("test_post_competition_scoring_clips.csv", "FSDKaggle2019.audio_test"),
+    }
     rows, files = [], []
     for split, (csv_name, folder) in parts.items():
         files += audio_folder.scan(raw / folder) if (raw / folder).is_dir() else []
@@ -133,8 +191,14 @@ def _acoustic_scenes(raw: pathlib.Path, setup: tuple[str, str]) -> Rows:
         for r in _csv(raw / "evaluation_setup" / list_name, delimiter="\t", fieldnames=["filename", "scene_label"]):
             if r["filename"] == "filename":
                 continue
-            rows.append(Row(str(raw / r["filename"]), (r["scene_label"],), split,
-                            group=r["filename"].rsplit("/", 1)[-1].rsplit("-", 2)[0]))
+            rows.append(
+                Row(
+                    str(raw / r["filename"]),
+                    (r["scene_label"],),
+                    split,
+                    group=r["filename"].rsplit("/", 1)[-1].rsplit("-", 2)[0],
+                )
+            )
     return Rows(rows, SCENES_10, None)
 
 
@@ -144,8 +208,10 @@ def _magnatagatune(raw: pathlib.Path) -> Rows:
     annotations = raw / "annotations_final.csv"
     meta = _csv(annotations, delimiter="\t")
     if not meta or "mp3_path" not in meta[0] or "clip_id" not in meta[0]:
-        raise manifest.PreparationError(f"{annotations}: expected a tab-separated header with clip_id, the tag "
-                                        "columns and mp3_path, and one row per clip")
+        raise manifest.PreparationError(
+            f"{annotations}: expected a tab-separated header with clip_id, the tag "
+            "columns and mp3_path, and one row per clip"
+        )
     tags = [k for k in meta[0] if k not in ("clip_id", "mp3_path")]
     counts = {t: sum(r[t] == "1" for r in meta) for t in tags}
     top = tuple(sorted(tags, key=lambda t: (-counts[t], tags.index(t)))[:MTAT_TOP_TAGS])
@@ -153,8 +219,10 @@ def _magnatagatune(raw: pathlib.Path) -> Rows:
     for r in meta:
         directory = r["mp3_path"].split("/", 1)[0]
         if directory not in MTAT_SPLITS:
-            raise manifest.PreparationError(f"{annotations}: clip {r['clip_id']} has mp3_path {r['mp3_path']!r}, "
-                                            "whose directory is not one of 0-9, a-f")
+            raise manifest.PreparationError(
+                f"{annotations}: clip {r['clip_id']} has mp3_path {r['mp3_path']!r}, "
+                "whose directory is not one of 0-9, a-f"
+            )
         path, split = str(raw / "mp3" / r["mp3_path"]), MTAT_SPLITS[directory]
         labels = tuple(t for t in top if r[t] == "1")
         if labels:
@@ -200,15 +268,24 @@ def _spoken_language(raw: pathlib.Path) -> Rows:
     for split in ("train", "test"):
         found = audio_folder.scan(raw / split)
         files += found
-        rows += [Row(f, (pathlib.Path(f).name.split("_", 1)[0],), split,
-                     group=pathlib.Path(f).name.split(".fragment")[0]) for f in found]
+        rows += [
+            Row(f, (pathlib.Path(f).name.split("_", 1)[0],), split, group=pathlib.Path(f).name.split(".fragment")[0])
+            for f in found
+        ]
     return Rows(rows, ("de", "en", "es"), files)
 
 
 def _musan(raw: pathlib.Path) -> Rows:
     files = audio_folder.scan(raw)
-    rows = [Row(f, (pathlib.Path(f).relative_to(raw).parts[0],), hash_split(pathlib.Path(f).stem),
-                group=pathlib.Path(f).relative_to(raw).parts[1]) for f in files]
+    rows = [
+        Row(
+            f,
+            (pathlib.Path(f).relative_to(raw).parts[0],),
+            hash_split(pathlib.Path(f).stem),
+            group=pathlib.Path(f).relative_to(raw).parts[1],
+        )
+        for f in files
+    ]
     return Rows(rows, ("music", "noise", "speech"), files)
 
 
@@ -220,8 +297,14 @@ def _nsynth(raw: pathlib.Path, target: str) -> Rows:
         examples = json.loads((folder / "examples.json").read_text())
         for note, ex in sorted(examples.items()):
             label = str(ex["pitch"]) if target == "pitch" else ex["instrument_family_str"]
-            rows.append(Row(str(folder / "audio" / f"{note}.wav"), (label,),
-                            "validation" if split == "valid" else split, group=ex["instrument_str"]))
+            rows.append(
+                Row(
+                    str(folder / "audio" / f"{note}.wav"),
+                    (label,),
+                    "validation" if split == "valid" else split,
+                    group=ex["instrument_str"],
+                )
+            )
     names = tuple(str(p) for p in range(128)) if target == "pitch" else NSYNTH_FAMILIES
     return Rows(rows, names, files)
 
@@ -232,8 +315,14 @@ def _bird_audio_detection(raw: pathlib.Path) -> Rows:
         folder = raw / f"{subset}_wav" / "wav"
         files += audio_folder.scan(folder)
         for r in _csv(raw / f"{subset}_metadata.csv"):
-            rows.append(Row(str(folder / f"{r['itemid']}.wav"), (r["hasbird"],),
-                            hash_split(f"{subset}/{r['itemid']}"), group=subset))
+            rows.append(
+                Row(
+                    str(folder / f"{r['itemid']}.wav"),
+                    (r["hasbird"],),
+                    hash_split(f"{subset}/{r['itemid']}"),
+                    group=subset,
+                )
+            )
     return Rows(rows, ("0", "1"), files)
 
 
@@ -241,66 +330,169 @@ def _spec(**kwargs: object) -> DatasetSpec:
     return DatasetSpec(**kwargs)  # type: ignore[arg-type]
 
 
-SPECS: dict[str, DatasetSpec] = {s.name: s for s in (
-    _spec(name="audioset", description="AudioSet: unbalanced (~2M) and balanced (~22k) train, eval (~20k); 527 classes, 10-s clips",
-          raw_dir="audioset", splits=("balanced_train", "unbalanced_train", "eval"), metric="mAP", multi_label=True,
-          rows=functools.partial(_audioset, splits=("balanced_train", "unbalanced_train", "eval")),
-          aliases={"train": "unbalanced_train", "test": "eval"}, public_download=False,
-          how_to_get="fetch the YouTube audio of the official segment CSVs yourself (https://research.google.com/audioset/download.html) "
-                     "into audio/<split>/<YTID>.wav (or .flac) next to class_labels_indices.csv and <split>_segments.csv"),
-    _spec(name="audioset_balanced", description="AudioSet balanced train (~22k clips) and eval; 527 classes",
-          raw_dir="audioset", splits=("balanced_train", "eval"), metric="mAP", multi_label=True,
-          rows=functools.partial(_audioset, splits=("balanced_train", "eval")),
-          aliases={"train": "balanced_train", "test": "eval"}, public_download=False,
-          how_to_get="as for 'audioset' (only balanced_train and eval are read)"),
-    _spec(name="esc50", description="ESC-50: 2000 5-s environmental clips, 50 classes, 5 folds",
-          raw_dir="ESC-50-master", splits=("fold:1", "fold:2", "fold:3", "fold:4", "fold:5"), metric="accuracy",
-          rows=_esc50, aliases={"train": "!fold:1", "test": "fold:1"}, public_download=True,
-          how_to_get="unzip https://github.com/karoldvl/ESC-50/archive/master.zip (audio/, meta/esc50.csv)"),
-    _spec(name="fsdkaggle2019", description="FSDKaggle2019: curated (4970), noisy (19815), test (4481); 80 classes",
-          raw_dir="FSDKaggle2019", splits=("curated", "noisy", "test"), metric="lwlrap", multi_label=True,
-          rows=_fsdkaggle2019, aliases={"train": "curated"}, public_download=True,
-          how_to_get="unzip the Zenodo record 3612637 archives (FSDKaggle2019.audio_*, FSDKaggle2019.meta) and the Kaggle sample_submission.csv"),
-    _spec(name="dcase2019_task1a", description="DCASE 2019 task 1a (TAU Urban Acoustic Scenes 2019 development), fold 1; 10 scenes",
-          raw_dir="TAU-urban-acoustic-scenes-2019-development", splits=("train", "test"), metric="accuracy",
-          rows=functools.partial(_acoustic_scenes, setup=("fold1_train.csv", "fold1_evaluate.csv")), public_download=True,
-          how_to_get="unzip the Zenodo record 2589280 archives (audio/, evaluation_setup/)"),
-    _spec(name="tut_urban_2018", description="TUT Urban Acoustic Scenes 2018 development, fold 1; 10 scenes",
-          raw_dir="TUT-urban-acoustic-scenes-2018-development", splits=("train", "test"), metric="accuracy",
-          rows=functools.partial(_acoustic_scenes, setup=("fold1_train.txt", "fold1_evaluate.txt")), public_download=True,
-          how_to_get="unzip the Zenodo record 1228142 archives (audio/, evaluation_setup/)"),
-    _spec(name="magnatagatune", description="MagnaTagATune: ~26k 29-s clips, top-50 tags, 12:1:3 split by directory 0-b/c/d-f",
-          raw_dir="magnatagatune", splits=("train", "validation", "test"), metric="macro_roc_auc", multi_label=True,
-          rows=_magnatagatune, public_download=True,
-          how_to_get="join and unzip mp3.zip.001-003 into mp3/ and put annotations_final.csv next to it (https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset)"),
-    _spec(name="kinetics700_audio", description="Kinetics-700 audio tracks, 700 action classes", raw_dir="kinetics700",
-          splits=("train", "validation"), metric="top1_accuracy", rows=_kinetics700,
-          aliases={"test": "validation"}, public_download=False,
-          how_to_get="extract the audio of the YouTube clips listed in annotations/{train,validate}.csv into "
-                     "audio/{train,validation}/<youtube_id>_<start:06d>_<end:06d>.wav"),
-    _spec(name="speech_commands", description="Speech Commands v0.02: 35 words, official validation/testing lists",
-          raw_dir="speech_commands_v0.02", splits=("train", "validation", "test"), metric="accuracy",
-          rows=_speech_commands, public_download=True,
-          how_to_get="untar http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"),
-    _spec(name="librispeech100_speaker", description="LibriSpeech train-clean-100 speaker id (251 speakers), 8:1:1 by utterance hash",
-          raw_dir="LibriSpeech", splits=("train", "validation", "test"), metric="accuracy",
-          rows=_librispeech_speaker, public_download=True,
-          how_to_get="untar https://www.openslr.org/resources/12/train-clean-100.tar.gz (LibriSpeech/train-clean-100/)"),
-    _spec(name="spoken_language_id", description="Spoken language identification (de/en/es, 10-s fragments; Oponowicz)",
-          raw_dir="spoken_language_id", splits=("train", "test"), metric="accuracy",
-          rows=_spoken_language, public_download=False,
-          how_to_get="download the Kaggle dataset toponowicz/spoken-language-identification and place train/ and test/ here"),
-    _spec(name="musan", description="MUSAN: music, speech and noise (3 classes), 8:1:1 by file hash",
-          raw_dir="musan", splits=("train", "validation", "test"), metric="accuracy",
-          rows=_musan, public_download=True, how_to_get="untar https://www.openslr.org/resources/17/musan.tar.gz"),
-    _spec(name="nsynth_pitch", description="NSynth, pitch (128 MIDI classes)", raw_dir="nsynth",
-          splits=("train", "validation", "test"), metric="accuracy", rows=functools.partial(_nsynth, target="pitch"),
-          public_download=True, how_to_get="untar nsynth-{train,valid,test}.jsonwav.tar.gz from https://magenta.tensorflow.org/datasets/nsynth"),
-    _spec(name="nsynth_instrument", description="NSynth, instrument family (11 classes)", raw_dir="nsynth",
-          splits=("train", "validation", "test"), metric="accuracy", rows=functools.partial(_nsynth, target="family"),
-          public_download=True, how_to_get="as for 'nsynth_pitch'"),
-    _spec(name="bird_audio_detection", description="Bird Audio Detection (DCASE 2018 task 3: freefield1010 + warblr), bird / no bird, 8:1:1 by hash",
-          raw_dir="bird_audio_detection", splits=("train", "validation", "test"), metric="accuracy",
-          rows=_bird_audio_detection, public_download=True,
-          how_to_get="unzip ff1010bird_wav.zip, warblrb10k_public_wav.zip and their metadata CSVs (https://dcase.community/challenge2018/task-bird-audio-detection)"),
-)}
+SPECS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        _spec(
+            name="audioset",
+            description="AudioSet: unbalanced (~2M) and balanced (~22k) train, eval (~20k); 527 classes, 10-s clips",
+            raw_dir="audioset",
+            splits=("balanced_train", "unbalanced_train", "eval"),
+            metric="mAP",
+            multi_label=True,
+            rows=functools.partial(_audioset, splits=("balanced_train", "unbalanced_train", "eval")),
+            aliases={"train": "unbalanced_train", "test": "eval"},
+            public_download=False,
+            how_to_get="fetch the YouTube audio of the official segment CSVs yourself (https://research.google.com/audioset/download.html) "
+            "into audio/<split>/<YTID>.wav (or .flac) next to class_labels_indices.csv and <split>_segments.csv",
+        ),
+        _spec(
+            name="audioset_balanced",
+            description="AudioSet balanced train (~22k clips) and eval; 527 classes",
+            raw_dir="audioset",
+            splits=("balanced_train", "eval"),
+            metric="mAP",
+            multi_label=True,
+            rows=functools.partial(_audioset, splits=("balanced_train", "eval")),
+            aliases={"train": "balanced_train", "test": "eval"},
+            public_download=False,
+            how_to_get="as for 'audioset' (only balanced_train and eval are read)",
+        ),
+        _spec(
+            name="esc50",
+            description="ESC-50: 2000 5-s environmental clips, 50 classes, 5 folds",
+            raw_dir="ESC-50-master",
+            splits=("fold:1", "fold:2", "fold:3", "fold:4", "fold:5"),
+            metric="accuracy",
+            rows=_esc50,
+            aliases={"train": "!fold:1", "test": "fold:1"},
+            public_download=True,
+            how_to_get="unzip https://github.com/karoldvl/ESC-50/archive/master.zip (audio/, meta/esc50.csv)",
+        ),
+        _spec(
+            name="fsdkaggle2019",
+            description="FSDKaggle2019: curated (4970), noisy (19815), test (4481); 80 classes",
+            raw_dir="FSDKaggle2019",
+            splits=("curated", "noisy", "test"),
+            metric="lwlrap",
+            multi_label=True,
+            rows=_fsdkaggle2019,
+            aliases={"train": "curated"},
+            public_download=True,
+            how_to_get="unzip the Zenodo record 3612637 archives (FSDKaggle2019.audio_*, FSDKaggle2019.meta) and the Kaggle sample_submission.csv",
+        ),
+        _spec(
+            name="dcase2019_task1a",
+            description="DCASE 2019 task 1a (TAU Urban Acoustic Scenes 2019 development), fold 1; 10 scenes",
+            raw_dir="TAU-urban-acoustic-scenes-2019-development",
+            splits=("train", "test"),
+            metric="accuracy",
+            rows=functools.partial(_acoustic_scenes, setup=("fold1_train.csv", "fold1_evaluate.csv")),
+            public_download=True,
+            how_to_get="unzip the Zenodo record 2589280 archives (audio/, evaluation_setup/)",
+        ),
+        _spec(
+            name="tut_urban_2018",
+            description="TUT Urban Acoustic Scenes 2018 development, fold 1; 10 scenes",
+            raw_dir="TUT-urban-acoustic-scenes-2018-development",
+            splits=("train", "test"),
+            metric="accuracy",
+            rows=functools.partial(_acoustic_scenes, setup=("fold1_train.txt", "fold1_evaluate.txt")),
+            public_download=True,
+            how_to_get="unzip the Zenodo record 1228142 archives (audio/, evaluation_setup/)",
+        ),
+        _spec(
+            name="magnatagatune",
+            description="MagnaTagATune: ~26k 29-s clips, top-50 tags, 12:1:3 split by directory 0-b/c/d-f",
+            raw_dir="magnatagatune",
+            splits=("train", "validation", "test"),
+            metric="macro_roc_auc",
+            multi_label=True,
+            rows=_magnatagatune,
+            public_download=True,
+            how_to_get="join and unzip mp3.zip.001-003 into mp3/ and put annotations_final.csv next to it (https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset)",
+        ),
+        _spec(
+            name="kinetics700_audio",
+            description="Kinetics-700 audio tracks, 700 action classes",
+            raw_dir="kinetics700",
+            splits=("train", "validation"),
+            metric="top1_accuracy",
+            rows=_kinetics700,
+            aliases={"test": "validation"},
+            public_download=False,
+            how_to_get="extract the audio of the YouTube clips listed in annotations/{train,validate}.csv into "
+            "audio/{train,validation}/<youtube_id>_<start:06d>_<end:06d>.wav",
+        ),
+        _spec(
+            name="speech_commands",
+            description="Speech Commands v0.02: 35 words, official validation/testing lists",
+            raw_dir="speech_commands_v0.02",
+            splits=("train", "validation", "test"),
+            metric="accuracy",
+            rows=_speech_commands,
+            public_download=True,
+            how_to_get="untar http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+        ),
+        _spec(
+            name="librispeech100_speaker",
+            description="LibriSpeech train-clean-100 speaker id (251 speakers), 8:1:1 by utterance hash",
+            raw_dir="LibriSpeech",
+            splits=("train", "validation", "test"),
+            metric="accuracy",
+            rows=_librispeech_speaker,
+            public_download=True,
+            how_to_get="untar https://www.openslr.org/resources/12/train-clean-100.tar.gz (LibriSpeech/train-clean-100/)",
+        ),
+        _spec(
+            name="spoken_language_id",
+            description="Spoken language identification (de/en/es, 10-s fragments; Oponowicz)",
+            raw_dir="spoken_language_id",
+            splits=("train", "test"),
+            metric="accuracy",
+            rows=_spoken_language,
+            public_download=False,
+            how_to_get="download the Kaggle dataset toponowicz/spoken-language-identification and place train/ and test/ here",
+        ),
+        _spec(
+            name="musan",
+            description="MUSAN: music, speech and noise (3 classes), 8:1:1 by file hash",
+            raw_dir="musan",
+            splits=("train", "validation", "test"),
+            metric="accuracy",
+            rows=_musan,
+            public_download=True,
+            how_to_get="untar https://www.openslr.org/resources/17/musan.tar.gz",
+        ),
+        _spec(
+            name="nsynth_pitch",
+            description="NSynth, pitch (128 MIDI classes)",
+            raw_dir="nsynth",
+            splits=("train", "validation", "test"),
+            metric="accuracy",
+            rows=functools.partial(_nsynth, target="pitch"),
+            public_download=True,
+            how_to_get="untar nsynth-{train,valid,test}.jsonwav.tar.gz from https://magenta.tensorflow.org/datasets/nsynth",
+        ),
+        _spec(
+            name="nsynth_instrument",
+            description="NSynth, instrument family (11 classes)",
+            raw_dir="nsynth",
+            splits=("train", "validation", "test"),
+            metric="accuracy",
+            rows=functools.partial(_nsynth, target="family"),
+            public_download=True,
+            how_to_get="as for 'nsynth_pitch'",
+        ),
+        _spec(
+            name="bird_audio_detection",
+            description="Bird Audio Detection (DCASE 2018 task 3: freefield1010 + warblr), bird / no bird, 8:1:1 by hash",
+            raw_dir="bird_audio_detection",
+            splits=("train", "validation", "test"),
+            metric="accuracy",
+            rows=_bird_audio_detection,
+            public_download=True,
+            how_to_get="unzip ff1010bird_wav.zip, warblrb10k_public_wav.zip and their metadata CSVs (https://dcase.community/challenge2018/task-bird-audio-detection)",
+        ),
+    )
+}

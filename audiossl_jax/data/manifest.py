@@ -19,7 +19,7 @@ import json
 import os
 import pathlib
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from absl import logging
 
@@ -80,15 +80,21 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, keep: Sequence[int]) -> "Manifest":
+    def subset(self, keep: Sequence[int]) -> Manifest:
         """The rows `keep` (indices into this manifest), in that order."""
 
         def pick(values: tuple) -> tuple:
             return tuple(values[i] for i in keep)
 
-        return dataclasses.replace(self, paths=pick(self.paths), labels=pick(self.labels),
-                                   splits=pick(self.splits), folds=pick(self.folds),
-                                   groups=pick(self.groups), num_samples=pick(self.num_samples))
+        return dataclasses.replace(
+            self,
+            paths=pick(self.paths),
+            labels=pick(self.labels),
+            splits=pick(self.splits),
+            folds=pick(self.folds),
+            groups=pick(self.groups),
+            num_samples=pick(self.num_samples),
+        )
 
 
 @dataclasses.dataclass
@@ -109,15 +115,24 @@ class Report:
     def to_json(self) -> dict:
         kinds = collections.Counter(_kind(problem) for _, problem in self.skipped)
         reasons = collections.Counter(reason for _, reason in self.excluded)
-        return {"where": self.where, "kept": self.kept, "skipped": len(self.skipped),
-                "skipped_by_problem": dict(sorted(kinds.items())),
-                "skipped_files": [{"file": f, "problem": p} for f, p in self.skipped],
-                "resampled_from_hz": self.resampled, "mixed_to_mono": self.multichannel,
-                "clipped": self.clipped, "unlabelled": self.unlabelled,
-                "num_classes": len(self.class_names), "class_names": list(self.class_names),
-                "ignored": len(self.ignored), "ignored_files": list(self.ignored),
-                "excluded": len(self.excluded), "excluded_by_reason": dict(sorted(reasons.items())),
-                "excluded_files": [{"file": f, "reason": r} for f, r in self.excluded]}
+        return {
+            "where": self.where,
+            "kept": self.kept,
+            "skipped": len(self.skipped),
+            "skipped_by_problem": dict(sorted(kinds.items())),
+            "skipped_files": [{"file": f, "problem": p} for f, p in self.skipped],
+            "resampled_from_hz": self.resampled,
+            "mixed_to_mono": self.multichannel,
+            "clipped": self.clipped,
+            "unlabelled": self.unlabelled,
+            "num_classes": len(self.class_names),
+            "class_names": list(self.class_names),
+            "ignored": len(self.ignored),
+            "ignored_files": list(self.ignored),
+            "excluded": len(self.excluded),
+            "excluded_by_reason": dict(sorted(reasons.items())),
+            "excluded_files": [{"file": f, "reason": r} for f, r in self.excluded],
+        }
 
 
 def _kind(problem: str) -> str:
@@ -182,14 +197,23 @@ def _duplicates(rows: Sequence[Row]) -> dict[str, str]:
         if len(group) > 1:
             splits = sorted({r.split for r in group})
             labels = sorted({";".join(r.labels) for r in group})
-            out[path] = (f"listed {len(group)} times in the metadata (splits {splits}, labels {labels}); "
-                         "keep one row per file")
+            out[path] = (
+                f"listed {len(group)} times in the metadata (splits {splits}, labels {labels}); keep one row per file"
+            )
     return out
 
 
-def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: pathlib.Path,
-            fingerprint: str, workers: int = 8, clip: bool = False,
-            min_seconds: float = 0.0) -> tuple[Manifest, Report]:
+def prepare(
+    raw: RawIndex,
+    *,
+    sample_rate: int,
+    skip_bad_files: bool,
+    out_dir: pathlib.Path,
+    fingerprint: str,
+    workers: int = 8,
+    clip: bool = False,
+    min_seconds: float = 0.0,
+) -> tuple[Manifest, Report]:
     """Validates every row and file of `raw`, writes manifest + report under out_dir.
 
     Raises PreparationError listing every problem (file and what is wrong) unless
@@ -209,8 +233,11 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
     for row in raw.rows:
         row = dataclasses.replace(row, labels=tuple(_canonical_label(v, index) for v in row.labels))
         listed.add(os.path.normpath(row.path))
-        problem = (duplicates.get(os.path.normpath(row.path)) or file_problem(row.path)
-                   or _label_problem(row, index, raw.multi_label))
+        problem = (
+            duplicates.get(os.path.normpath(row.path))
+            or file_problem(row.path)
+            or _label_problem(row, index, raw.multi_label)
+        )
         if problem:
             problems.append((row.path, problem))
             continue
@@ -251,29 +278,47 @@ def prepare(raw: RawIndex, *, sample_rate: int, skip_bad_files: bool, out_dir: p
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise PreparationError(
             f"{len(problems)} bad rows/files in {raw.where}:\n{listing}{more}\nFix them, or set "
-            f"--config.data.skip_bad_files=True to skip them (listed in {out_dir / REPORT_FILE}).")
+            f"--config.data.skip_bad_files=True to skip them (listed in {out_dir / REPORT_FILE})."
+        )
     if not kept:
         raise PreparationError(f"no usable audio in {raw.where} (report: {out_dir / REPORT_FILE})")
     _log_report(report, out_dir)
     manifest = Manifest(
         paths=tuple(r.path for r, _ in kept),
         labels=tuple(tuple(index[v] for v in r.labels) for r, _ in kept),
-        splits=tuple(r.split for r, _ in kept), folds=tuple(r.fold for r, _ in kept),
-        groups=tuple(r.group for r, _ in kept), num_samples=tuple(i.num_samples for _, i in kept),
-        class_names=tuple(class_names), multi_label=raw.multi_label, sample_rate=sample_rate)
+        splits=tuple(r.split for r, _ in kept),
+        folds=tuple(r.fold for r, _ in kept),
+        groups=tuple(r.group for r, _ in kept),
+        num_samples=tuple(i.num_samples for _, i in kept),
+        class_names=tuple(class_names),
+        multi_label=raw.multi_label,
+        sample_rate=sample_rate,
+    )
     save(manifest, out_dir, fingerprint)
     return manifest, report
 
 
 def _log_report(report: Report, out_dir: pathlib.Path) -> None:
     shown = ", ".join(report.class_names[:10]) + (", ..." if len(report.class_names) > 10 else "")
-    logging.info("prepared %s: %d clips kept, %d skipped, %d resampled %s, %d mixed to mono, %d clipped, "
-                 "%d unlabelled, %d classes (%s), %d other files ignored, %d excluded by the dataset's definition "
-                 "%s (report: %s)",
-                 report.where, report.kept, len(report.skipped), sum(report.resampled.values()), report.resampled,
-                 report.multichannel, report.clipped, report.unlabelled, len(report.class_names), shown,
-                 len(report.ignored), len(report.excluded),
-                 report.to_json()["excluded_by_reason"], out_dir / REPORT_FILE)
+    logging.info(
+        "prepared %s: %d clips kept, %d skipped, %d resampled %s, %d mixed to mono, %d clipped, "
+        "%d unlabelled, %d classes (%s), %d other files ignored, %d excluded by the dataset's definition "
+        "%s (report: %s)",
+        report.where,
+        report.kept,
+        len(report.skipped),
+        sum(report.resampled.values()),
+        report.resampled,
+        report.multichannel,
+        report.clipped,
+        report.unlabelled,
+        len(report.class_names),
+        shown,
+        len(report.ignored),
+        len(report.excluded),
+        report.to_json()["excluded_by_reason"],
+        out_dir / REPORT_FILE,
+    )
     for path, problem in report.skipped:
         logging.warning("skipped %s: %s", path, problem)
 
@@ -284,10 +329,22 @@ def save(manifest: Manifest, out_dir: pathlib.Path, fingerprint: str) -> None:
         writer = csv.writer(f)
         writer.writerow(["path", "labels", "split", "fold", "group", "num_samples"])
         for i in range(len(manifest)):
-            writer.writerow([manifest.paths[i], ";".join(map(str, manifest.labels[i])), manifest.splits[i],
-                             manifest.folds[i], manifest.groups[i], manifest.num_samples[i]])
-    meta = {"fingerprint": fingerprint, "class_names": list(manifest.class_names),
-            "multi_label": manifest.multi_label, "sample_rate": manifest.sample_rate}
+            writer.writerow(
+                [
+                    manifest.paths[i],
+                    ";".join(map(str, manifest.labels[i])),
+                    manifest.splits[i],
+                    manifest.folds[i],
+                    manifest.groups[i],
+                    manifest.num_samples[i],
+                ]
+            )
+    meta = {
+        "fingerprint": fingerprint,
+        "class_names": list(manifest.class_names),
+        "multi_label": manifest.multi_label,
+        "sample_rate": manifest.sample_rate,
+    }
     (out_dir / META_FILE).write_text(json.dumps(meta))
 
 
@@ -304,10 +361,14 @@ def load(out_dir: pathlib.Path, fingerprint: str) -> Manifest | None:
     return Manifest(
         paths=tuple(r["path"] for r in rows),
         labels=tuple(tuple(int(v) for v in r["labels"].split(";") if v) for r in rows),
-        splits=tuple(r["split"] for r in rows), folds=tuple(r["fold"] for r in rows),
-        groups=tuple(r["group"] for r in rows), num_samples=tuple(int(r["num_samples"]) for r in rows),
-        class_names=tuple(meta["class_names"]), multi_label=bool(meta["multi_label"]),
-        sample_rate=int(meta["sample_rate"]))
+        splits=tuple(r["split"] for r in rows),
+        folds=tuple(r["fold"] for r in rows),
+        groups=tuple(r["group"] for r in rows),
+        num_samples=tuple(int(r["num_samples"]) for r in rows),
+        class_names=tuple(meta["class_names"]),
+        multi_label=bool(meta["multi_label"]),
+        sample_rate=int(meta["sample_rate"]),
+    )
 
 
 def unmatched_splits(manifest: Manifest, configured: Iterable[str]) -> dict[str, int]:
@@ -326,20 +387,22 @@ def _cross_validation(manifest: Manifest, split: str, rule: subset.DerivedSplit,
     """'train@cv:K': the rows of every fold but K; 'test@cv:K': the rows of fold K."""
     folds = sorted(set(manifest.folds) - {""})
     if not folds:
-        raise PreparationError(f"{where}: split {split!r} is a cross-validation split, but no row carries a fold; "
-                               "use a dataset with folds (e.g. esc50, or an audio folder with a 'fold' column)")
+        raise PreparationError(
+            f"{where}: split {split!r} is a cross-validation split, but no row carries a fold; "
+            "use a dataset with folds (e.g. esc50, or an audio folder with a 'fold' column)"
+        )
     if rule.fold not in folds:
         raise PreparationError(f"{where}: split {split!r} asks for fold {rule.fold!r}; folds present: {folds}")
     without = manifest.folds.count("")
     if without:
-        raise PreparationError(f"{where}: {without} rows carry no fold, so split {split!r} cannot place them; "
-                               "give every row a fold")
+        raise PreparationError(
+            f"{where}: {without} rows carry no fold, so split {split!r} cannot place them; give every row a fold"
+        )
     test = rule.base == "test"
     return manifest.subset([i for i, f in enumerate(manifest.folds) if (f == rule.fold) == test])
 
 
-def select(manifest: Manifest, split: str, where: str,
-           aliases: dict[str, str] | None = None) -> Manifest:
+def select(manifest: Manifest, split: str, where: str, aliases: dict[str, str] | None = None) -> Manifest:
     """Rows of `split`: a split name, 'all', 'fold:1,2' (those folds), '!fold:1' (the others),
     'train@cv:K' (every fold but K) or 'test@cv:K' (fold K).
 

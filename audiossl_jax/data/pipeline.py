@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import ml_collections
 import numpy as np
@@ -69,9 +69,11 @@ def uniform(seed: int, positions: np.ndarray, stream: int) -> np.ndarray:
     SplitMix64 finaliser over a mix of the three integers.
     """
     with np.errstate(over="ignore"):
-        x = (np.asarray(positions, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             + np.uint64(seed % 2**63) * np.uint64(0xD1B54A32D192ED03)
-             + np.uint64(stream) * np.uint64(0x8CB92BA72F3D8DD7)) & _MASK64
+        x = (
+            np.asarray(positions, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            + np.uint64(seed % 2**63) * np.uint64(0xD1B54A32D192ED03)
+            + np.uint64(stream) * np.uint64(0x8CB92BA72F3D8DD7)
+        ) & _MASK64
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))
@@ -89,8 +91,7 @@ class TrainOrder:
     uniformly among the classes with examples, then an example carrying it uniformly.
     """
 
-    def __init__(self, num_examples: int, seed: int,
-                 class_members: list[np.ndarray] | None = None) -> None:
+    def __init__(self, num_examples: int, seed: int, class_members: list[np.ndarray] | None = None) -> None:
         self.num_examples = num_examples
         self.seed = seed
         self.members = None if class_members is None else [m for m in class_members if len(m)]
@@ -114,15 +115,15 @@ class TrainOrder:
             return np.asarray([self._perm(int(e))[o] for e, o in zip(epochs, offsets)], np.int64)
         classes = (uniform(self.seed, positions, _CLASS_STREAM) * len(self.members)).astype(np.int64)
         picks = uniform(self.seed, positions, _MEMBER_STREAM)
-        return np.asarray([self.members[c][int(u * len(self.members[c]))] for c, u in zip(classes, picks)],
-                          np.int64)
+        return np.asarray([self.members[c][int(u * len(self.members[c]))] for c, u in zip(classes, picks)], np.int64)
 
 
 def _check_shard(info: registry.DatasetInfo, process_count: int) -> None:
     if info.num_examples is not None and info.num_examples < process_count:
         raise registry.DatasetError(
             f"{info.name!r} split {info.split!r} has {info.num_examples} examples, "
-            f"fewer than the {process_count} hosts that share it")
+            f"fewer than the {process_count} hosts that share it"
+        )
 
 
 def _options() -> tf.data.Options:
@@ -144,9 +145,16 @@ def train_examples(data_cfg: ml_collections.ConfigDict, num_examples: int) -> np
         return None
     seed = int(data_cfg.get("subset_seed", 0))
     keep = subset.subset_indices(num_examples, k, seed)
-    logging.info("%s split %s: training on %d of %d examples (config.data.train_fraction=%g, train_size=%d, "
-                 "subset_seed=%d)", data_cfg.name, data_cfg.train_split, len(keep), num_examples, fraction, size,
-                 seed)
+    logging.info(
+        "%s split %s: training on %d of %d examples (config.data.train_fraction=%g, train_size=%d, subset_seed=%d)",
+        data_cfg.name,
+        data_cfg.train_split,
+        len(keep),
+        num_examples,
+        fraction,
+        size,
+        seed,
+    )
     return keep
 
 
@@ -158,16 +166,30 @@ def _warn_long_clips(src: source.Source, num_samples: int) -> int:
     """Logs (and returns) how many clips are over LONG_CLIP_FACTOR crops long."""
     long = [n for n in src.lengths if n > LONG_CLIP_FACTOR * num_samples]
     if long:
-        logging.warning("%s split %s: %d of %d clips are over %dx the %.2f s crop (longest %.1f s); each training "
-                        "example is one crop of them, read by seeking, so most of their audio is seldom seen. "
-                        "Cut them into shorter files to use all of it.", src.name, src.split, len(long),
-                        len(src), LONG_CLIP_FACTOR, num_samples / src.sample_rate, max(long) / src.sample_rate)
+        logging.warning(
+            "%s split %s: %d of %d clips are over %dx the %.2f s crop (longest %.1f s); each training "
+            "example is one crop of them, read by seeking, so most of their audio is seldom seen. "
+            "Cut them into shorter files to use all of it.",
+            src.name,
+            src.split,
+            len(long),
+            len(src),
+            LONG_CLIP_FACTOR,
+            num_samples / src.sample_rate,
+            max(long) / src.sample_rate,
+        )
     return len(long)
 
 
-def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int, seed: int,
-                        process_index: int = 0, process_count: int = 1,
-                        start_step: int = 0) -> Iterator[Batch]:
+def make_train_iterator(
+    data_cfg: ml_collections.ConfigDict,
+    *,
+    batch_size: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    start_step: int = 0,
+) -> Iterator[Batch]:
     """Endless per-host training batches (see module docstring); batch k is for train step k + 1.
 
     ``data_cfg.train_fraction`` < 1 or ``data_cfg.train_size`` > 0 restrict training to a
@@ -202,8 +224,9 @@ def make_train_iterator(data_cfg: ml_collections.ConfigDict, *, batch_size: int,
         return tf.data.Dataset.from_tensor_slices((index, position))
 
     ds = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max).flat_map(planned)
-    ds = ds.map(lambda i, p: source.read_crop(src, i, p, num_samples), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = ds.map(
+        lambda i, p: source.read_crop(src, i, p, num_samples), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options()).as_numpy_iterator()
 
@@ -227,9 +250,14 @@ def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1)
     return math.ceil(math.ceil(num_examples / process_count) / batch_size)
 
 
-def make_eval_iterator(data_cfg: ml_collections.ConfigDict, split: str | None = None, *,
-                       batch_size: int, process_index: int = 0,
-                       process_count: int = 1) -> Iterator[Batch]:
+def make_eval_iterator(
+    data_cfg: ml_collections.ConfigDict,
+    split: str | None = None,
+    *,
+    batch_size: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[Batch]:
     """Every example of this host's shard of `split` once, centre-cropped, in order.
 
     Batches follow the module docstring plus 'valid': bool [b]. The last batch is
@@ -240,15 +268,21 @@ def make_eval_iterator(data_cfg: ml_collections.ConfigDict, split: str | None = 
     num_samples = crop_samples(data_cfg)
     src, info = registry.load_source(data_cfg, split)
     ds = tf.data.Dataset.from_tensor_slices(np.arange(len(src), dtype=np.int64)[process_index::process_count])
-    ds = ds.map(lambda i: source.read_crop(src, i, tf.constant(0.5, tf.float64), num_samples),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(
+        lambda i: source.read_crop(src, i, tf.constant(0.5, tf.float64), num_samples),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_options())
     total = None
     if info.num_examples is not None:
         total = num_eval_batches(info.num_examples, batch_size, process_count)
     label_shape = (0, info.num_classes) if info.multi_label else (0,)
-    empty = {"waveform": np.zeros((0, num_samples), np.float32), "length": np.zeros((0,), np.int32),
-             "label": np.zeros(label_shape, np.float32 if info.multi_label else np.int32)}
+    empty = {
+        "waveform": np.zeros((0, num_samples), np.float32),
+        "length": np.zeros((0,), np.int32),
+        "label": np.zeros(label_shape, np.float32 if info.multi_label else np.int32),
+    }
 
     def batches() -> Iterator[Batch]:
         count = 0

@@ -13,12 +13,13 @@ import dataclasses
 import functools
 import os
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from audiossl_jax.data import audio_folder, datasets, manifest, source, subset, synthetic
 
@@ -96,8 +97,9 @@ def _synthetic_source(data_dir: str, config_name: str, split: str) -> source.Sou
         labels.append(int(ex["label"]))
         seeds.append(f"seed:{int(ex['seed'])}")
     name = SYNTHETIC_NAME if config_name == "default" else f"{SYNTHETIC_NAME}/{config_name}"
-    return source.from_arrays(name, split, synthetic.SAMPLE_RATE, synthetic.CLASS_NAMES, audio, labels,
-                              scale=1.0 / 32768.0, keys=seeds)
+    return source.from_arrays(
+        name, split, synthetic.SAMPLE_RATE, synthetic.CLASS_NAMES, audio, labels, scale=1.0 / 32768.0, keys=seeds
+    )
 
 
 def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
@@ -109,7 +111,8 @@ def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
         if not _get(cfg, "prepare", True):
             raise DatasetNotPreparedError(
                 f"dataset {name!r} is not prepared under {data_dir}; set --config.data.prepare=True "
-                "to generate it (no download needed, seconds)")
+                "to generate it (no download needed, seconds)"
+            )
         logging.info("preparing the built-in dataset %r under %s (once; about 10 s)", name, data_dir)
         builder.download_and_prepare()
     splits = builder.info.splits
@@ -118,24 +121,34 @@ def _load_synthetic(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
         raise DatasetError(f"dataset {name!r} has no split {split!r}{folds}; splits: {sorted(splits)}")
     sample_rate = int(_get(cfg, "sample_rate", synthetic.SAMPLE_RATE))
     if sample_rate != synthetic.SAMPLE_RATE:
-        raise DatasetError(
-            f"dataset {name!r} is {synthetic.SAMPLE_RATE} Hz, config asks for {sample_rate} Hz")
+        raise DatasetError(f"dataset {name!r} is {synthetic.SAMPLE_RATE} Hz, config asks for {sample_rate} Hz")
     src = _synthetic_source(data_dir, config_name, split)
-    info = DatasetInfo(name=name, split=split, sample_rate=synthetic.SAMPLE_RATE,
-                       num_classes=len(synthetic.CLASS_NAMES), class_names=synthetic.CLASS_NAMES,
-                       num_examples=len(src), metric="accuracy")
+    info = DatasetInfo(
+        name=name,
+        split=split,
+        sample_rate=synthetic.SAMPLE_RATE,
+        num_classes=len(synthetic.CLASS_NAMES),
+        class_names=synthetic.CLASS_NAMES,
+        num_examples=len(src),
+        metric="accuracy",
+    )
     return src, info
 
 
 def _settings(cfg: Any) -> dict[str, Any]:
     """Config values that shape a prepared manifest (part of its fingerprint)."""
-    return {"version": 3, "sample_rate": int(_get(cfg, "sample_rate", 16000)),
-            "skip_bad_files": bool(_get(cfg, "skip_bad_files", False)),
-            "clip_out_of_range": bool(_get(cfg, "clip_out_of_range", False)),
-            "min_seconds": float(_get(cfg, "min_seconds", 0.0)),
-            "label_key": _get(cfg, "label_key", "label"), "multi_label": bool(_get(cfg, "multi_label", False)),
-            "label_separator": _get(cfg, "label_separator", ";"), "group_key": _get(cfg, "group_key", "group"),
-            "class_names": _get(cfg, "class_names", "")}
+    return {
+        "version": 3,
+        "sample_rate": int(_get(cfg, "sample_rate", 16000)),
+        "skip_bad_files": bool(_get(cfg, "skip_bad_files", False)),
+        "clip_out_of_range": bool(_get(cfg, "clip_out_of_range", False)),
+        "min_seconds": float(_get(cfg, "min_seconds", 0.0)),
+        "label_key": _get(cfg, "label_key", "label"),
+        "multi_label": bool(_get(cfg, "multi_label", False)),
+        "label_separator": _get(cfg, "label_separator", ";"),
+        "group_key": _get(cfg, "group_key", "group"),
+        "class_names": _get(cfg, "class_names", ""),
+    }
 
 
 def _prepared(cfg: Any, raw: manifest.RawIndex, out_dir: pathlib.Path, name: str) -> manifest.Manifest:
@@ -148,17 +161,32 @@ def _prepared(cfg: Any, raw: manifest.RawIndex, out_dir: pathlib.Path, name: str
     if not _get(cfg, "prepare", True):
         raise DatasetNotPreparedError(
             f"dataset {name!r} is not prepared (or its input/config changed) under {out_dir}; set "
-            "--config.data.prepare=True to check every file once and write its manifest")
+            "--config.data.prepare=True to check every file once and write its manifest"
+        )
     logging.info("preparing %r from %s into %s (checks every file once)", name, raw.where, out_dir)
-    return manifest.prepare(raw, sample_rate=settings["sample_rate"], skip_bad_files=settings["skip_bad_files"],
-                            out_dir=out_dir, fingerprint=fingerprint, clip=settings["clip_out_of_range"],
-                            min_seconds=settings["min_seconds"])[0]
+    return manifest.prepare(
+        raw,
+        sample_rate=settings["sample_rate"],
+        skip_bad_files=settings["skip_bad_files"],
+        out_dir=out_dir,
+        fingerprint=fingerprint,
+        clip=settings["clip_out_of_range"],
+        min_seconds=settings["min_seconds"],
+    )[0]
 
 
 def _info(name: str, split: str, m: manifest.Manifest, metric: str) -> DatasetInfo:
-    return DatasetInfo(name=name, split=split, sample_rate=m.sample_rate, num_classes=len(m.class_names),
-                       class_names=m.class_names, num_examples=len(m), metric=metric, multi_label=m.multi_label,
-                       num_unlabelled=sum(not labels for labels in m.labels))
+    return DatasetInfo(
+        name=name,
+        split=split,
+        sample_rate=m.sample_rate,
+        num_classes=len(m.class_names),
+        class_names=m.class_names,
+        num_examples=len(m),
+        metric=metric,
+        multi_label=m.multi_label,
+        num_unlabelled=sum(not labels for labels in m.labels),
+    )
 
 
 def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
@@ -168,8 +196,13 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
     s = _settings(cfg)
     names = s["class_names"]
     raw = audio_folder.raw_index(
-        path, label_key=s["label_key"], multi_label=s["multi_label"], label_separator=s["label_separator"],
-        group_key=s["group_key"], class_names=tuple(n.strip() for n in names.split(",")) if names else None)
+        path,
+        label_key=s["label_key"],
+        multi_label=s["multi_label"],
+        label_separator=s["label_separator"],
+        group_key=s["group_key"],
+        class_names=tuple(n.strip() for n in names.split(",")) if names else None,
+    )
     labels = {k: s[k] for k in ("label_key", "multi_label", "label_separator", "class_names")}
     out_dir = audio_folder.prepared_dir(pathlib.Path(_tfds_data_dir(cfg)), path, labels)
     prepared = _prepared(cfg, raw, out_dir, AUDIO_FOLDER_NAME)
@@ -177,21 +210,29 @@ def _load_audio_folder(cfg: Any, split: str) -> tuple[source.Source, DatasetInfo
     m = manifest.select(prepared, split, raw.where)
     metric = "mAP" if m.multi_label else "accuracy"
     root = str(pathlib.Path(path).expanduser().resolve())
-    return (source.from_manifest(AUDIO_FOLDER_NAME, split, m, root, clip=s["clip_out_of_range"]),
-            _info(AUDIO_FOLDER_NAME, split, m, metric))
+    return (
+        source.from_manifest(AUDIO_FOLDER_NAME, split, m, root, clip=s["clip_out_of_range"]),
+        _info(AUDIO_FOLDER_NAME, split, m, metric),
+    )
 
 
 def _warn_unmatched_splits(cfg: Any, m: manifest.Manifest, where: str) -> None:
     """Logs the rows whose split value neither data.train_split nor data.eval_split selects, with counts."""
-    configured = {subset.base_name(_get(cfg, key, default))
-                  for key, default in (("train_split", "train"), ("eval_split", "test"))}
+    configured = {
+        subset.base_name(_get(cfg, key, default)) for key, default in (("train_split", "train"), ("eval_split", "test"))
+    }
     unmatched = manifest.unmatched_splits(m, configured - {None})
     if unmatched:
         counts = ", ".join(f"{value!r}: {n} rows" for value, n in unmatched.items())
-        logging.warning("%s: split values that no configured split selects (%s; data.train_split=%r, "
-                        "data.eval_split=%r), so no run reads those rows: %s", where, counts,
-                        _get(cfg, "train_split", "train"), _get(cfg, "eval_split", "test"),
-                        "fix the split column, or set those keys")
+        logging.warning(
+            "%s: split values that no configured split selects (%s; data.train_split=%r, "
+            "data.eval_split=%r), so no run reads those rows: %s",
+            where,
+            counts,
+            _get(cfg, "train_split", "train"),
+            _get(cfg, "eval_split", "test"),
+            "fix the split column, or set those keys",
+        )
 
 
 def raw_dir(cfg: Any, spec: datasets.DatasetSpec) -> pathlib.Path:
@@ -207,22 +248,29 @@ def _load_paper_dataset(cfg: Any, split: str) -> tuple[source.Source, DatasetInf
     raw = raw_dir(cfg, spec)
     out_dir = pathlib.Path(_tfds_data_dir(cfg)) / spec.name / "prepared"
     if not raw.is_dir():
-        download = ("it is not downloaded automatically (no network access is assumed)" if spec.public_download
-                    else "it cannot be downloaded automatically")
+        download = (
+            "it is not downloaded automatically (no network access is assumed)"
+            if spec.public_download
+            else "it cannot be downloaded automatically"
+        )
         raise DatasetNotPreparedError(
             f"dataset {spec.name!r} ({spec.description}) is not prepared: {download}. Its raw files were "
             f"expected under {raw} (data_dir={_tfds_data_dir(cfg)}; override with --config.data.manual_dir). "
             f"To get them: {spec.how_to_get}. The first run then checks every file once and writes "
-            f"{out_dir}. To train on a folder of your own audio instead, pass {FOLDER_HINT}")
+            f"{out_dir}. To train on a folder of your own audio instead, pass {FOLDER_HINT}"
+        )
     layout = spec.rows(raw)
-    index = manifest.RawIndex(where=f"{spec.name} ({raw})", rows=tuple(layout.rows),
-                              files=None if layout.files is None else tuple(layout.files),
-                              class_names=layout.class_names, multi_label=spec.multi_label,
-                              excluded=tuple(layout.excluded))
+    index = manifest.RawIndex(
+        where=f"{spec.name} ({raw})",
+        rows=tuple(layout.rows),
+        files=None if layout.files is None else tuple(layout.files),
+        class_names=layout.class_names,
+        multi_label=spec.multi_label,
+        excluded=tuple(layout.excluded),
+    )
     m = manifest.select(_prepared(cfg, index, out_dir, spec.name), split, index.where, spec.aliases)
     clip = bool(_get(cfg, "clip_out_of_range", False))
-    return (source.from_manifest(spec.name, split, m, str(raw), clip=clip),
-            _info(spec.name, split, m, spec.metric))
+    return (source.from_manifest(spec.name, split, m, str(raw), clip=clip), _info(spec.name, split, m, spec.metric))
 
 
 _Loader = Callable[[Any, str], tuple[source.Source, DatasetInfo]]
@@ -243,18 +291,29 @@ def _load_holdout(data_cfg: Any, split: str, rule: subset.DerivedSplit) -> tuple
     """The hold-out (or the rest) of `rule.base`: `subset.holdout_indices` of its hold-out units."""
     src, info = load_source(data_cfg, rule.base)
     if len(src.holdout_units) != len(src):
-        raise DatasetError(f"dataset {info.name!r} split {rule.base!r}: its source has no hold-out units, so "
-                           f"split {split!r} cannot be drawn")
+        raise DatasetError(
+            f"dataset {info.name!r} split {rule.base!r}: its source has no hold-out units, so "
+            f"split {split!r} cannot be drawn"
+        )
     try:
         keep = subset.holdout_indices(src.holdout_units, rule.percent, rule.seed, rest=rule.kind == subset.REST)
     except ValueError as e:
         raise DatasetError(f"dataset {info.name!r} split {split!r}: {e}") from e
     part = dataclasses.replace(src.subset(keep), split=split)
-    logging.info("dataset %r split %r: %d of the %d examples of %r (seeded %d%% hold-out, seed %d, %s)",
-                 info.name, split, len(part), len(src), rule.base, rule.percent, rule.seed,
-                 "the hold-out" if rule.kind == subset.HOLDOUT else "the rest")
-    return part, dataclasses.replace(info, split=split, num_examples=len(part),
-                                     num_unlabelled=sum(not labels for labels in part.labels))
+    logging.info(
+        "dataset %r split %r: %d of the %d examples of %r (seeded %d%% hold-out, seed %d, %s)",
+        info.name,
+        split,
+        len(part),
+        len(src),
+        rule.base,
+        rule.percent,
+        rule.seed,
+        "the hold-out" if rule.kind == subset.HOLDOUT else "the rest",
+    )
+    return part, dataclasses.replace(
+        info, split=split, num_examples=len(part), num_unlabelled=sum(not labels for labels in part.labels)
+    )
 
 
 def load_source(data_cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
@@ -274,8 +333,9 @@ def load_source(data_cfg: Any, split: str) -> tuple[source.Source, DatasetInfo]:
         raise DatasetError(str(e)) from e
 
 
-def load_dataset(data_cfg: Any, split: str, *, shard_index: int = 0,
-                 shard_count: int = 1) -> tuple[tf.data.Dataset, DatasetInfo]:
+def load_dataset(
+    data_cfg: Any, split: str, *, shard_index: int = 0, shard_count: int = 1
+) -> tuple[tf.data.Dataset, DatasetInfo]:
     """The source of `split` as tf.data, and its metadata.
 
     shard_index/shard_count select every shard_count-th example (before decoding).

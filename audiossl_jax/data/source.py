@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -60,18 +60,23 @@ class Source:
             return tf.TensorSpec([len(self.class_names)], tf.float32)
         return tf.TensorSpec([], tf.int32)
 
-    def subset(self, keep: Sequence[int]) -> "Source":
+    def subset(self, keep: Sequence[int]) -> Source:
         """The examples ``keep`` as a source of their own (example i reads example keep[i])."""
         keep = [int(i) for i in keep]
         if not keep or min(keep) < 0 or max(keep) >= len(self):
             raise ValueError(
                 f"subset of {self.name!r} split {self.split!r}: indices must lie in [0, {len(self)}); "
-                f"got {len(keep)} indices")
+                f"got {len(keep)} indices"
+            )
         return dataclasses.replace(
-            self, labels=tuple(self.labels[i] for i in keep), lengths=tuple(self.lengths[i] for i in keep),
+            self,
+            labels=tuple(self.labels[i] for i in keep),
+            lengths=tuple(self.lengths[i] for i in keep),
             holdout_units=tuple(self.holdout_units[i] for i in keep) if self.holdout_units else (),
             keys=tuple(self.keys[i] for i in keep) if self.keys else (),
-            read=lambda i: self.read(keep[i]), read_window=lambda i, a, n: self.read_window(keep[i], a, n))
+            read=lambda i: self.read(keep[i]),
+            read_window=lambda i, a, n: self.read_window(keep[i], a, n),
+        )
 
     def class_members(self) -> list[np.ndarray]:
         """For each class, the example indices that carry it: C arrays of int64."""
@@ -94,14 +99,31 @@ def from_manifest(name: str, split: str, m: manifest.Manifest, root: str, *, cli
     def read_window(i: int, start: int, count: int) -> np.ndarray:
         return audio_io.read_window(paths[i], m.sample_rate, start, count, clip=clip)
 
-    return Source(name=name, split=split, sample_rate=m.sample_rate, class_names=m.class_names,
-                  multi_label=m.multi_label, labels=m.labels, read=read, lengths=m.num_samples,
-                  read_window=read_window, holdout_units=units, keys=paths)
+    return Source(
+        name=name,
+        split=split,
+        sample_rate=m.sample_rate,
+        class_names=m.class_names,
+        multi_label=m.multi_label,
+        labels=m.labels,
+        read=read,
+        lengths=m.num_samples,
+        read_window=read_window,
+        holdout_units=units,
+        keys=paths,
+    )
 
 
-def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str, ...],
-                audio: Sequence[np.ndarray], labels: Sequence[int], scale: float,
-                keys: Sequence[str]) -> Source:
+def from_arrays(
+    name: str,
+    split: str,
+    sample_rate: int,
+    class_names: tuple[str, ...],
+    audio: Sequence[np.ndarray],
+    labels: Sequence[int],
+    scale: float,
+    keys: Sequence[str],
+) -> Source:
     """An in-memory source: audio[i] * scale as float32 (e.g. int16 with scale 1/32768); keys[i]
     is example i's stable hold-out unit."""
 
@@ -109,12 +131,21 @@ def from_arrays(name: str, split: str, sample_rate: int, class_names: tuple[str,
         return audio[i].astype(np.float32) * np.float32(scale)
 
     def read_window(i: int, start: int, count: int) -> np.ndarray:
-        return audio[i][start:start + count].astype(np.float32) * np.float32(scale)
+        return audio[i][start : start + count].astype(np.float32) * np.float32(scale)
 
-    return Source(name=name, split=split, sample_rate=sample_rate, class_names=class_names,
-                  multi_label=False, labels=tuple((int(v),) if v >= 0 else () for v in labels),
-                  read=read, lengths=tuple(len(a) for a in audio), read_window=read_window,
-                  holdout_units=tuple(keys), keys=tuple(keys))
+    return Source(
+        name=name,
+        split=split,
+        sample_rate=sample_rate,
+        class_names=class_names,
+        multi_label=False,
+        labels=tuple((int(v),) if v >= 0 else () for v in labels),
+        read=read,
+        lengths=tuple(len(a) for a in audio),
+        read_window=read_window,
+        holdout_units=tuple(keys),
+        keys=tuple(keys),
+    )
 
 
 def read_example(source: Source, index: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -149,11 +180,12 @@ def read_crop(source: Source, index: tf.Tensor, position: tf.Tensor, num_samples
         start = crop_offset(source.lengths[i], num_samples, float(p))
         segment = source.read_window(i, start, num_samples)[:num_samples]
         waveform = np.zeros(num_samples, np.float32)
-        waveform[:len(segment)] = segment
+        waveform[: len(segment)] = segment
         return waveform, np.int32(len(segment)), source.label_array(i)
 
-    waveform, length, label = tf.numpy_function(read, [index, position], (tf.float32, tf.int32, spec.dtype),
-                                                stateful=False)
+    waveform, length, label = tf.numpy_function(
+        read, [index, position], (tf.float32, tf.int32, spec.dtype), stateful=False
+    )
     waveform.set_shape([num_samples])
     length.set_shape([])
     label.set_shape(spec.shape)

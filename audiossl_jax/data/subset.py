@@ -19,14 +19,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 HOLDOUT, REST, CV = "holdout", "rest", "cv"
-GRAMMAR = ("'<split>@holdout:P:SEED' (a seeded P% of <split>, P an integer in 1..99, SEED an integer >= 0), "
-           "'<split>@rest:P:SEED' (the rest of <split>), 'train@cv:K' (every fold but fold K) and "
-           "'test@cv:K' (fold K); <split> is a split of the dataset, or a 'train@cv:K'/'test@cv:K'")
+GRAMMAR = (
+    "'<split>@holdout:P:SEED' (a seeded P% of <split>, P an integer in 1..99, SEED an integer >= 0), "
+    "'<split>@rest:P:SEED' (the rest of <split>), 'train@cv:K' (every fold but fold K) and "
+    "'test@cv:K' (fold K); <split> is a split of the dataset, or a 'train@cv:K'/'test@cv:K'"
+)
 _HOLDOUT = re.compile(r"(holdout|rest):([0-9]+):([0-9]+)")
 _CV = re.compile(r"cv:([^@:,!\s]+)")
 
@@ -107,8 +109,10 @@ def holdout_indices(units: Sequence[str], percent: int, seed: int, *, rest: bool
     target = max(1, (percent * n + 50) // 100)
     order = _unit_order(units, seed)
     if len(order) < 2:
-        raise ValueError(f"a hold-out needs at least 2 examples (2 groups when examples share one); the split "
-                         f"has {n} examples in {len(order)} group(s)")
+        raise ValueError(
+            f"a hold-out needs at least 2 examples (2 groups when examples share one); the split "
+            f"has {n} examples in {len(order)} group(s)"
+        )
     sizes: dict[str, int] = {}
     for unit in units:
         sizes[unit] = sizes.get(unit, 0) + 1
@@ -137,13 +141,14 @@ def check(fraction: float, size: int) -> None:
     """Checks ``data.train_fraction`` in (0, 1] and ``data.train_size`` >= 0, not both set;
     the error names the key."""
     if not 0 < fraction <= 1:
-        raise ValueError(f"config.data.train_fraction={fraction!r}: must lie in (0, 1] "
-                         "(1 trains on the whole split).")
+        raise ValueError(f"config.data.train_fraction={fraction!r}: must lie in (0, 1] (1 trains on the whole split).")
     if size < 0:
         raise ValueError(f"config.data.train_size={size!r}: must be >= 0 (0 trains on the whole split).")
     if size and fraction != 1:
-        raise ValueError(f"config.data.train_fraction={fraction!r} and config.data.train_size={size!r} both "
-                         "restrict the training split; set one of them.")
+        raise ValueError(
+            f"config.data.train_fraction={fraction!r} and config.data.train_size={size!r} both "
+            "restrict the training split; set one of them."
+        )
 
 
 def subset_size(num_examples: int, fraction: float, size: int) -> int | None:

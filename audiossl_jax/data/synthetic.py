@@ -9,7 +9,7 @@ noise. The class is `index % 12`, so every class is equally represented.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -49,12 +49,13 @@ def _fade(n: int, fade_samples: int) -> np.ndarray:
     if k > 0:
         ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(k) / k)
         env[:k] = ramp
-        env[n - k:] = ramp[::-1]
+        env[n - k :] = ramp[::-1]
     return env
 
 
-def _segment_starts(rng: np.random.Generator, n: int, on: tuple[float, float],
-                    off: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _segment_starts(
+    rng: np.random.Generator, n: int, on: tuple[float, float], off: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Random on/off segments covering n samples: (starts [k], lengths [k]) in samples."""
     starts, lengths = [], []
     pos = int(rng.uniform(0.0, off[1]) * SAMPLE_RATE)
@@ -68,8 +69,7 @@ def _segment_starts(rng: np.random.Generator, n: int, on: tuple[float, float],
     return np.asarray(starts), np.asarray(lengths)
 
 
-def _segment_position(n: int, starts: np.ndarray, lengths: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segment_position(n: int, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample segment index [n], position within it [n] (samples) and on-mask [n]."""
     idx = np.arange(n)
     seg = np.clip(np.searchsorted(starts, idx, side="right") - 1, 0, len(starts) - 1)
@@ -239,10 +239,22 @@ class SyntheticAudio(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: 12 procedural sound classes."}
     BUILDER_CONFIGS = [
-        SyntheticAudioConfig(name="default", description="1024 train / 256 test clips of 1-6 s.",
-                             num_train=1024, num_test=256, min_seconds=1.0, max_seconds=6.0),
-        SyntheticAudioConfig(name="tiny", description="64 train / 32 test clips of 0.5-3 s (tests).",
-                             num_train=64, num_test=32, min_seconds=0.5, max_seconds=3.0),
+        SyntheticAudioConfig(
+            name="default",
+            description="1024 train / 256 test clips of 1-6 s.",
+            num_train=1024,
+            num_test=256,
+            min_seconds=1.0,
+            max_seconds=6.0,
+        ),
+        SyntheticAudioConfig(
+            name="tiny",
+            description="64 train / 32 test clips of 0.5-3 s (tests).",
+            num_train=64,
+            num_test=32,
+            min_seconds=0.5,
+            max_seconds=3.0,
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -251,20 +263,24 @@ class SyntheticAudio(tfds.core.GeneratorBasedBuilder):
             description=__doc__,
             # Raw int16 bytes (2 bytes/sample): the Audio feature in TFDS 4.9.10 ignores
             # `encoding` and stores int64 varints, about 3x larger and slower to write.
-            features=tfds.features.FeaturesDict({
-                "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16,
-                                              encoding=tfds.features.Encoding.BYTES,
-                                              doc="16 kHz mono waveform"),
-                "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-                "seed": tfds.features.Scalar(dtype=np.int64),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "audio": tfds.features.Tensor(
+                        shape=(None,), dtype=np.int16, encoding=tfds.features.Encoding.BYTES, doc="16 kHz mono waveform"
+                    ),
+                    "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
+                    "seed": tfds.features.Scalar(dtype=np.int64),
+                }
+            ),
             supervised_keys=("audio", "label"),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
         cfg = self.builder_config
-        return {"train": self._generate_examples("train", cfg.num_train),
-                "test": self._generate_examples("test", cfg.num_test)}
+        return {
+            "train": self._generate_examples("train", cfg.num_train),
+            "test": self._generate_examples("test", cfg.num_test),
+        }
 
     def _generate_examples(self, split: str, num_examples: int) -> Iterator[tuple[int, dict]]:
         cfg = self.builder_config

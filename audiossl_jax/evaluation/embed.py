@@ -41,8 +41,15 @@ def define_flags() -> None:
     cli.define_out("Output .npz file; '{split}' in it becomes the split (needed with several).")
 
 
-def data_config(name: str, *, path: str | None = None, label_key: str = "label", data_dir: str | None = None,
-                crop_seconds: float = 10.0, sample_rate: int = 16000) -> ml_collections.ConfigDict:
+def data_config(
+    name: str,
+    *,
+    path: str | None = None,
+    label_key: str = "label",
+    data_dir: str | None = None,
+    crop_seconds: float = 10.0,
+    sample_rate: int = 16000,
+) -> ml_collections.ConfigDict:
     """An evaluation data config (see ``data.pipeline.default_data_config``)."""
     from audiossl_jax.data import pipeline
 
@@ -57,8 +64,12 @@ def data_config(name: str, *, path: str | None = None, label_key: str = "label",
 
 # The data config keys that error messages name as --config.data.<key> (the training
 # commands' overrides), and this command's flag for each.
-CONFIG_FLAGS = {"--config.data.name": "--data", "--config.data.path": "--data_path",
-                "--config.data.label_key": "--label_key", "--config.data.data_dir": "--data_dir"}
+CONFIG_FLAGS = {
+    "--config.data.name": "--data",
+    "--config.data.path": "--data_path",
+    "--config.data.label_key": "--label_key",
+    "--config.data.data_dir": "--data_dir",
+}
 
 
 def with_own_flags(message: str) -> str:
@@ -78,8 +89,10 @@ def output_paths(out: str, split_flag: str) -> dict[str, pathlib.Path]:
     if not splits or len(set(splits)) != len(splits):
         raise ValueError(f"--split={split_flag!r}: give one split or several distinct comma-separated ones")
     if len(splits) > 1 and SPLIT_FIELD not in out:
-        raise ValueError(f"--out={out!r} names one file for {len(splits)} splits; put {SPLIT_FIELD} in it "
-                         f"(e.g. --out=emb/{SPLIT_FIELD}.npz)")
+        raise ValueError(
+            f"--out={out!r} names one file for {len(splits)} splits; put {SPLIT_FIELD} in it "
+            f"(e.g. --out=emb/{SPLIT_FIELD}.npz)"
+        )
     return {s: pathlib.Path(out.replace(SPLIT_FIELD, s.replace("/", "_"))) for s in splits}
 
 
@@ -94,9 +107,14 @@ def main(argv: list[str]) -> None:
     with cli.user_errors(registry.DatasetError, FileNotFoundError, ValueError, rewrite=with_own_flags):
         outs = output_paths(FLAGS.out, FLAGS.split)
         run_config = embeddings.load_config(FLAGS.workdir)
-        data_cfg = data_config(FLAGS.data, path=FLAGS.data_path, label_key=FLAGS.label_key,
-                               data_dir=FLAGS.data_dir, crop_seconds=FLAGS.crop_seconds,
-                               sample_rate=int(run_config.frontend.sample_rate))
+        data_cfg = data_config(
+            FLAGS.data,
+            path=FLAGS.data_path,
+            label_key=FLAGS.label_key,
+            data_dir=FLAGS.data_dir,
+            crop_seconds=FLAGS.crop_seconds,
+            sample_rate=int(run_config.frontend.sample_rate),
+        )
         # A dataset problem in any split stops us before the model loads.
         infos = {split: registry.get_dataset_info(data_cfg, split) for split in outs}
         if FLAGS.untrained:
@@ -107,10 +125,22 @@ def main(argv: list[str]) -> None:
         fn = embeddings.embed_fn(task)  # compiled once, for every split
         for split, out in outs.items():
             result = embeddings.embed_dataset(
-                task, variables, data_cfg, split, batch_size=FLAGS.batch_size, keep_frames=FLAGS.frames,
-                progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{split}"), fn=fn)
-            meta = {"workdir": str(FLAGS.workdir), "step": step, "untrained": FLAGS.untrained,
-                    "data": data_cfg.to_dict(), "split": split}
+                task,
+                variables,
+                data_cfg,
+                split,
+                batch_size=FLAGS.batch_size,
+                keep_frames=FLAGS.frames,
+                progress=embeddings.ProgressLog(f"embedding {FLAGS.data}:{split}"),
+                fn=fn,
+            )
+            meta = {
+                "workdir": str(FLAGS.workdir),
+                "step": step,
+                "untrained": FLAGS.untrained,
+                "data": data_cfg.to_dict(),
+                "split": split,
+            }
             out.parent.mkdir(parents=True, exist_ok=True)
             np.savez(out, meta=json.dumps(meta), class_names=np.asarray(infos[split].class_names, str), **result)
             logging.info("wrote %s: scene %s", out, result["scene"].shape)

@@ -14,7 +14,8 @@ import json
 import logging
 import pathlib
 import time
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,13 +30,15 @@ Array = jax.Array
 
 CONFIG_FILE = "config.json"
 
+
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     """The run config stored in ``<workdir>/config.json``."""
     path = pathlib.Path(workdir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: --workdir must be the directory of a training run "
-            "(it holds config.json and checkpoints/)")
+            "(it holds config.json and checkpoints/)"
+        )
     return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
@@ -101,9 +104,15 @@ def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[
     return s.task, {"params": state.params, **state.model_state}
 
 
-def map_split(fn: Callable[[Mapping[str, Any], Mapping[str, Array]], Any], variables: Mapping[str, Any],
-              data_cfg: ml_collections.ConfigDict, split: str, *, batch_size: int,
-              mesh: jax.sharding.Mesh) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+def map_split(
+    fn: Callable[[Mapping[str, Any], Mapping[str, Array]], Any],
+    variables: Mapping[str, Any],
+    data_cfg: ml_collections.ConfigDict,
+    split: str,
+    *,
+    batch_size: int,
+    mesh: jax.sharding.Mesh,
+) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
     """``fn(variables, batch)`` over every example of ``split`` once (``pipeline.make_eval_iterator``).
 
     Yields (fn's outputs on the host, the batch's real rows bool [b], their labels) for
@@ -165,8 +174,9 @@ def embed_dataset(
 
     out: dict[str, list[np.ndarray]] = {"scene": [], "label": [], "frames": [], "frame_valid": []}
     times, done = None, 0
-    for (scene, frames, valid, times), rows, label in map_split(embed, variables, data_cfg, split,
-                                                                batch_size=batch_size, mesh=mesh):
+    for (scene, frames, valid, times), rows, label in map_split(  # noqa: B007 (times: read after the loop)
+        embed, variables, data_cfg, split, batch_size=batch_size, mesh=mesh
+    ):
         out["scene"].append(scene[rows])
         out["label"].append(label)
         if keep_frames:
@@ -175,18 +185,32 @@ def embed_dataset(
         done += int(rows.sum())
         if progress is not None:
             progress(done, total)
-    result = {"scene": np.concatenate(out["scene"]).astype(np.float32),
-              "label": np.concatenate(out["label"])}
+    result = {"scene": np.concatenate(out["scene"]).astype(np.float32), "label": np.concatenate(out["label"])}
     if keep_frames:
-        result.update(frames=np.concatenate(out["frames"]), frame_valid=np.concatenate(out["frame_valid"]),
-                      times=np.asarray(times, np.float32))
+        result.update(
+            frames=np.concatenate(out["frames"]),
+            frame_valid=np.concatenate(out["frame_valid"]),
+            times=np.asarray(times, np.float32),
+        )
     return result
 
 
 # Data config keys that choose a split's labels or the training examples drawn from it, not
 # its audio: embeddings of one split are shared by every setting of these.
-LABEL_KEYS = frozenset({"label_key", "multi_label", "label_separator", "class_names", "class_balanced",
-                        "train_fraction", "train_size", "subset_seed", "train_split", "eval_split"})
+LABEL_KEYS = frozenset(
+    {
+        "label_key",
+        "multi_label",
+        "label_separator",
+        "class_names",
+        "class_balanced",
+        "train_fraction",
+        "train_size",
+        "subset_seed",
+        "train_split",
+        "eval_split",
+    }
+)
 
 
 def audio_fingerprint(data_cfg: ml_collections.ConfigDict) -> str:

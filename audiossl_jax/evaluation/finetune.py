@@ -22,7 +22,8 @@ import json
 import logging
 import math
 import pathlib
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import jax
 import ml_collections
@@ -36,7 +37,6 @@ from audiossl_jax.evaluation import metrics
 from audiossl_jax.tasks.classification import ClassificationTask, is_cnn
 from audiossl_jax.train import sharding
 
-
 CONFORMER_TASKS = ("wav2vec2", "classification")
 
 
@@ -47,10 +47,23 @@ def classification_task(num_classes: int, multi_label: bool, pooling: str = "mea
     mask of up to 2 s per 10 s, mixup Beta(0.5, 0.5), and the consistency loss (symmetric
     KL x 2). ``pooling``: 'mean' (every task but AudioSet) or 'linear_softmax' (AudioSet).
     """
-    t = ml_collections.ConfigDict(dict(
-        name="classification", num_classes=num_classes, multi_label=multi_label, pooling=pooling,
-        jitter_samples=200, time_mask_max_fraction=0.2, mixup=True, mixup_beta=0.5,
-        consistency=True, consistency_weight=2.0, output_dropout=0.0, pool_eps=1e-6, freeze_encoder=False))
+    t = ml_collections.ConfigDict(
+        dict(
+            name="classification",
+            num_classes=num_classes,
+            multi_label=multi_label,
+            pooling=pooling,
+            jitter_samples=200,
+            time_mask_max_fraction=0.2,
+            mixup=True,
+            mixup_beta=0.5,
+            consistency=True,
+            consistency_weight=2.0,
+            output_dropout=0.0,
+            pool_eps=1e-6,
+            freeze_encoder=False,
+        )
+    )
     t.pretrained_workdir = config_dict.placeholder(str)
     t.pretrained_step = config_dict.placeholder(int)
     return t
@@ -58,13 +71,22 @@ def classification_task(num_classes: int, multi_label: bool, pooling: str = "mea
 
 def tri_stage_schedule(peak_learning_rate: float) -> ml_collections.ConfigDict:
     """Tri-stage LR: 30% warm-up from 1% of the peak, 30% hold, 40% exponential decay to 5%."""
-    return ml_collections.ConfigDict(dict(
-        name="tri_stage", peak_learning_rate=peak_learning_rate,
-        warmup_fraction=0.3, hold_fraction=0.3, decay_fraction=0.4, init_scale=0.01, final_scale=0.05))
+    return ml_collections.ConfigDict(
+        dict(
+            name="tri_stage",
+            peak_learning_rate=peak_learning_rate,
+            warmup_fraction=0.3,
+            hold_fraction=0.3,
+            decay_fraction=0.4,
+            init_scale=0.01,
+            final_scale=0.05,
+        )
+    )
 
 
-def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_label: bool,
-                    pooling: str = "mean") -> ml_collections.ConfigDict:
+def finetune_config(
+    size: str, variant: str | None, *, num_classes: int, multi_label: bool, pooling: str = "mean"
+) -> ml_collections.ConfigDict:
     """Fine-tuning of the conformer of ``config_lib.wav2vec2_pretrain_config(size, variant)``.
 
     The model keys equal the pre-training config's, so its checkpoints load. Recipe
@@ -82,8 +104,9 @@ def finetune_config(size: str, variant: str | None, *, num_classes: int, multi_l
     return c
 
 
-def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str, *, num_classes: int,
-                         multi_label: bool) -> ml_collections.ConfigDict:
+def finetune_config_from(
+    encoder_config: ml_collections.ConfigDict, workdir: str, *, num_classes: int, multi_label: bool
+) -> ml_collections.ConfigDict:
     """Fine-tuning of the encoder of the run in ``workdir`` (its stored ``encoder_config``).
 
     Keeps the run's frontend and model keys (so its checkpoint loads), sets mode
@@ -98,7 +121,8 @@ def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str
     if not cnn and task not in CONFORMER_TASKS:
         raise ValueError(
             f"{workdir}: task.name={task!r} with no config.model.channels is neither a conformer run "
-            f"(task.name in {CONFORMER_TASKS}) nor a CNN run; it cannot be fine-tuned.")
+            f"(task.name in {CONFORMER_TASKS}) nor a CNN run; it cannot be fine-tuned."
+        )
     c = ml_collections.ConfigDict(encoder_config.to_dict())
     c.mode = "finetune"
     if not c.model.name.endswith("finetune"):
@@ -108,8 +132,16 @@ def finetune_config_from(encoder_config: ml_collections.ConfigDict, workdir: str
     c.task = classification_task(num_classes, multi_label)
     if cnn:
         c.task.slice_frames = int(encoder_config.task.slice_frames)
-    for key in ("jitter_samples", "time_mask_max_fraction", "mixup", "mixup_beta", "consistency",
-                "consistency_weight", "output_dropout", "pool_eps"):
+    for key in (
+        "jitter_samples",
+        "time_mask_max_fraction",
+        "mixup",
+        "mixup_beta",
+        "consistency",
+        "consistency_weight",
+        "output_dropout",
+        "pool_eps",
+    ):
         if key in previous:
             c.task[key] = previous[key]
     c.task.pretrained_workdir = str(workdir)
@@ -134,14 +166,18 @@ def validation_split(config: ml_collections.ConfigDict) -> str | None:
         try:
             registry.get_dataset_info(config.data, "validation")
         except registry.DatasetError:
-            logging.info("dataset %s has no 'validation' split: no best checkpoint is kept (set "
-                         "config.checkpoint.best_split to choose one); the last step is evaluated",
-                         config.data.name)
+            logging.info(
+                "dataset %s has no 'validation' split: no best checkpoint is kept (set "
+                "config.checkpoint.best_split to choose one); the last step is evaluated",
+                config.data.name,
+            )
             return None
         split = "validation"
     if split == config.data.eval_split:
-        raise ValueError(f"config.checkpoint.best_split={split!r} is the evaluation split (config.data.eval_split): "
-                         "a checkpoint chosen on it would bias its own score; name a validation split")
+        raise ValueError(
+            f"config.checkpoint.best_split={split!r} is the evaluation split (config.data.eval_split): "
+            "a checkpoint chosen on it would bias its own score; name a validation split"
+        )
     return split
 
 
@@ -158,13 +194,17 @@ class BestCheckpoint:
     def __init__(self, workdir: str | pathlib.Path, split: str, metric: str):
         self.directory = epath.Path(workdir) / "best"
         path = self.directory / "best.json"
-        self.record = json.loads(path.read_text()) if path.exists() else {
-            "split": split, "metric": metric, "step": None, "value": None, "history": {}}
+        self.record = (
+            json.loads(path.read_text())
+            if path.exists()
+            else {"split": split, "metric": metric, "step": None, "value": None, "history": {}}
+        )
         if (self.record["split"], self.record["metric"]) != (split, metric):
             raise ValueError(
                 f"{path} chose its best step by {self.record['split']} {self.record['metric']}, this run by {split} "
                 f"{metric}: rerun with --config.checkpoint.best_split={self.record['split']}, or move {self.directory} "
-                "away to start the choice afresh")
+                "away to start the choice afresh"
+            )
         self.metric = metric
 
     def is_better(self, value: float) -> bool:
@@ -193,34 +233,51 @@ class BestCheckpoint:
         if self.record["step"] is None:
             raise FileNotFoundError(f"no best checkpoint in {self.directory} yet")
         with ocp.StandardCheckpointer() as loader:
-            return loader.restore(self.directory / str(self.record["step"]),
-                                  jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
+            return loader.restore(
+                self.directory / str(self.record["step"]), jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+            )
 
 
-def evaluate(task: ClassificationTask, variables: Mapping[str, Any], data_cfg: ml_collections.ConfigDict,
-             split: str, *, batch_size: int, mesh: jax.sharding.Mesh) -> dict[str, float]:
+def evaluate(
+    task: ClassificationTask,
+    variables: Mapping[str, Any],
+    data_cfg: ml_collections.ConfigDict,
+    split: str,
+    *,
+    batch_size: int,
+    mesh: jax.sharding.Mesh,
+) -> dict[str, float]:
     """Scores every example of ``split`` once; ``metrics.classification_metrics`` of them."""
     from audiossl_jax.evaluation import embeddings
 
     labels, scores = [], []
-    for score, rows, label in embeddings.map_split(jax.jit(task.predict), variables, data_cfg, split,
-                                                   batch_size=batch_size, mesh=mesh):
+    for score, rows, label in embeddings.map_split(
+        jax.jit(task.predict), variables, data_cfg, split, batch_size=batch_size, mesh=mesh
+    ):
         scores.append(np.asarray(score)[rows])
         labels.append(label)
     label, score = np.concatenate(labels), np.concatenate(scores)
     if label.ndim == 1 and label.min() < 0:
-        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has unlabelled examples (label -1); "
-                         "set config.data.label_key to a labelled column")
+        raise ValueError(
+            f"dataset {data_cfg.name!r} split {split!r} has unlabelled examples (label -1); "
+            "set config.data.label_key to a labelled column"
+        )
     if task.t.multi_label:
         return metrics.classification_metrics(metrics.targets(label, task.t.num_classes), score, multi_label=True)
     if label.ndim != 1:
-        raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has multi-hot labels {label.shape}; "
-                         "set config.task.multi_label=True to fine-tune with the multi-label head")
+        raise ValueError(
+            f"dataset {data_cfg.name!r} split {split!r} has multi-hot labels {label.shape}; "
+            "set config.task.multi_label=True to fine-tune with the multi-label head"
+        )
     return metrics.classification_metrics(label, score, multi_label=False)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-        data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None) -> dict[str, float]:
+def run(
+    config: ml_collections.ConfigDict,
+    workdir: str | pathlib.Path,
+    *,
+    data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None,
+) -> dict[str, float]:
     """Fine-tunes (resuming when ``workdir`` has checkpoints), evaluates, writes the json.
 
     ``data_iterator_fn`` replaces the configured training pipeline (``trainer.train``).
@@ -237,15 +294,29 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
         variables = {"params": state.params, **state.model_state}
         scores = evaluate(task, variables, config.data, val_split, batch_size=config.batch_size, mesh=mesh)
         if best.update(step, scores[best.metric], variables):
-            logging.info("step %d: %s %s %.4f, the best so far (kept in %s)", step, val_split, best.metric,
-                         scores[best.metric], best.directory)
+            logging.info(
+                "step %d: %s %s %.4f, the best so far (kept in %s)",
+                step,
+                val_split,
+                best.metric,
+                scores[best.metric],
+                best.directory,
+            )
         else:
-            logging.info("step %d: %s %s %.4f (best %.4f at step %s)", step, val_split, best.metric,
-                         scores[best.metric], best.record["value"], best.record["step"])
+            logging.info(
+                "step %d: %s %s %.4f (best %.4f at step %s)",
+                step,
+                val_split,
+                best.metric,
+                scores[best.metric],
+                best.record["value"],
+                best.record["step"],
+            )
         return {f"{val_split}/{k}": v for k, v in scores.items()}
 
-    state = trainer.train(config, workdir, data_iterator_fn=data_iterator_fn,
-                          on_checkpoint=on_checkpoint if best else None)
+    state = trainer.train(
+        config, workdir, data_iterator_fn=data_iterator_fn, on_checkpoint=on_checkpoint if best else None
+    )
     variables = {"params": state.params, **state.model_state}
     step = int(state.step)
     if best is not None and best.record["step"] is not None:
@@ -257,11 +328,20 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
         result[f"{val_split}_{best.metric}"] = best.record["value"]
     path = pathlib.Path(workdir) / f"eval_{split}.json"
     path.write_text(json.dumps(result, indent=2))
-    logging.info("fine-tuned %s on %s, %s split at step %d: %s (written to %s)", config.model.name,
-                 config.data.name, split, step, result, path)
+    logging.info(
+        "fine-tuned %s on %s, %s split at step %d: %s (written to %s)",
+        config.model.name,
+        config.data.name,
+        split,
+        step,
+        result,
+        path,
+    )
     return result
 
 
 if __name__ == "__main__":
-    raise SystemExit("error: fine-tuning runs through the one entry point, which dispatches on config.mode: "
-                     "python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:<variant> --workdir=DIR")
+    raise SystemExit(
+        "error: fine-tuning runs through the one entry point, which dispatches on config.mode: "
+        "python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:<variant> --workdir=DIR"
+    )

@@ -35,7 +35,8 @@ import logging
 import math
 import pathlib
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -45,9 +46,11 @@ METRICS_FILE, TEST_METRICS_FILE = "metrics.json", "test_metrics.json"
 TABLE_MD, TABLE_CSV, FIGURE_FILE, SUMMARY_FILE = "table.md", "table.csv", "figure.png", "summary.json"
 ARMS = ("pretrained", "scratch")
 # Fig. 2's three panels: the ablation key, its config key in the pre-training run, the x-axis label.
-ABLATION_AXES = (("pretrain_fraction", "data.train_fraction", "fraction of the pre-training set"),
-                 ("num_blocks", "model.num_blocks", "conformer blocks"),
-                 ("num_heads", "model.num_heads", "attention heads"))
+ABLATION_AXES = (
+    ("pretrain_fraction", "data.train_fraction", "fraction of the pre-training set"),
+    ("num_blocks", "model.num_blocks", "conformer blocks"),
+    ("num_heads", "model.num_heads", "attention heads"),
+)
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 # (config of one fine-tuning, its run directory, splits to score) -> metrics
@@ -72,9 +75,13 @@ class Point:
 # ---------------------------------------------------------------------------- the generic core
 
 
-def run_points(points: Sequence[Point], workdir: pathlib.Path,
-               run_point: Callable[[Point, pathlib.Path], Mapping[str, float]], *,
-               metrics_file: str = METRICS_FILE) -> dict[str, dict[str, float]]:
+def run_points(
+    points: Sequence[Point],
+    workdir: pathlib.Path,
+    run_point: Callable[[Point, pathlib.Path], Mapping[str, float]],
+    *,
+    metrics_file: str = METRICS_FILE,
+) -> dict[str, dict[str, float]]:
     """Runs every point not yet finished, in order; returns {point name: metrics} for all of them.
 
     A point is finished when ``workdir/<name>/<metrics_file>`` exists: its metrics are read
@@ -91,8 +98,9 @@ def run_points(points: Sequence[Point], workdir: pathlib.Path,
         raise ValueError(f"grid points repeat a name: {sorted(n for n in set(names) if names.count(n) > 1)}")
     out: dict[str, dict[str, float]] = {}
     todo = [p for p in points if not (workdir / p.name / metrics_file).is_file()]
-    logging.info("grid %s: %d points, %d finished, running %d", workdir, len(points), len(points) - len(todo),
-                 len(todo))
+    logging.info(
+        "grid %s: %d points, %d finished, running %d", workdir, len(points), len(points) - len(todo), len(todo)
+    )
     for point in points:
         path = workdir / point.name / metrics_file
         if not path.is_file():
@@ -115,7 +123,7 @@ def override(config: ml_collections.ConfigDict, overrides: Mapping[str, Any]) ->
         node = c
         for i, part in enumerate(parents):
             if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-                raise ValueError(f"grid override {key!r}: config has no section {'.'.join(parents[:i + 1])!r}")
+                raise ValueError(f"grid override {key!r}: config has no section {'.'.join(parents[: i + 1])!r}")
             node = node[part]
         if leaf not in node:
             raise ValueError(f"grid override {key!r}: config has no key {leaf!r} there; use one of {sorted(node)}")
@@ -131,8 +139,9 @@ def select(scores: Sequence[float]) -> int:
     return int(np.argmax(np.where(np.isnan(values), -np.inf, values)))
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], workdir: pathlib.Path,
-                notes: Iterable[str] = ()) -> str:
+def write_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], workdir: pathlib.Path, notes: Iterable[str] = ()
+) -> str:
     """Writes ``table.csv`` (the values) and ``table.md`` (the same rows, then ``notes``); returns the Markdown.
 
     Markdown prints floats with 4 decimals (below 0.01: 2 significant digits), None as an empty cell.
@@ -225,16 +234,26 @@ def sweep_points(config: ml_collections.ConfigDict) -> list[Point]:
     output dropouts, in that nesting order (the grid order that breaks ties)."""
     s = config.sweep
     points = []
-    for lr, steps, batch, dropout in itertools.product(s.peak_learning_rates, s.total_steps, s.batch_sizes,
-                                                       s.output_dropouts):
-        points.append(Point(f"lr{lr:g}_steps{steps}_bs{batch}_drop{dropout:g}", {
-            "schedule.peak_learning_rate": float(lr), "total_steps": int(steps), "batch_size": int(batch),
-            "task.output_dropout": float(dropout)}))
+    for lr, steps, batch, dropout in itertools.product(
+        s.peak_learning_rates, s.total_steps, s.batch_sizes, s.output_dropouts
+    ):
+        points.append(
+            Point(
+                f"lr{lr:g}_steps{steps}_bs{batch}_drop{dropout:g}",
+                {
+                    "schedule.peak_learning_rate": float(lr),
+                    "total_steps": int(steps),
+                    "batch_size": int(batch),
+                    "task.output_dropout": float(dropout),
+                },
+            )
+        )
     return points
 
 
-def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run
-              ) -> dict[str, Any]:
+def run_sweep(
+    config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run
+) -> dict[str, Any]:
     """Fine-tunes every point scoring ``sweep.val_split``; selects the best validation
     metric; scores ``data.eval_split`` for the selected point only (``test_metrics.json``)."""
     points = sweep_points(config)
@@ -243,29 +262,53 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: 
     key = _metric(config, val_split)
     missing = [name for name, m in results.items() if key not in m]
     if missing:
-        raise ValueError(f"config.metric={config.metric!r}: points {missing} have no {key!r}; their metrics are "
-                         f"{sorted(results[missing[0]])}")
+        raise ValueError(
+            f"config.metric={config.metric!r}: points {missing} have no {key!r}; their metrics are "
+            f"{sorted(results[missing[0]])}"
+        )
     best = points[select([results[p.name][key] for p in points])]
-    test = run_points([best], workdir, lambda p, d: runner(_point_config(config, p), d, (test_split,)),
-                      metrics_file=TEST_METRICS_FILE)[best.name][_metric(config, test_split)]
-    rows = [dict(point=p.name, peak_learning_rate=p.overrides["schedule.peak_learning_rate"],
-                 total_steps=p.overrides["total_steps"], batch_size=p.overrides["batch_size"],
-                 output_dropout=p.overrides["task.output_dropout"], validation=results[p.name][key],
-                 test=test if p is best else None, selected="yes" if p is best else "") for p in points]
-    note = (f"Selected by validation {config.metric} on {val_split!r} (ties: the first in grid order): {best.name}, "
-            f"validation {results[best.name][key]:.4f}; test {config.metric} on {test_split!r}: {test:.4f}. Only the "
-            "selected point is scored on the test split.")
+    test = run_points(
+        [best], workdir, lambda p, d: runner(_point_config(config, p), d, (test_split,)), metrics_file=TEST_METRICS_FILE
+    )[best.name][_metric(config, test_split)]
+    rows = [
+        dict(
+            point=p.name,
+            peak_learning_rate=p.overrides["schedule.peak_learning_rate"],
+            total_steps=p.overrides["total_steps"],
+            batch_size=p.overrides["batch_size"],
+            output_dropout=p.overrides["task.output_dropout"],
+            validation=results[p.name][key],
+            test=test if p is best else None,
+            selected="yes" if p is best else "",
+        )
+        for p in points
+    ]
+    note = (
+        f"Selected by validation {config.metric} on {val_split!r} (ties: the first in grid order): {best.name}, "
+        f"validation {results[best.name][key]:.4f}; test {config.metric} on {test_split!r}: {test:.4f}. Only the "
+        "selected point is scored on the test split."
+    )
     write_table(rows, list(rows[0]), workdir, [note])
     fig, (ax,) = _figure(1, width=max(5.0, 0.5 * len(points)))
-    ax.bar(range(len(points)), [r["validation"] for r in rows],
-           color=["tab:red" if p is best else "tab:blue" for p in points])
+    ax.bar(
+        range(len(points)),
+        [r["validation"] for r in rows],
+        color=["tab:red" if p is best else "tab:blue" for p in points],
+    )
     ax.set_xticks(range(len(points)), [p.name for p in points], rotation=60, ha="right", fontsize="x-small")
     ax.set_ylabel(f"validation {config.metric}")
     ax.set_title(f"sweep: selected {best.name} (red), test {config.metric} {test:.4f}")
     _save(fig, workdir / FIGURE_FILE)
-    summary = dict(grid="sweep", metric=config.metric, val_split=val_split, test_split=test_split,
-                   selected=best.name, validation=results[best.name][key], test=test,
-                   points={p.name: dict(overrides=dict(p.overrides), validation=results[p.name][key]) for p in points})
+    summary = dict(
+        grid="sweep",
+        metric=config.metric,
+        val_split=val_split,
+        test_split=test_split,
+        selected=best.name,
+        validation=results[best.name][key],
+        test=test,
+        points={p.name: dict(overrides=dict(p.overrides), validation=results[p.name][key]) for p in points},
+    )
     _write_summary(workdir, summary)
     return summary
 
@@ -291,8 +334,9 @@ def label_fraction_points(config: ml_collections.ConfigDict) -> list[Point]:
     return points
 
 
-def run_label_fractions(config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run
-                        ) -> dict[str, Any]:
+def run_label_fractions(
+    config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run
+) -> dict[str, Any]:
     """Table 1: test metric per (fraction, arm); plot of the metric against the labelled clips (log x)."""
     config = ml_collections.ConfigDict(config.to_dict())
     lf = config.label_fractions
@@ -302,8 +346,9 @@ def run_label_fractions(config: ml_collections.ConfigDict, workdir: pathlib.Path
             if key in config:
                 config[key].task.pretrained_workdir = pretrained
     points = label_fraction_points(config)
-    results = run_points(points, workdir, lambda p, d: runner(_point_config(config, p), d,
-                                                              (config[p.base].data.eval_split,)))
+    results = run_points(
+        points, workdir, lambda p, d: runner(_point_config(config, p), d, (config[p.base].data.eval_split,))
+    )
     key = _metric(config, config.base.data.eval_split)
     rows = []
     for label, percent in zip(lf.labels, lf.percents):
@@ -313,13 +358,23 @@ def run_label_fractions(config: ml_collections.ConfigDict, workdir: pathlib.Path
             row["labelled_clips"] = int(m["num_train"])
             row[arm] = m[key]
         rows.append(row)
-    write_table(rows, ["column", "percent", "labelled_clips", *lf.arms], workdir,
-                [f"Test {config.metric} ({config.base.data.eval_split!r}) of fine-tuning with and without "
-                 "pre-training on each amount of labelled data (Srivastava et al., 2022, Table 1)."])
+    write_table(
+        rows,
+        ["column", "percent", "labelled_clips", *lf.arms],
+        workdir,
+        [
+            f"Test {config.metric} ({config.base.data.eval_split!r}) of fine-tuning with and without "
+            "pre-training on each amount of labelled data (Srivastava et al., 2022, Table 1)."
+        ],
+    )
     fig, (ax,) = _figure(1)
     for arm in lf.arms:
-        ax.plot([r["labelled_clips"] for r in rows], [r[arm] for r in rows], marker="o",
-                label="pre-train + fine-tune" if arm == "pretrained" else "from scratch")
+        ax.plot(
+            [r["labelled_clips"] for r in rows],
+            [r[arm] for r in rows],
+            marker="o",
+            label="pre-train + fine-tune" if arm == "pretrained" else "from scratch",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("labelled training clips")
     ax.set_ylabel(f"test {config.metric}")
@@ -337,8 +392,10 @@ def _pretrained_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
 
     spec = config.label_fractions.pretrained
     if not spec:
-        raise ValueError("config.label_fractions.pretrained is empty: give a pre-training run directory or "
-                         "'train:configs/pretrain_cfL.py' (or drop 'pretrained' from config.label_fractions.arms)")
+        raise ValueError(
+            "config.label_fractions.pretrained is empty: give a pre-training run directory or "
+            "'train:configs/pretrain_cfL.py' (or drop 'pretrained' from config.label_fractions.arms)"
+        )
     return protocol.resolve_encoder("pretrained", spec, workdir)
 
 
@@ -348,23 +405,37 @@ def _pretrained_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
 def cv_points(config: ml_collections.ConfigDict) -> list[Point]:
     """``fold<K>`` for K in ``cv.folds``: train on ``cv.train_splits[i]``, test on ``cv.test_splits[i]``."""
     cv = config.cv
-    return [Point(f"fold{k}", {"data.train_split": train, "data.eval_split": test})
-            for k, train, test in zip(cv.folds, cv.train_splits, cv.test_splits)]
+    return [
+        Point(f"fold{k}", {"data.train_split": train, "data.eval_split": test})
+        for k, train, test in zip(cv.folds, cv.train_splits, cv.test_splits)
+    ]
 
 
 def run_cv(config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run) -> dict[str, Any]:
     """Fine-tunes once per fold; reports the per-fold test metric and their mean."""
     points = cv_points(config)
-    results = run_points(points, workdir, lambda p, d: runner(_point_config(config, p), d,
-                                                              (p.overrides["data.eval_split"],)))
+    results = run_points(
+        points, workdir, lambda p, d: runner(_point_config(config, p), d, (p.overrides["data.eval_split"],))
+    )
     values = [results[p.name][_metric(config, p.overrides["data.eval_split"])] for p in points]
     mean, std = float(np.mean(values)), float(np.std(values))
-    rows = [dict(fold=str(k), train_split=p.overrides["data.train_split"], test_split=p.overrides["data.eval_split"],
-                 score=v) for k, p, v in zip(config.cv.folds, points, values)]
+    rows = [
+        dict(
+            fold=str(k), train_split=p.overrides["data.train_split"], test_split=p.overrides["data.eval_split"], score=v
+        )
+        for k, p, v in zip(config.cv.folds, points, values)
+    ]
     rows.append(dict(fold="mean", train_split="", test_split="", score=mean))
-    write_table(rows, ["fold", "train_split", "test_split", "score"], workdir,
-                [f"{len(values)}-fold cross-validation, test {config.metric}: mean {mean:.4f} (std {std:.4f}) over "
-                 + ", ".join(f"{v:.4f}" for v in values) + "."])
+    write_table(
+        rows,
+        ["fold", "train_split", "test_split", "score"],
+        workdir,
+        [
+            f"{len(values)}-fold cross-validation, test {config.metric}: mean {mean:.4f} (std {std:.4f}) over "
+            + ", ".join(f"{v:.4f}" for v in values)
+            + "."
+        ],
+    )
     fig, (ax,) = _figure(1)
     ax.bar([str(k) for k in config.cv.folds], values)
     ax.axhline(mean, color="black", linestyle="--", label=f"mean {mean:.4f}")
@@ -386,18 +457,24 @@ def ablation_points(config: ml_collections.ConfigDict) -> list[Point]:
     a = config.ablation
     points: dict[str, Point] = {}
     for axis, key, _ in ((None, None, None), *ABLATION_AXES):
-        for value in ([None] if axis is None else a[axis]):
+        for value in [None] if axis is None else a[axis]:
             setting = {k: a.baseline[name] for name, k, _ in ABLATION_AXES}
             if axis is not None:
                 setting[key] = value
-            name = (f"data{setting['data.train_fraction']:g}_blocks{setting['model.num_blocks']}"
-                    f"_heads{setting['model.num_heads']}")
+            name = (
+                f"data{setting['data.train_fraction']:g}_blocks{setting['model.num_blocks']}"
+                f"_heads{setting['model.num_heads']}"
+            )
             points.setdefault(name, Point(name, setting, "pretrain"))
     return list(points.values())
 
 
-def run_ablation(config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run,
-                 pretrainer: Pretrainer | None = None) -> dict[str, Any]:
+def run_ablation(
+    config: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    runner: Runner = finetune_run,
+    pretrainer: Pretrainer | None = None,
+) -> dict[str, Any]:
     """Pre-trains each point (``<point>/pretrain``), then fine-tunes it on every config of
     ``config.downstream`` (``<point>/<task>``, with the point's model keys and its
     checkpoint); metrics ``<task>/<split>/<metric>``."""
@@ -412,27 +489,49 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: pathlib.Path, runne
         model = {k: v for k, v in point.overrides.items() if k.startswith("model.")}
         model["task.pretrained_workdir"] = str(directory / "pretrain")
         downstream = [Point(t, model, t) for t in tasks]
-        got = run_points(downstream, directory, lambda p, d: runner(
-            override(config.downstream[p.base], p.overrides), d, (config.downstream[p.base].data.eval_split,)))
+        got = run_points(
+            downstream,
+            directory,
+            lambda p, d: runner(
+                override(config.downstream[p.base], p.overrides), d, (config.downstream[p.base].data.eval_split,)
+            ),
+        )
         return {f"{t}/{k}": v for t in tasks for k, v in got[t].items()}
 
     points = ablation_points(config)
     results = run_points(points, workdir, run_point)
-    score = {(p.name, t): results[p.name][f"{t}/{_metric(config, config.downstream[t].data.eval_split)}"]
-             for p in points for t in tasks}
-    rows = [dict(point=p.name, pretrain_fraction=p.overrides["data.train_fraction"],
-                 num_blocks=p.overrides["model.num_blocks"], num_heads=p.overrides["model.num_heads"],
-                 **{t: score[p.name, t] for t in tasks}) for p in points]
-    write_table(rows, list(rows[0]), workdir, [
-        f"Test {config.metric} after pre-training with each setting and fine-tuning on {', '.join(tasks)} "
-        "(Srivastava et al., 2022, Fig. 2: one factor varied at a time, the others at the baseline "
-        f"{dict(config.ablation.baseline)})."])
+    score = {
+        (p.name, t): results[p.name][f"{t}/{_metric(config, config.downstream[t].data.eval_split)}"]
+        for p in points
+        for t in tasks
+    }
+    rows = [
+        dict(
+            point=p.name,
+            pretrain_fraction=p.overrides["data.train_fraction"],
+            num_blocks=p.overrides["model.num_blocks"],
+            num_heads=p.overrides["model.num_heads"],
+            **{t: score[p.name, t] for t in tasks},
+        )
+        for p in points
+    ]
+    write_table(
+        rows,
+        list(rows[0]),
+        workdir,
+        [
+            f"Test {config.metric} after pre-training with each setting and fine-tuning on {', '.join(tasks)} "
+            "(Srivastava et al., 2022, Fig. 2: one factor varied at a time, the others at the baseline "
+            f"{dict(config.ablation.baseline)})."
+        ],
+    )
     fig, axes = _figure(len(ABLATION_AXES))
     panels = {}
     for i, (ax, (axis, key, label)) in enumerate(zip(axes, ABLATION_AXES)):
         base = {k: config.ablation.baseline[n] for n, k, _ in ABLATION_AXES if k != key}
-        on_axis = sorted((p for p in points if all(p.overrides[k] == v for k, v in base.items())),
-                         key=lambda p: p.overrides[key])
+        on_axis = sorted(
+            (p for p in points if all(p.overrides[k] == v for k, v in base.items())), key=lambda p: p.overrides[key]
+        )
         xs = [p.overrides[key] for p in on_axis]
         panels[axis] = {t: dict(x=xs, y=[score[p.name, t] for p in on_axis]) for t in tasks}
         for t in tasks:
@@ -451,8 +550,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: pathlib.Path, runne
 # ---------------------------------------------------------------------------- entry point
 
 RUNS = {"sweep": run_sweep, "label_fractions": run_label_fractions, "cv": run_cv, "ablation": run_ablation}
-POINTS = {"sweep": sweep_points, "label_fractions": label_fraction_points, "cv": cv_points,
-          "ablation": ablation_points}
+POINTS = {"sweep": sweep_points, "label_fractions": label_fraction_points, "cv": cv_points, "ablation": ablation_points}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -461,23 +559,41 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from audiossl_jax.config_lib import require
 
     require(config.grid in GRIDS, "grid", config.grid, f"use one of {GRIDS}.")
-    require(isinstance(config.metric, str) and bool(config.metric), "metric", config.metric,
-            "name the metric to report, a key of the fine-tuning's results (mAP, lwlrap, mauc, accuracy).")
+    require(
+        isinstance(config.metric, str) and bool(config.metric),
+        "metric",
+        config.metric,
+        "name the metric to report, a key of the fine-tuning's results (mAP, lwlrap, mauc, accuracy).",
+    )
     if config.grid == "sweep":
         for key in ("peak_learning_rates", "total_steps", "batch_sizes", "output_dropouts"):
             require(len(config.sweep[key]) >= 1, f"sweep.{key}", config.sweep[key], "give at least one value.")
-        require(bool(config.sweep.val_split), "sweep.val_split", config.sweep.val_split,
-                "name the validation split (or a hold-out of the training split: '<train>@holdout:P:SEED').")
+        require(
+            bool(config.sweep.val_split),
+            "sweep.val_split",
+            config.sweep.val_split,
+            "name the validation split (or a hold-out of the training split: '<train>@holdout:P:SEED').",
+        )
     elif config.grid == "label_fractions":
         lf = config.label_fractions
-        require(len(lf.labels) == len(lf.percents), "label_fractions.labels", lf.labels,
-                f"give one column label per percent {tuple(lf.percents)}.")
-        require(len(lf.arms) >= 1 and set(lf.arms) <= set(ARMS), "label_fractions.arms", lf.arms,
-                f"use a subset of {ARMS}.")
-        require(all(0 < p <= 100 for p in lf.percents), "label_fractions.percents", lf.percents,
-                "must lie in (0, 100].")
-        require(lf.balanced_percent not in lf.percents or "balanced" in config, "label_fractions.balanced_percent",
-                lf.balanced_percent, "names a fraction fine-tuned on config.balanced, which is missing; set it to 0.")
+        require(
+            len(lf.labels) == len(lf.percents),
+            "label_fractions.labels",
+            lf.labels,
+            f"give one column label per percent {tuple(lf.percents)}.",
+        )
+        require(
+            len(lf.arms) >= 1 and set(lf.arms) <= set(ARMS), "label_fractions.arms", lf.arms, f"use a subset of {ARMS}."
+        )
+        require(
+            all(0 < p <= 100 for p in lf.percents), "label_fractions.percents", lf.percents, "must lie in (0, 100]."
+        )
+        require(
+            lf.balanced_percent not in lf.percents or "balanced" in config,
+            "label_fractions.balanced_percent",
+            lf.balanced_percent,
+            "names a fraction fine-tuned on config.balanced, which is missing; set it to 0.",
+        )
     elif config.grid == "cv":
         cv = config.cv
         require(len(cv.folds) >= 2, "cv.folds", cv.folds, "give at least two folds.")

@@ -63,8 +63,9 @@ def _loss(params: dict[str, jax.Array], x: jax.Array, y: jax.Array, l2: jax.Arra
 
 
 @functools.partial(jax.jit, static_argnames=("multi_label", "max_iter"))
-def _lbfgs(x: jax.Array, y: jax.Array, l2: jax.Array, multi_label: bool, max_iter: int,
-           tol: float) -> tuple[dict[str, jax.Array], jax.Array]:
+def _lbfgs(
+    x: jax.Array, y: jax.Array, l2: jax.Array, multi_label: bool, max_iter: int, tol: float
+) -> tuple[dict[str, jax.Array], jax.Array]:
     """Full-batch L-BFGS from zero: x [N, D], targets y [N, C] -> (params, iterations)."""
     fn = functools.partial(_loss, x=x, y=y, l2=l2, multi_label=multi_label)
     params = {"kernel": jnp.zeros((x.shape[1], y.shape[1])), "bias": jnp.zeros((y.shape[1],))}
@@ -86,8 +87,16 @@ def _lbfgs(x: jax.Array, y: jax.Array, l2: jax.Array, multi_label: bool, max_ite
     return params, optax.tree_utils.tree_get(state, "count")
 
 
-def fit(x: np.ndarray, label: np.ndarray, *, num_classes: int, l2: float, multi_label: bool,
-        max_iter: int = 1000, tol: float = 1e-5) -> LinearProbe:
+def fit(
+    x: np.ndarray,
+    label: np.ndarray,
+    *,
+    num_classes: int,
+    l2: float,
+    multi_label: bool,
+    max_iter: int = 1000,
+    tol: float = 1e-5,
+) -> LinearProbe:
     """Fits one probe on embeddings x [N, D] and labels [N] (or multi-hot [N, C])."""
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or not np.all(np.isfinite(x)):
@@ -151,8 +160,9 @@ def linear_eval(
         probe = fit(xt, yt, num_classes=num_classes, l2=l2, multi_label=multi_label)
         val_scores[l2] = _score(probe, xv, yv, num_classes)
     best = max(sorted(l2_grid, reverse=True), key=lambda l2: val_scores[l2])
-    probe = fit(np.concatenate([xt, xv]), np.concatenate([yt, yv]), num_classes=num_classes, l2=best,
-                multi_label=multi_label)
+    probe = fit(
+        np.concatenate([xt, xv]), np.concatenate([yt, yv]), num_classes=num_classes, l2=best, multi_label=multi_label
+    )
     result = metrics.classification_metrics(test[1], probe.scores(test[0]), multi_label=multi_label)
     return {**result, "l2": best, "val_scores": val_scores}
 
@@ -186,8 +196,13 @@ def main(argv: list[str]) -> None:
         if min(int(lab.min()) for lab in labels) < 0:
             raise ValueError("some examples are unlabelled (label -1): embed a labelled split")
         result = linear_eval(train, test, num_classes=num_classes, val=val, seed=f.seed)
-    print(json.dumps({k: v for k, v in result.items() if k != "val_scores"}
-                     | {"val_scores": {str(k): v for k, v in result["val_scores"].items()}}, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k != "val_scores"}
+            | {"val_scores": {str(k): v for k, v in result["val_scores"].items()}},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
@@ -196,7 +211,9 @@ if __name__ == "__main__":
     flags.DEFINE_string("train", None, "npz of the training split (scene, label).")
     flags.DEFINE_string("test", None, "npz of the test split.")
     flags.DEFINE_string("val", None, "npz of a validation split; default: hold out 20% of train.")
-    flags.DEFINE_integer("num_classes", None, "Number of classes; default: the train file's class_names, else max label + 1.")
+    flags.DEFINE_integer(
+        "num_classes", None, "Number of classes; default: the train file's class_names, else max label + 1."
+    )
     flags.DEFINE_integer("seed", 0, "Seed of the validation hold-out.")
     flags.mark_flags_as_required(["train", "test"])
     app.run(main)

@@ -87,25 +87,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
         for key in ("seconds", "learning_rate", "total_steps", "batch_size", "per_clip"):
             require(sl[key] > 0, f"slices.{key}", sl[key], "must be > 0 (the paper: 0.975 s, 1e-4, 100k steps).")
     require(len(config.tasks) >= 1, "tasks", list(config.tasks.keys()), "needs at least one task.")
-    require(len(config.arms) >= 1 and set(config.arms) <= set(report.ARMS), "arms", tuple(config.arms),
-            f"use a subset of {report.ARMS}.")
-    require(len(config.train_sets) >= 1 and set(config.train_sets) <= set(report.TRAIN_SETS), "train_sets",
-            tuple(config.train_sets), f"use a subset of {report.TRAIN_SETS}.")
+    require(
+        len(config.arms) >= 1 and set(config.arms) <= set(report.ARMS),
+        "arms",
+        tuple(config.arms),
+        f"use a subset of {report.ARMS}.",
+    )
+    require(
+        len(config.train_sets) >= 1 and set(config.train_sets) <= set(report.TRAIN_SETS),
+        "train_sets",
+        tuple(config.train_sets),
+        f"use a subset of {report.TRAIN_SETS}.",
+    )
     require(config.replicas >= 1, "replicas", config.replicas, "must be >= 1 (the paper: 4).")
     require(config.n_train >= 1, "n_train", config.n_train, "must be >= 1 (the paper: 1000).")
     require(config.bootstrap.resamples >= 1, "bootstrap.resamples", config.bootstrap.resamples, "must be >= 1.")
     require(0 < config.bootstrap.interval < 1, "bootstrap.interval", config.bootstrap.interval, "must lie in (0, 1).")
     for task, keys in config.tasks.items():
         for key, off in (("train_fraction", 1.0), ("train_size", 0)):
-            require(keys.get(key, off) == off, f"tasks.{task}.{key}", keys.get(key),
-                    "the protocol sets the training examples itself (config.train_sets, config.n_train); remove it.")
+            require(
+                keys.get(key, off) == off,
+                f"tasks.{task}.{key}",
+                keys.get(key),
+                "the protocol sets the training examples itself (config.train_sets, config.n_train); remove it.",
+            )
     for name, spec in config.encoders.items():
-        require(isinstance(spec, str) and bool(spec), f"encoders.{name}", spec,
-                f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.")
+        require(
+            isinstance(spec, str) and bool(spec),
+            f"encoders.{name}",
+            spec,
+            f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.",
+        )
         if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) and not (pathlib.Path(spec) / "config.json").is_file():
             raise FileNotFoundError(
                 f"config.encoders.{name}={spec!r}: {pathlib.Path(spec) / 'config.json'} not found; give the "
-                f"directory of a training run, or '{TRAIN_PREFIX}configs/<file>.py[:variant]' to train it here")
+                f"directory of a training run, or '{TRAIN_PREFIX}configs/<file>.py[:variant]' to train it here"
+            )
 
 
 def plan(config: ml_collections.ConfigDict) -> list[Run]:
@@ -114,9 +131,14 @@ def plan(config: ml_collections.ConfigDict) -> list[Run]:
     The untrained encoder runs both arms whatever ``config.arms`` says: its frozen arm is
     the zero of the normalisation, its fine-tuned arm (trained from scratch) the one.
     """
-    return [Run(e, t, a, s, r) for e in report.encoder_order(config) for t in config.tasks.keys()
-            for a in (report.ARMS if e == config.untrained else config.arms)
-            for s in config.train_sets for r in range(config.replicas)]
+    return [
+        Run(e, t, a, s, r)
+        for e in report.encoder_order(config)
+        for t in config.tasks.keys()
+        for a in (report.ARMS if e == config.untrained else config.arms)
+        for s in config.train_sets
+        for r in range(config.replicas)
+    ]
 
 
 def replica_seed(config: ml_collections.ConfigDict, replica: int) -> int:
@@ -206,9 +228,11 @@ class Evaluator:
         data = task_data_config(self.config, task)
         info = self.info(task, data.train_split)
         if info.num_classes < 2:
-            raise ValueError(f"config.tasks.{task}: dataset {data.name!r} split {data.train_split!r} has "
-                             f"{info.num_classes} classes; a downstream task needs labelled data "
-                             "(set data.label_key to a labelled column)")
+            raise ValueError(
+                f"config.tasks.{task}: dataset {data.name!r} split {data.train_split!r} has "
+                f"{info.num_classes} classes; a downstream task needs labelled data "
+                "(set data.label_key to a labelled column)"
+            )
         return info.num_classes, info.multi_label
 
     def embeddings(self, encoder: str, task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -229,9 +253,13 @@ class Evaluator:
         data = task_data_config(self.config, task)
         data.sample_rate = int(embeddings.load_config(enc_dir).frontend.sample_rate)
         return embeddings.cached_scene_embeddings(
-            self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}", data, split, encoder=load,
+            self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}",
+            data,
+            split,
+            encoder=load,
             batch_size=int(self.config.embed_batch_size),
-            progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"))
+            progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"),
+        )
 
     def run_data_config(self, run: Run) -> ml_collections.ConfigDict:
         """The task's data config with the run's training set: the ``subset`` arm trains on
@@ -253,9 +281,14 @@ class Evaluator:
         keep = pipeline.train_examples(data, len(y))
         if keep is not None:
             x, y = x[keep], y[keep]
-        result = linear.linear_eval((x, y), test, num_classes=num_classes, multi_label=multi_label,
-                                    val_fraction=float(self.config.linear.val_fraction),
-                                    seed=replica_seed(self.config, run.replica))
+        result = linear.linear_eval(
+            (x, y),
+            test,
+            num_classes=num_classes,
+            multi_label=multi_label,
+            val_fraction=float(self.config.linear.val_fraction),
+            seed=replica_seed(self.config, run.replica),
+        )
         metric = "mAP" if multi_label else "accuracy"
         return metric, float(result[metric]), len(y)
 
@@ -265,8 +298,11 @@ class Evaluator:
 
         enc_dir = self.encoder_dir(run.encoder)
         num_classes, multi_label = self.num_classes(run.task)
-        c = embeddings.local_config(finetune.finetune_config_from(
-            embeddings.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label))
+        c = embeddings.local_config(
+            finetune.finetune_config_from(
+                embeddings.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label
+            )
+        )
         c.data = self.run_data_config(run)
         c.data.sample_rate = int(c.frontend.sample_rate)
         c.seed = replica_seed(self.config, run.replica)
@@ -308,15 +344,28 @@ class Evaluator:
         sl = self.config.slices
         c = self.classifier_config(run)
         if c.task.multi_label:
-            raise ValueError(f"config.tasks.{run.task}: a multi-label task; the slice recipe scores single-label "
-                             "accuracy (use config.recipe='clips')")
+            raise ValueError(
+                f"config.tasks.{run.task}: a multi-label task; the slice recipe scores single-label "
+                "accuracy (use config.recipe='clips')"
+            )
         clip_seconds = float(c.data.crop_seconds)
         c.data.crop_seconds = float(sl.seconds)  # the pipeline's random crop is the random slice
-        c.task.update(dict(freeze_encoder=run.arm == "frozen", jitter_samples=0, time_mask_max_fraction=0.0,
-                           mixup=False, consistency=False, output_dropout=0.0))
+        c.task.update(
+            dict(
+                freeze_encoder=run.arm == "frozen",
+                jitter_samples=0,
+                time_mask_max_fraction=0.0,
+                mixup=False,
+                consistency=False,
+                output_dropout=0.0,
+            )
+        )
         c.optimizer.update(dict(b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip_norm=0.0))  # Adam defaults
-        c.schedule = ml_collections.ConfigDict(dict(name="warmup_linear_decay", warmup_steps=0, final_scale=1.0,
-                                                    peak_learning_rate=float(sl.learning_rate)))
+        c.schedule = ml_collections.ConfigDict(
+            dict(
+                name="warmup_linear_decay", warmup_steps=0, final_scale=1.0, peak_learning_rate=float(sl.learning_rate)
+            )
+        )
         c.total_steps, c.batch_size = int(sl.total_steps), int(sl.batch_size)
         c.log_every_steps = max(1, min(int(sl.log_every_steps), c.total_steps))
         c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
@@ -326,15 +375,23 @@ class Evaluator:
         eval_data = ml_collections.ConfigDict(c.data.to_dict())
         eval_data.crop_seconds = clip_seconds  # whole clips (up to the task's crop), sliced at random
         result = slices.evaluate_slices(
-            ClassificationTask(c), {"params": state.params, **state.model_state}, eval_data, c.data.eval_split,
-            slice_seconds=float(sl.seconds), per_clip=int(sl.per_clip), seed=replica_seed(self.config, run.replica),
-            batch_size=c.batch_size, mesh=sharding.make_mesh(c))
+            ClassificationTask(c),
+            {"params": state.params, **state.model_state},
+            eval_data,
+            c.data.eval_split,
+            slice_seconds=float(sl.seconds),
+            per_clip=int(sl.per_clip),
+            seed=replica_seed(self.config, run.replica),
+            batch_size=c.batch_size,
+            mesh=sharding.make_mesh(c),
+        )
         (run_dir / f"eval_slices_{c.data.eval_split.replace('/', '_')}.json").write_text(json.dumps(result, indent=2))
         return "accuracy", result["accuracy"], result["clip_accuracy"], self.num_train(c, run.task)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
-        ) -> list[dict[str, Any]]:
+def run(
+    config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
+) -> list[dict[str, Any]]:
     """Runs the missing cells of the protocol (at most ``max_runs`` of them), then writes the reports.
 
     Returns the sections of ``report.summarise``.
@@ -344,15 +401,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "protocol_config.json").write_text(config.to_json_best_effort(indent=2))
     csv_path = workdir / report.CSV_FILE
-    done = {(r["encoder"], r["task"], r["arm"], r["train_set"], r["replica"])
-            for r in report.read_results(csv_path)}
+    done = {(r["encoder"], r["task"], r["arm"], r["train_set"], r["replica"]) for r in report.read_results(csv_path)}
     runs = plan(config)
     todo = [r for r in runs if r.key() not in done]
     if max_runs is not None:
         todo = todo[:max_runs]
     finished = sum(r.key() in done for r in runs)
-    logging.info("protocol: %d runs in all, %d already in %s, running %d now", len(runs), finished, csv_path,
-                 len(todo))
+    logging.info("protocol: %d runs in all, %d already in %s, running %d now", len(runs), finished, csv_path, len(todo))
     evaluator = Evaluator(config, workdir)
     start = time.perf_counter()
     for i, r in enumerate(todo, 1):
@@ -363,17 +418,48 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
             metric, score, num_train = (evaluator.frozen if r.arm == "frozen" else evaluator.finetuned)(r)
             clip_score = float("nan")  # the clip recipe scores clips only: ``score``
         seconds = time.perf_counter() - t0
-        report.append_result(csv_path, dict(encoder=r.encoder, task=r.task, arm=r.arm, train_set=r.train_set,
-                                     replica=r.replica, seed=replica_seed(config, r.replica), num_train=num_train,
-                                     metric=metric, score=f"{score:.6f}", clip_score=f"{clip_score:.6f}",
-                                     seconds=f"{seconds:.2f}"))
+        report.append_result(
+            csv_path,
+            dict(
+                encoder=r.encoder,
+                task=r.task,
+                arm=r.arm,
+                train_set=r.train_set,
+                replica=r.replica,
+                seed=replica_seed(config, r.replica),
+                num_train=num_train,
+                metric=metric,
+                score=f"{score:.6f}",
+                clip_score=f"{clip_score:.6f}",
+                seconds=f"{seconds:.2f}",
+            ),
+        )
         eta = (time.perf_counter() - start) / i * (len(todo) - i)
-        logging.info("[%d/%d] %s | %s | %s | %s | replica %d: %s %.4f (clip %.4f) on %d training examples "
-                     "(%.1f s, ETA %.0f s)", i, len(todo), r.encoder, r.task, r.arm, r.train_set, r.replica, metric,
-                     score, clip_score, num_train, seconds, eta)
+        logging.info(
+            "[%d/%d] %s | %s | %s | %s | replica %d: %s %.4f (clip %.4f) on %d training examples (%.1f s, ETA %.0f s)",
+            i,
+            len(todo),
+            r.encoder,
+            r.task,
+            r.arm,
+            r.train_set,
+            r.replica,
+            metric,
+            score,
+            clip_score,
+            num_train,
+            seconds,
+            eta,
+        )
     sections = report.write_reports(config, workdir)
-    logging.info("wrote %s, %s, %s and %s in %s", report.CSV_FILE, report.TABLE_FILE, report.FIGURE_FILE,
-                 report.SUMMARY_FILE, workdir)
+    logging.info(
+        "wrote %s, %s, %s and %s in %s",
+        report.CSV_FILE,
+        report.TABLE_FILE,
+        report.FIGURE_FILE,
+        report.SUMMARY_FILE,
+        workdir,
+    )
     return sections
 
 

@@ -24,15 +24,27 @@ import math
 import os
 import pathlib
 import textwrap
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import ml_collections
 import numpy as np
 
 ARMS = ("frozen", "finetuned")
 TRAIN_SETS = ("full", "subset")
-FIELDS = ("encoder", "task", "arm", "train_set", "replica", "seed", "num_train", "metric", "score", "clip_score",
-          "seconds")
+FIELDS = (
+    "encoder",
+    "task",
+    "arm",
+    "train_set",
+    "replica",
+    "seed",
+    "num_train",
+    "metric",
+    "score",
+    "clip_score",
+    "seconds",
+)
 CSV_FILE, TABLE_FILE, FIGURE_FILE, SUMMARY_FILE = "results.csv", "table.md", "figure.png", "summary.json"
 
 
@@ -55,8 +67,10 @@ def read_results(path: pathlib.Path) -> list[dict[str, Any]]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != FIELDS:
-            raise ValueError(f"{path} has columns {reader.fieldnames}, not the protocol's {list(FIELDS)}; "
-                             "move it away or use another --workdir")
+            raise ValueError(
+                f"{path} has columns {reader.fieldnames}, not the protocol's {list(FIELDS)}; "
+                "move it away or use another --workdir"
+            )
         rows = list(reader)
     for row in rows:
         row["replica"], row["seed"], row["num_train"] = int(row["replica"]), int(row["seed"]), int(row["num_train"])
@@ -133,39 +147,68 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
         return by_key.get((encoder, task, arm, train_set), [])
 
     def reference(arm: str, train_set: str) -> np.ndarray:
-        return np.asarray([np.mean(v) if (v := scores(config.untrained, t, arm, train_set)) else np.nan
-                           for t in tasks])
+        return np.asarray([np.mean(v) if (v := scores(config.untrained, t, arm, train_set)) else np.nan for t in tasks])
 
     sections = []
     for arm in config.arms:
         for train_set in config.train_sets:
             zero, one = reference("frozen", train_set), reference("finetuned", train_set)
-            ref_complete = all(len(scores(config.untrained, t, a, train_set)) == config.replicas
-                               for t in tasks for a in ARMS)
+            ref_complete = all(
+                len(scores(config.untrained, t, a, train_set)) == config.replicas for t in tasks for a in ARMS
+            )
             defined = np.isfinite(normalise(zero, zero, one))
-            left_out = {t: ("no score of a reference yet" if np.isnan([zero[j], one[j]]).any() else
-                            f"{config.untrained} frozen and trained from scratch both score {zero[j]:.3f}")
-                        for j, t in enumerate(tasks) if not defined[j]}
+            left_out = {
+                t: (
+                    "no score of a reference yet"
+                    if np.isnan([zero[j], one[j]]).any()
+                    else f"{config.untrained} frozen and trained from scratch both score {zero[j]:.3f}"
+                )
+                for j, t in enumerate(tasks)
+                if not defined[j]
+            }
             inverted = [t for j, t in enumerate(tasks) if defined[j] and one[j] < zero[j]]
             got = {(e, t): scores(e, t, arm, train_set) for e in encoders for t in tasks}
             complete = ref_complete and all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
             mean = np.asarray([[np.mean(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             std = np.asarray([[np.std(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             count = np.asarray([[len(got[e, t]) for t in tasks] for e in encoders])
-            clip = np.asarray([[np.mean(clip_by_key[e, t, arm, train_set]) if got[e, t] else np.nan for t in tasks]
-                               for e in encoders])
+            clip = np.asarray(
+                [[np.mean(clip_by_key[e, t, arm, train_set]) if got[e, t] else np.nan for t in tasks] for e in encoders]
+            )
             norm = normalise(mean, zero, one)
             if defined.any():
-                avg, low, high = bootstrap_mean(norm[:, defined], int(config.bootstrap.resamples),
-                                                int(config.bootstrap.seed), float(config.bootstrap.interval))
+                avg, low, high = bootstrap_mean(
+                    norm[:, defined],
+                    int(config.bootstrap.resamples),
+                    int(config.bootstrap.seed),
+                    float(config.bootstrap.interval),
+                )
             else:
                 avg = low = high = np.full(len(encoders), np.nan)
-            sections.append(dict(arm=arm, train_set=train_set, label=train_set_label(config, train_set),
-                                 complete=complete, encoders=encoders, tasks=tasks,
-                                 metrics=[metric.get(t, "") for t in tasks], mean=mean, std=std, count=count,
-                                 clip_mean=clip,
-                                 zero=zero, one=one, normalised=norm, average=avg, low=low, high=high,
-                                 left_out=left_out, inverted=inverted, untrained=config.untrained))
+            sections.append(
+                dict(
+                    arm=arm,
+                    train_set=train_set,
+                    label=train_set_label(config, train_set),
+                    complete=complete,
+                    encoders=encoders,
+                    tasks=tasks,
+                    metrics=[metric.get(t, "") for t in tasks],
+                    mean=mean,
+                    std=std,
+                    count=count,
+                    clip_mean=clip,
+                    zero=zero,
+                    one=one,
+                    normalised=norm,
+                    average=avg,
+                    low=low,
+                    high=high,
+                    left_out=left_out,
+                    inverted=inverted,
+                    untrained=config.untrained,
+                )
+            )
     return sections
 
 
@@ -178,36 +221,57 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def markdown_table(sections: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
     """Table I: one table per (arm, training set); rows encoders, columns tasks + average."""
-    lines = ["# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)", "",
-             f"Cells: score on the task's test split, mean +- std over {config.replicas} "
-             f"replica{'s' if config.replicas != 1 else ''}. "
-             f"Average: normalised score (s - zero) / (one - zero) (eq. 1), zero = {config.untrained} frozen "
-             f"(linear head only), one = {config.untrained} fine-tuned (encoder and head trained from scratch), "
-             "per task and training set and the same for both arms, averaged over tasks "
-             f"[{100 * config.bootstrap.interval:.0f}% interval from "
-             f"{config.bootstrap.resamples} bootstrap resamples of the tasks]."]
+    lines = [
+        "# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)",
+        "",
+        f"Cells: score on the task's test split, mean +- std over {config.replicas} "
+        f"replica{'s' if config.replicas != 1 else ''}. "
+        f"Average: normalised score (s - zero) / (one - zero) (eq. 1), zero = {config.untrained} frozen "
+        f"(linear head only), one = {config.untrained} fine-tuned (encoder and head trained from scratch), "
+        "per task and training set and the same for both arms, averaged over tasks "
+        f"[{100 * config.bootstrap.interval:.0f}% interval from "
+        f"{config.bootstrap.resamples} bootstrap resamples of the tasks].",
+    ]
     for s in sections:
         arm = "frozen encoder, linear probe" if s["arm"] == "frozen" else "fine-tuned encoder"
         status = "" if s["complete"] else " (incomplete: some runs are missing)"
         heads = [f"{t} ({m})" if m else t for t, m in zip(s["tasks"], s["metrics"])]
-        lines += ["", f"## {arm}, {s['label']}{status}", "",
-                  "| encoder | " + " | ".join(heads) + " | average (normalised) |",
-                  "|---" * (len(heads) + 2) + "|"]
+        lines += [
+            "",
+            f"## {arm}, {s['label']}{status}",
+            "",
+            "| encoder | " + " | ".join(heads) + " | average (normalised) |",
+            "|---" * (len(heads) + 2) + "|",
+        ]
         for i, enc in enumerate(s["encoders"]):
-            cells = [f"{_fmt(s['mean'][i, j])} +- {_fmt(s['std'][i, j])}" if s["count"][i, j] else "-"
-                     for j in range(len(s["tasks"]))]
+            cells = [
+                f"{_fmt(s['mean'][i, j])} +- {_fmt(s['std'][i, j])}" if s["count"][i, j] else "-"
+                for j in range(len(s["tasks"]))
+            ]
             avg = f"{_fmt(s['average'][i], 2)} [{_fmt(s['low'][i], 2)}, {_fmt(s['high'][i], 2)}]"
             lines.append(f"| {enc} | " + " | ".join(cells) + f" | {avg} |")
         if np.isfinite(s["clip_mean"]).any():
-            lines += ["", "Clip-level accuracy (mean of the slice scores per clip), mean over replicas: " + "; ".join(
-                f"{enc} " + ", ".join(_fmt(v) for v in s["clip_mean"][i]) for i, enc in enumerate(s["encoders"]))
-                + "."]
-        lines += ["", "References (zero / one): " + "; ".join(
-            f"{t} {_fmt(z)} / {_fmt(o)}" for t, z, o in zip(s["tasks"], s["zero"], s["one"])) + "."]
+            lines += [
+                "",
+                "Clip-level accuracy (mean of the slice scores per clip), mean over replicas: "
+                + "; ".join(
+                    f"{enc} " + ", ".join(_fmt(v) for v in s["clip_mean"][i]) for i, enc in enumerate(s["encoders"])
+                )
+                + ".",
+            ]
+        lines += [
+            "",
+            "References (zero / one): "
+            + "; ".join(f"{t} {_fmt(z)} / {_fmt(o)}" for t, z, o in zip(s["tasks"], s["zero"], s["one"]))
+            + ".",
+        ]
         if s["left_out"]:
             why = "; ".join(f"{t} ({reason})" for t, reason in s["left_out"].items())
-            lines += ["", f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
-                          f"left out, normalisation undefined: {why}."]
+            lines += [
+                "",
+                f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
+                f"left out, normalisation undefined: {why}.",
+            ]
         if s["inverted"]:
             lines += ["", inverted_warning(s)]
     return "\n".join(lines) + "\n"
@@ -215,8 +279,10 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
 
 def inverted_warning(section: Mapping[str, Any]) -> str:
     """The warning, for table and figure alike, naming the tasks where eq. (1)'s scale runs backwards."""
-    return (f"Warning: training from scratch scores below {section['untrained']} frozen on "
-            f"{', '.join(section['inverted'])}; there a higher normalised score means a lower task score.")
+    return (
+        f"Warning: training from scratch scores below {section['untrained']} frozen on "
+        f"{', '.join(section['inverted'])}; there a higher normalised score means a lower task score."
+    )
 
 
 def figure(sections: list[dict[str, Any]]) -> Any:
@@ -234,14 +300,15 @@ def figure(sections: list[dict[str, Any]]) -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    fig, axes = plt.subplots(len(sections), 1, figsize=(max(6.0, 1.6 * (len(sections[0]["tasks"]) + 1)),
-                                                        3.4 * len(sections)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(sections), 1, figsize=(max(6.0, 1.6 * (len(sections[0]["tasks"]) + 1)), 3.4 * len(sections)), squeeze=False
+    )
     for ax, s in zip(axes[:, 0], sections):
         groups = s["tasks"] + ["average"]
         n = len(s["encoders"])
         width = 0.8 / n
         x = np.arange(len(groups))
-        for i, enc in enumerate(s["encoders"]):
+        for i in range(len(s["encoders"])):
             heights = np.append(s["normalised"][i], s["average"][i])
             err = np.full((2, len(groups)), np.nan)
             err[:, -1] = [s["average"][i] - s["low"][i], s["high"][i] - s["average"][i]]
@@ -249,8 +316,17 @@ def figure(sections: list[dict[str, Any]]) -> Any:
             shown = np.isfinite(heights)
             ax.bar(at[shown], heights[shown], width, color=f"C{i}", yerr=np.nan_to_num(err[:, shown]), capsize=2)
             for position in at[~shown]:
-                ax.text(position, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize="small",
-                        color=f"C{i}", transform=ax.get_xaxis_transform())
+                ax.text(
+                    position,
+                    0.02,
+                    "n/a",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize="small",
+                    color=f"C{i}",
+                    transform=ax.get_xaxis_transform(),
+                )
         ax.axhline(0.0, color="black", linewidth=0.6)
         ax.axhline(1.0, color="grey", linewidth=0.6, linestyle="--")
         ax.set_xticks(x, groups, rotation=20, ha="right")
@@ -259,8 +335,13 @@ def figure(sections: list[dict[str, Any]]) -> Any:
         if s["inverted"]:
             title += "\n" + textwrap.fill(inverted_warning(s), 90)
         ax.set_title(title, fontsize="medium")
-        ax.legend(handles=[Patch(color=f"C{i}", label=enc) for i, enc in enumerate(s["encoders"])],
-                  fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        ax.legend(
+            handles=[Patch(color=f"C{i}", label=enc) for i, enc in enumerate(s["encoders"])],
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+        )
     fig.tight_layout()
     return fig
 

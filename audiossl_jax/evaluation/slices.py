@@ -14,7 +14,8 @@ How many slices per clip the paper draws is not said: ``per_clip`` is our choice
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import ml_collections
@@ -38,8 +39,9 @@ def slice_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(slice_hit.mean()), "clip_accuracy": float(clip_hit.mean())}
 
 
-def cut(waveform: np.ndarray, length: np.ndarray, starts: np.ndarray, slice_samples: int
-        ) -> tuple[np.ndarray, np.ndarray]:
+def cut(
+    waveform: np.ndarray, length: np.ndarray, starts: np.ndarray, slice_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Clips [B, n] of ``length`` [B], starts [B, K] -> slices [B * K, slice_samples] zero-padded, lengths [B * K]."""
     b, k = starts.shape
     padded = np.pad(waveform, ((0, 0), (0, slice_samples)))
@@ -50,9 +52,18 @@ def cut(waveform: np.ndarray, length: np.ndarray, starts: np.ndarray, slice_samp
     return out.astype(np.float32), lens.astype(np.int32)
 
 
-def evaluate_slices(task: Any, variables: Mapping[str, Any], data_cfg: ml_collections.ConfigDict, split: str, *,
-                    slice_seconds: float, per_clip: int, seed: int, batch_size: int,
-                    mesh: jax.sharding.Mesh) -> dict[str, float]:
+def evaluate_slices(
+    task: Any,
+    variables: Mapping[str, Any],
+    data_cfg: ml_collections.ConfigDict,
+    split: str,
+    *,
+    slice_seconds: float,
+    per_clip: int,
+    seed: int,
+    batch_size: int,
+    mesh: jax.sharding.Mesh,
+) -> dict[str, float]:
     """``per_clip`` random slices of every clip of ``split`` (read whole up to ``data_cfg.crop_seconds``,
     centre-cropped), scored by ``task.predict``; returns ``slice_metrics`` plus ``num_slices``."""
     slice_samples = int(round(slice_seconds * data_cfg.sample_rate))
@@ -65,14 +76,19 @@ def evaluate_slices(task: Any, variables: Mapping[str, Any], data_cfg: ml_collec
             continue
         label = batch["label"][rows]
         if label.ndim != 1 or label.min() < 0:
-            raise ValueError(f"dataset {data_cfg.name!r} split {split!r}: slice evaluation needs single-label, "
-                             "labelled data (set config.data.label_key; multi-label tasks use config.recipe='clips')")
+            raise ValueError(
+                f"dataset {data_cfg.name!r} split {split!r}: slice evaluation needs single-label, "
+                "labelled data (set config.data.label_key; multi-label tasks use config.recipe='clips')"
+            )
         starts = slice_starts(batch["length"][rows], slice_samples, per_clip, rng)
         wave, lens = cut(batch["waveform"][rows], batch["length"][rows], starts, slice_samples)
         out = []
         for i in range(0, len(lens), batch_size):
-            chunk = {"waveform": wave[i:i + batch_size], "length": lens[i:i + batch_size],
-                     "label": np.repeat(label, per_clip)[i:i + batch_size]}
+            chunk = {
+                "waveform": wave[i : i + batch_size],
+                "length": lens[i : i + batch_size],
+                "label": np.repeat(label, per_clip)[i : i + batch_size],
+            }
             real = len(chunk["length"])
             chunk = {k: np.pad(v, [(0, batch_size - real)] + [(0, 0)] * (v.ndim - 1)) for k, v in chunk.items()}
             out.append(np.asarray(jax.device_get(predict(variables, sharding.global_batch(chunk, mesh))))[:real])

@@ -24,7 +24,8 @@ BatchNorm), ``embed`` (the embedding), ``mlp`` (hidden units of heads) and ``cla
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -39,8 +40,12 @@ PAPER_CHANNELS = (64, 128, 256, 256, 512, 512)
 
 def encoder_kwargs(m: Any) -> dict[str, Any]:
     """``CNNEncoder`` fields from ``config.model`` (pretext and fine-tuning models build it alike)."""
-    return dict(channels=tuple(int(c) for c in m.channels), embed_dim=int(m.embed_dim),
-                momentum=float(m.batch_norm_momentum), epsilon=float(m.batch_norm_epsilon))
+    return dict(
+        channels=tuple(int(c) for c in m.channels),
+        embed_dim=int(m.embed_dim),
+        momentum=float(m.batch_norm_momentum),
+        epsilon=float(m.batch_norm_epsilon),
+    )
 
 
 def pool_after(channels: Sequence[int]) -> tuple[bool, ...]:
@@ -61,9 +66,7 @@ def _conv(features: int, dtype: jnp.dtype, name: str, *, use_bias: bool = False)
         padding="SAME",
         use_bias=use_bias,
         dtype=dtype,
-        kernel_init=nn.with_logical_partitioning(
-            nn.initializers.lecun_normal(), (None, None, "conv_in", "conv_out")
-        ),
+        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, None, "conv_in", "conv_out")),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("conv_out",)),
         name=name,
     )
@@ -80,9 +83,7 @@ def _batch_norm(momentum: float, epsilon: float, dtype: jnp.dtype, name: str) ->
     )
 
 
-def _norm_relu(
-    x: Array, bn: nn.BatchNorm, mask: Array | None, train: bool
-) -> Array:
+def _norm_relu(x: Array, bn: nn.BatchNorm, mask: Array | None, train: bool) -> Array:
     """BatchNorm (statistics over the examples where ``mask`` [B] is True) then ReLU."""
     full = None if mask is None else jnp.broadcast_to(mask[:, None, None, None], x.shape)
     return nn.relu(bn(x, use_running_average=not train, mask=full))

@@ -18,7 +18,7 @@ are always created and kept in ``PARAM_DTYPE`` (float32). Parameters carry logic
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -151,12 +151,8 @@ class SelfAttention(nn.Module):
             param_dtype=PARAM_DTYPE,
             dropout_rate=self.dropout,
             deterministic=not train,
-            kernel_init=nn.with_logical_partitioning(
-                nn.initializers.xavier_uniform(), ("embed", "heads", "kv")
-            ),
-            out_kernel_init=nn.with_logical_partitioning(
-                nn.initializers.xavier_uniform(), ("heads", "kv", "embed")
-            ),
+            kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), ("embed", "heads", "kv")),
+            out_kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), ("heads", "kv", "embed")),
             bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("heads", "kv")),
             out_bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
             name="mhsa",
@@ -200,9 +196,7 @@ class Conformer(nn.Module):
     def __call__(self, x: Array, mask: Array, *, train: bool) -> Array:
         block_cls = nn.remat(ConformerBlock, static_argnums=(3,)) if self.remat else ConformerBlock
         for i, kernel_size in enumerate(self.kernel_sizes):
-            block = block_cls(
-                self.num_heads, self.ffn_dim, kernel_size, self.dropout, self.dtype, name=f"block{i}"
-            )
+            block = block_cls(self.num_heads, self.ffn_dim, kernel_size, self.dropout, self.dtype, name=f"block{i}")
             x = block(x, mask, train)
         return jnp.where(mask[..., None], x, 0.0)
 

@@ -25,7 +25,8 @@ The contrastive loss that compares C with Z lives in ``audiossl_jax.tasks.wav2ve
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -35,6 +36,7 @@ from audiossl_jax import config_lib
 from audiossl_jax.models.conformer import PARAM_DTYPE, Conformer, dense, kernel_sizes, layer_norm
 
 Array = jax.Array
+
 
 def stacked_mask(frame_mask: Array, stack: int) -> Array:
     """Validity of stacked steps: [B, T] -> [B, T // R]; a step needs all R frames."""
@@ -74,12 +76,21 @@ class Wav2Vec2Conformer(nn.Module):
     remat: bool = False
 
     @classmethod
-    def from_config(cls, m: Any, dtype: Any) -> "Wav2Vec2Conformer":
+    def from_config(cls, m: Any, dtype: Any) -> Wav2Vec2Conformer:
         """The model of ``config.model`` (pre-training and fine-tuning build it alike, so checkpoints load)."""
         config_lib.validate_conformer(m)
-        return cls(stack=m.stack, latent_dim=m.latent_dim, model_dim=m.model_dim, num_heads=m.num_heads,
-                   ffn_dim=m.ffn_dim, kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
-                   dropout=m.dropout, feature_dropout=m.feature_dropout, dtype=jnp.dtype(dtype), remat=m.remat)
+        return cls(
+            stack=m.stack,
+            latent_dim=m.latent_dim,
+            model_dim=m.model_dim,
+            num_heads=m.num_heads,
+            ffn_dim=m.ffn_dim,
+            kernel_sizes=kernel_sizes(m.num_blocks, m.first_kernel_size, m.kernel_size),
+            dropout=m.dropout,
+            feature_dropout=m.feature_dropout,
+            dtype=jnp.dtype(dtype),
+            remat=m.remat,
+        )
 
     def setup(self) -> None:
         self.feature_norm = layer_norm(self.dtype, "feature_norm")
@@ -122,9 +133,7 @@ class Wav2Vec2Conformer(nn.Module):
         z, mask = self.latents(logmel, frame_mask)
         return self.context(z, mask, train=train), mask
 
-    def __call__(
-        self, logmel: Array, frame_mask: Array, time_mask: Array, *, train: bool
-    ) -> tuple[Array, Array]:
+    def __call__(self, logmel: Array, frame_mask: Array, time_mask: Array, *, train: bool) -> tuple[Array, Array]:
         """Pre-training forward pass.
 
         Args:

@@ -14,7 +14,15 @@ import ml_collections
 import optax
 
 from audiossl_jax.tasks.slice_task import (
-    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, window_starts,
+    Array,
+    Metrics,
+    Sample,
+    SliceModel,
+    SliceTask,
+    cut_slices,
+    masked_mean,
+    require,
+    window_starts,
 )
 
 
@@ -24,7 +32,12 @@ class ArrowOfTimeTask(SliceTask):
     head_outputs = 1
 
     def __init__(self, config: ml_collections.ConfigDict):
-        require(config.task.head_hidden >= 0, "task.head_hidden", config.task.head_hidden, "must be >= 0 (0: a linear head).")
+        require(
+            config.task.head_hidden >= 0,
+            "task.head_hidden",
+            config.task.head_hidden,
+            "must be >= 0 (0: a linear head).",
+        )
         self.head_hidden = int(config.task.head_hidden)
         super().__init__(config)
 

@@ -20,7 +20,16 @@ import jax.numpy as jnp
 import ml_collections
 
 from audiossl_jax.tasks.slice_task import (
-    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, stats_mask, window_starts,
+    Array,
+    Metrics,
+    Sample,
+    SliceModel,
+    SliceTask,
+    cut_slices,
+    masked_mean,
+    require,
+    stats_mask,
+    window_starts,
 )
 
 
@@ -52,7 +61,7 @@ class Audio2VecTask(SliceTask):
         starts = start[:, None] + jnp.arange(2 * self.context + 1) * (self.slice_frames + self.gap)
         slices = cut_slices(logmel, starts, self.slice_frames)
         p = self.context
-        context = jnp.concatenate([slices[:, :p], slices[:, p + 1:]], axis=1)
+        context = jnp.concatenate([slices[:, :p], slices[:, p + 1 :]], axis=1)
         return {"context": context, "middle": slices[:, p], "starts": starts, "usable": usable}
 
     def objective(self, model: SliceModel, sample: Sample, train: bool) -> tuple[Array, Metrics]:

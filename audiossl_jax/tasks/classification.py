@@ -35,7 +35,8 @@ BatchNorm keeps its running averages, so with no weight decay its weights never 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -138,6 +139,7 @@ class Classifier(nn.Module):
 
 def validate_config(c: ml_collections.ConfigDict) -> None:
     """Checks a fine-tuning config (mode 'finetune'); errors name the key."""
+
     def require(ok: bool, key: str, what: str) -> None:
         if not ok:
             value = c
@@ -157,21 +159,34 @@ def validate_config(c: ml_collections.ConfigDict) -> None:
     require(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
     require(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
     if t.get("pooling") not in POOLINGS:
-        raise ValueError(f"config.task.pooling={t.get('pooling')!r}: must be one of {POOLINGS} "
-                         "('linear_softmax': the paper's AudioSet head; 'mean': its head of every other task).")
-    require(t.multi_label or t.pooling != "linear_softmax", "task.pooling",
-            "pools frame-level sigmoid probabilities, so it needs config.task.multi_label=True; "
-            "single-label tasks use 'mean'.")
+        raise ValueError(
+            f"config.task.pooling={t.get('pooling')!r}: must be one of {POOLINGS} "
+            "('linear_softmax': the paper's AudioSet head; 'mean': its head of every other task)."
+        )
+    require(
+        t.multi_label or t.pooling != "linear_softmax",
+        "task.pooling",
+        "pools frame-level sigmoid probabilities, so it needs config.task.multi_label=True; "
+        "single-label tasks use 'mean'.",
+    )
     if t.get("freeze_encoder", False):
-        require(c.optimizer.weight_decay == 0, "optimizer.weight_decay",
-                "must be 0 with config.task.freeze_encoder=True (decay would move the frozen encoder).")
+        require(
+            c.optimizer.weight_decay == 0,
+            "optimizer.weight_decay",
+            "must be 0 with config.task.freeze_encoder=True (decay would move the frozen encoder).",
+        )
     if cnn:
         if int(t.get("slice_frames", 0)) < 1:
-            raise ValueError(f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
-                             "(config.model.channels) needs the pretext run's slice length (>= 1).")
+            raise ValueError(
+                f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
+                "(config.model.channels) needs the pretext run's slice length (>= 1)."
+            )
         crop_frames = frontend_lib.crop_frames(c.data.crop_seconds, frontend_lib.FrontendConfig.from_config(c.frontend))
-        require(crop_frames >= t.slice_frames, "data.crop_seconds",
-                f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).")
+        require(
+            crop_frames >= t.slice_frames,
+            "data.crop_seconds",
+            f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).",
+        )
     else:
         config_lib.validate_conformer(m)
     require(c.batch_size > 0 and c.total_steps > 0, "batch_size", "batch_size and total_steps must be positive.")
@@ -197,8 +212,16 @@ class ClassificationTask(Task):
         else:
             encoder = Wav2Vec2Conformer.from_config(m, dtype)
             self.frames_per_step = int(m.stack)
-        self.model = Classifier(encoder, t.num_classes, t.multi_label, t.pooling, t.output_dropout, t.pool_eps,
-                                dtype, freeze_encoder=bool(t.get("freeze_encoder", False)))
+        self.model = Classifier(
+            encoder,
+            t.num_classes,
+            t.multi_label,
+            t.pooling,
+            t.output_dropout,
+            t.pool_eps,
+            dtype,
+            freeze_encoder=bool(t.get("freeze_encoder", False)),
+        )
         self.t = t
 
     def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:
@@ -216,8 +239,9 @@ class ClassificationTask(Task):
             return label.astype(jnp.float32)
         return jax.nn.one_hot(label, self.t.num_classes, dtype=jnp.float32)
 
-    def scores(self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
-               ) -> tuple[Array, dict[str, Any]]:
+    def scores(
+        self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
+    ) -> tuple[Array, dict[str, Any]]:
         """Scores [B, C] of the (when training, augmented) batch and the updated ``batch_stats``
         (CNN encoder in training; else empty)."""
         jitter_key, mask_key, mix_key, dropout_key = jax.random.split(rng, 4)
@@ -230,8 +254,9 @@ class ClassificationTask(Task):
         if train and self.t.mixup:
             logmel, _, _ = augment.mixup(mix_key, logmel, self.t.mixup_beta)
         if train and self.cnn:
-            scores, updates = self.model.apply(variables, logmel, frame_mask, train=True,
-                                               rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+            scores, updates = self.model.apply(
+                variables, logmel, frame_mask, train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"]
+            )
             return scores, dict(updates)
         return self.model.apply(variables, logmel, frame_mask, train=train, rngs={"dropout": dropout_key}), {}
 
@@ -300,10 +325,13 @@ class ClassificationTask(Task):
                     raise ValueError(
                         f"task.pretrained_workdir={workdir!r}: the checkpoint has no encoder {collection} "
                         f"{key!r} (it holds {sorted(held)}); is it a run of the same encoder as config.model "
-                        f"({'CNN' if self.cnn else 'conformer'})?")
+                        f"({'CNN' if self.cnn else 'conformer'})?"
+                    )
                 encoder[key] = _same_shapes(subtree, held[key], f"{workdir}: {collection}/encoder/{key}")
             loaded[collection] = {**tree, "encoder": encoder}
         return loaded.pop("params"), loaded
+
+
 def _same_shapes(target: Any, source: Any, where: str) -> Any:
     """``source`` after checking it has ``target``'s tree structure and leaf shapes."""
     t_leaves, t_def = jax.tree_util.tree_flatten_with_path(target)
@@ -312,6 +340,8 @@ def _same_shapes(target: Any, source: Any, where: str) -> Any:
         raise ValueError(f"{where}: the pretrained parameters have another structure than config.model gives")
     for (path, a), (_, b) in zip(t_leaves, s_leaves):
         if np.shape(a) != np.shape(b):
-            raise ValueError(f"{where}{jax.tree_util.keystr(path)}: pretrained shape {np.shape(b)} != "
-                             f"{np.shape(a)} from config.model; use the pretrained run's model sizes")
+            raise ValueError(
+                f"{where}{jax.tree_util.keystr(path)}: pretrained shape {np.shape(b)} != "
+                f"{np.shape(a)} from config.model; use the pretrained run's model sizes"
+            )
     return jax.tree.map(np.asarray, source)

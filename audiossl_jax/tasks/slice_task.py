@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -92,8 +93,10 @@ def consecutive_slices(logmel: Array, valid: Array, slice_frames: int) -> tuple[
     b, t, f = logmel.shape
     s = t // slice_frames
     if s == 0:
-        raise ValueError(f"clips of {t} frames are shorter than one slice (config.task.slice_frames="
-                         f"{slice_frames}); use longer crops (config.data.crop_seconds).")
+        raise ValueError(
+            f"clips of {t} frames are shorter than one slice (config.task.slice_frames="
+            f"{slice_frames}); use longer crops (config.data.crop_seconds)."
+        )
     return logmel[:, : s * slice_frames].reshape(b * s, slice_frames, f), slice_validity(valid, s, slice_frames)
 
 
@@ -141,21 +144,29 @@ class SliceTask(Task):
         m, t = config.model, config.task
         channels = tuple(int(c) for c in m.channels)
         require(
-            len(channels) >= 1 and all(c > 0 for c in channels), "model.channels", m.channels,
+            len(channels) >= 1 and all(c > 0 for c in channels),
+            "model.channels",
+            m.channels,
             "must be a non-empty list of positive channel counts (the paper: [64, 128, 256, 256, 512, 512]).",
         )
         require(m.embed_dim > 0, "model.embed_dim", m.embed_dim, "must be positive (the paper: 128).")
-        require(0 <= m.batch_norm_momentum < 1, "model.batch_norm_momentum", m.batch_norm_momentum, "must lie in [0, 1).")
+        require(
+            0 <= m.batch_norm_momentum < 1, "model.batch_norm_momentum", m.batch_norm_momentum, "must lie in [0, 1)."
+        )
         require(m.batch_norm_epsilon > 0, "model.batch_norm_epsilon", m.batch_norm_epsilon, "must be > 0.")
         factor = downsampling(channels)
         self.slice_frames = int(t.slice_frames)
         require(
-            self.slice_frames > 0 and self.slice_frames % factor == 0, "task.slice_frames", t.slice_frames,
+            self.slice_frames > 0 and self.slice_frames % factor == 0,
+            "task.slice_frames",
+            t.slice_frames,
             f"must be a positive multiple of {factor} (the encoder pools {int(math.log2(factor))} times); the paper uses 96.",
         )
         if self.decoder_outputs:
             require(
-                self.frontend.n_mels % factor == 0, "frontend.n_mels", self.frontend.n_mels,
+                self.frontend.n_mels % factor == 0,
+                "frontend.n_mels",
+                self.frontend.n_mels,
                 f"must be a multiple of {factor} for the decoder to mirror the encoder's pooling.",
             )
         self.crop_frames = frontend_lib.crop_frames(config.data.crop_seconds, self.frontend)
@@ -175,7 +186,9 @@ class SliceTask(Task):
         """Rejects crops too short to hold one window of ``self.span`` frames."""
         need = self.span * self.frontend.hop_length / self.frontend.sample_rate
         require(
-            self.crop_frames >= self.span, "data.crop_seconds", config.data.crop_seconds,
+            self.crop_frames >= self.span,
+            "data.crop_seconds",
+            config.data.crop_seconds,
             f"gives {self.crop_frames} frames but config.task.name={config.task.name!r} needs windows of "
             f"{self.span} frames; use crops of at least {need:.3f} s.",
         )

@@ -20,7 +20,15 @@ import ml_collections
 import optax
 
 from audiossl_jax.tasks.slice_task import (
-    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, window_starts,
+    Array,
+    Metrics,
+    Sample,
+    SliceModel,
+    SliceTask,
+    cut_slices,
+    masked_mean,
+    require,
+    window_starts,
 )
 
 
@@ -32,9 +40,12 @@ class SupervisedTask(SliceTask):
         require(t.num_classes >= 2, "task.num_classes", t.num_classes, "must be >= 2 (AudioSet: 527).")
         require(t.head_hidden >= 0, "task.head_hidden", t.head_hidden, "must be >= 0 (0: a linear head).")
         self.multi_label = bool(t.get("multi_label", False))
-        require(bool(config.data.get("multi_label", False)) == self.multi_label, "data.multi_label",
-                config.data.get("multi_label", False),
-                f"must equal config.task.multi_label={self.multi_label} (multi-hot labels need both).")
+        require(
+            bool(config.data.get("multi_label", False)) == self.multi_label,
+            "data.multi_label",
+            config.data.get("multi_label", False),
+            f"must equal config.task.multi_label={self.multi_label} (multi-hot labels need both).",
+        )
         self.head_outputs = int(t.num_classes)
         self.head_hidden = int(t.head_hidden)
         super().__init__(config)
@@ -44,9 +55,11 @@ class SupervisedTask(SliceTask):
         start, usable = window_starts(rng, valid, self.span)
         if self.multi_label:
             if label.ndim != 2 or label.shape[1] != self.head_outputs:
-                raise ValueError(f"config.task.multi_label=True needs multi-hot labels [B, {self.head_outputs}] "
-                                 f"(config.task.num_classes), got shape {label.shape}; set config.data.multi_label=True "
-                                 "on a multi-label dataset.")
+                raise ValueError(
+                    f"config.task.multi_label=True needs multi-hot labels [B, {self.head_outputs}] "
+                    f"(config.task.num_classes), got shape {label.shape}; set config.data.multi_label=True "
+                    "on a multi-label dataset."
+                )
             labelled, label = jnp.ones(label.shape[:1], bool), label.astype(jnp.float32)
         else:
             labelled = (label >= 0) & (label < self.head_outputs)

@@ -24,12 +24,21 @@ import ml_collections
 import optax
 
 from audiossl_jax.tasks.slice_task import (
-    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, window_starts,
+    Array,
+    Metrics,
+    Sample,
+    SliceModel,
+    SliceTask,
+    cut_slices,
+    masked_mean,
+    require,
+    window_starts,
 )
 
 
 def binary_entropy(p: Array) -> Array:
     """-p log p - (1 - p) log(1 - p), with 0 log 0 = 0."""
+
     def xlogx(x: Array) -> Array:
         return jnp.where(x > 0, x * jnp.log(jnp.maximum(x, 1e-30)), 0.0)
 
@@ -42,12 +51,16 @@ class TemporalGapTask(SliceTask):
     head_outputs = 1
 
     def __init__(self, config: ml_collections.ConfigDict):
-        require(config.task.head_hidden >= 1, "task.head_hidden", config.task.head_hidden, "must be >= 1 (the paper: 64).")
+        require(
+            config.task.head_hidden >= 1, "task.head_hidden", config.task.head_hidden, "must be >= 1 (the paper: 64)."
+        )
         self.head_hidden = int(config.task.head_hidden)
         super().__init__(config)
         self.max_gap = self.crop_frames - self.slice_frames
         require(
-            self.max_gap > 0, "data.crop_seconds", config.data.crop_seconds,
+            self.max_gap > 0,
+            "data.crop_seconds",
+            config.data.crop_seconds,
             f"gives {self.crop_frames} frames: no room for a gap between two slices of "
             f"{self.slice_frames} frames; use longer crops.",
         )

@@ -19,7 +19,15 @@ import ml_collections
 
 from audiossl_jax.tasks.base import unit_norm
 from audiossl_jax.tasks.slice_task import (
-    Array, Metrics, Sample, SliceModel, SliceTask, cut_slices, masked_mean, require, window_starts,
+    Array,
+    Metrics,
+    Sample,
+    SliceModel,
+    SliceTask,
+    cut_slices,
+    masked_mean,
+    require,
+    window_starts,
 )
 
 
@@ -29,7 +37,9 @@ class TripletTask(SliceTask):
     def __init__(self, config: ml_collections.ConfigDict):
         require(config.task.margin > 0, "task.margin", config.task.margin, "must be > 0.")
         require(
-            config.batch_size >= 2, "batch_size", config.batch_size,
+            config.batch_size >= 2,
+            "batch_size",
+            config.batch_size,
             "must be >= 2: negatives come from another clip of the batch.",
         )
         self.margin = float(config.task.margin)

@@ -14,7 +14,8 @@ different lengths mask different numbers of steps without recompilation.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -93,9 +94,7 @@ def sample_distractors(rng: Array, count: Array, num_slots: int, num_negatives: 
     return u + (u >= own).astype(u.dtype)
 
 
-def contrastive_logits(
-    context: Array, positives: Array, negatives: Array, temperature: float
-) -> tuple[Array, Array]:
+def contrastive_logits(context: Array, positives: Array, negatives: Array, temperature: float) -> tuple[Array, Array]:
     """Cosine-similarity logits with the positive first.
 
     context, positives: [B, M, E]; negatives: [B, M, K, E] -> logits [B, M, 1 + K]
@@ -181,4 +180,3 @@ class Wav2Vec2Task(Task):
             "mask_fraction": time_mask.sum() / jnp.maximum(valid.sum(), 1),
         }
         return loss, (metrics, {})
-

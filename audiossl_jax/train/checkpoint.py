@@ -33,8 +33,16 @@ CHECKSUM_FILE = "checksums.json"
 # they leave the state's shapes and the data alone (the learning-rate schedule, clipping
 # and compute dtype are what the advice after a NaN/Inf step asks to change).
 SAFE_ON_RESUME: tuple[str, ...] = (
-    "total_steps", "log_every_steps", "checkpoint.", "mesh.", "data.data_dir", "data.manual_dir", "data.prepare",
-    "schedule.", "optimizer.grad_clip_norm", "compute_dtype",
+    "total_steps",
+    "log_every_steps",
+    "checkpoint.",
+    "mesh.",
+    "data.data_dir",
+    "data.manual_dir",
+    "data.prepare",
+    "schedule.",
+    "optimizer.grad_clip_norm",
+    "compute_dtype",
 )
 
 
@@ -59,8 +67,9 @@ def config_differences(stored: dict, current: dict) -> dict[str, tuple[Any, Any]
     """{dotted key: (stored value, current value)} for every key whose value differs or is new/gone
     (``ABSENT`` on the side that lacks it)."""
     a, b = flatten_json(stored), flatten_json(current)
-    return {k: (a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(set(a) | set(b))
-            if a.get(k, ABSENT) != b.get(k, ABSENT)}
+    return {
+        k: (a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(set(a) | set(b)) if a.get(k, ABSENT) != b.get(k, ABSENT)
+    }
 
 
 def is_safe_on_resume(key: str, stored: Any, current: Any) -> bool:
@@ -153,9 +162,7 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        )
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
         return restored["state"]
 
     def stored_config(self, step: int) -> dict:
@@ -171,8 +178,9 @@ class Checkpointer:
         step_dir = self.directory / str(step)
         record = step_dir / CHECKSUM_FILE
         if not record.exists():
-            logging.warning("checkpoint: step %d in %s has no recorded checksums; it cannot be verified",
-                            step, self.directory)
+            logging.warning(
+                "checkpoint: step %d in %s has no recorded checksums; it cannot be verified", step, self.directory
+            )
             return None
         try:
             expected = json.loads(record.read_text())
@@ -199,17 +207,21 @@ class Checkpointer:
             raise CheckpointMismatchError(
                 f"the checkpoint at step {step} in {self.directory} was written with a different config: "
                 f"{listing}{more}. To resume, rerun with the stored values ({self.directory.parent / 'config.json'}); "
-                "to start a new run with this config, pass a new --workdir. Nothing was changed.")
+                "to start a new run with this config, pass a new --workdir. Nothing was changed."
+            )
         if differences:
-            logging.info("checkpoint: resuming with changed keys (safe on resume): %s",
-                         "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differences.items()))
+            logging.info(
+                "checkpoint: resuming with changed keys (safe on resume): %s",
+                "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differences.items()),
+            )
         stored = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
         lines = shape_differences(getattr(stored, "tree", stored), abstract_state)
         if lines:
             raise CheckpointMismatchError(
                 f"the checkpoint at step {step} in {self.directory} holds a state of other shapes than this "
                 f"code builds from the same config ({len(lines)} leaves): {'; '.join(lines[:8])}. Resume with "
-                "the code version that wrote it, or pass a new --workdir to start a new run.")
+                "the code version that wrote it, or pass a new --workdir to start a new run."
+            )
 
     def restore_latest(self, abstract_state: Any) -> tuple[Any, int] | None:
         """The newest state that restores cleanly and its step; None when there is none.
@@ -233,10 +245,16 @@ class Checkpointer:
                         raise RuntimeError(
                             f"the checkpoint at step {step} in {self.directory} matches the checksums recorded at "
                             f"save, so it is intact, but cannot be restored onto this run ({type(e).__name__}: "
-                            f"{str(e)[:300]}); it is left in place.") from e
+                            f"{str(e)[:300]}); it is left in place."
+                        ) from e
                     problem = f"{type(e).__name__}: {str(e)[:300]}"
-            logging.warning("checkpoint: step %d in %s cannot be restored (%s); moving it to %s and trying the "
-                            "previous one", step, self.directory, problem, self.corrupt_directory)
+            logging.warning(
+                "checkpoint: step %d in %s cannot be restored (%s); moving it to %s and trying the previous one",
+                step,
+                self.directory,
+                problem,
+                self.corrupt_directory,
+            )
             self._quarantine(step)
         return None
 
@@ -268,9 +286,7 @@ class Checkpointer:
             self._record_checksums()
         saved = self.manager.save(
             step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self.config_json)
-            ),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(self.config_json)),
             force=force,
         )
         if saved:

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-
 SCHEDULES = ("warmup_linear_decay", "tri_stage")
 
 
@@ -68,9 +67,7 @@ def warmup_linear_decay_schedule(config: ml_collections.ConfigDict) -> optax.Sch
     if not 0 <= warmup <= total:
         raise ValueError(f"config.schedule.warmup_steps={warmup} must lie in [0, config.total_steps={total}].")
     warm = optax.linear_schedule(0.0, s.peak_learning_rate, max(warmup, 1))
-    decay = optax.linear_schedule(
-        s.peak_learning_rate, s.peak_learning_rate * s.final_scale, max(total - warmup, 1)
-    )
+    decay = optax.linear_schedule(s.peak_learning_rate, s.peak_learning_rate * s.final_scale, max(total - warmup, 1))
     return optax.join_schedules([warm, decay], [warmup])
 
 
@@ -88,9 +85,5 @@ def make_optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTra
     chain = []
     if o.grad_clip_norm:
         chain.append(optax.clip_by_global_norm(o.grad_clip_norm))
-    chain.append(
-        optax.adamw(
-            schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask
-        )
-    )
+    chain.append(optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask))
     return optax.chain(*chain), schedule

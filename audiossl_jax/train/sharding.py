@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -126,7 +127,9 @@ def per_device_bytes(tree: Any, device: jax.Device | None = None) -> int:
     """Bytes of ``tree``'s jax.Arrays held on ``device`` (default: the first local one)."""
     device = jax.local_devices()[0] if device is None else device
     return sum(
-        shard.data.nbytes for leaf in jax.tree.leaves(tree) for shard in leaf.addressable_shards
+        shard.data.nbytes
+        for leaf in jax.tree.leaves(tree)
+        for shard in leaf.addressable_shards
         if shard.device == device
     )
 
@@ -143,9 +146,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Assembles each host's rows [b, ...] into global jax.Arrays [b * hosts, ...]."""
     sharding = batch_sharding(mesh)
-    return {
-        k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()
-    }
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:

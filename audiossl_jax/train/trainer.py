@@ -23,7 +23,8 @@ import pathlib
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import flax.linen as nn
 import flax.struct
@@ -94,10 +95,11 @@ class PreemptionWatch:
             raise KeyboardInterrupt
         self.requested = True
         self.signal_name = signal.Signals(signum).name
-        logging.warning("%s received: saving a checkpoint after this step (Ctrl-C again stops without saving)",
-                        self.signal_name)
+        logging.warning(
+            "%s received: saving a checkpoint after this step (Ctrl-C again stops without saving)", self.signal_name
+        )
 
-    def __enter__(self) -> "PreemptionWatch":
+    def __enter__(self) -> PreemptionWatch:
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
@@ -194,8 +196,12 @@ def setup(config: ml_collections.ConfigDict, mesh: Mesh) -> Setup:
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]).all()
-        metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step),
-                       params_finite=finite.astype(jnp.float32))
+        metrics = dict(
+            metrics,
+            grad_norm=optax.global_norm(grads),
+            learning_rate=schedule(state.step),
+            params_finite=finite.astype(jnp.float32),
+        )
         new_state = state.replace(
             step=state.step + 1,
             params=params,
@@ -273,8 +279,13 @@ def _check_finite(step: int, metrics: dict[str, float], ckpt: checkpoint.Checkpo
     if not (math.isfinite(loss) and math.isfinite(grad_norm) and params_finite):
         last = ckpt.latest_step()
         kept = f"the last good checkpoint (step {last})" if last is not None else "no checkpoint (none was saved yet)"
-        what = (f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {grad_norm}"
-                if not math.isfinite(grad_norm) else "the updated parameters hold NaN/Inf")
+        what = (
+            f"loss is {loss}"
+            if not math.isfinite(loss)
+            else f"gradient norm is {grad_norm}"
+            if not math.isfinite(grad_norm)
+            else "the updated parameters hold NaN/Inf"
+        )
         raise NonFiniteLossError(
             f"{what} at step {step}; stopping before saving it. The workdir keeps {kept}. Lower "
             "config.schedule.peak_learning_rate, set config.optimizer.grad_clip_norm, or use float32 compute "
@@ -286,8 +297,10 @@ def progress_line(step: int, total: int, means: Mapping[str, float]) -> str:
     """The progress log line: step, loss, accuracy (tasks that report one), speed, ETA."""
     acc = f" | acc {means['accuracy']:.3f}" if "accuracy" in means else ""
     sec = means["sec_per_step"]
-    return (f"step {step}/{total} | loss {means['loss']:.4f}{acc} | {means['examples_per_sec']:.1f} examples/s"
-            f" | {sec:.3f} s/step | ETA {_format_eta((total - step) * sec)}")
+    return (
+        f"step {step}/{total} | loss {means['loss']:.4f}{acc} | {means['examples_per_sec']:.1f} examples/s"
+        f" | {sec:.3f} s/step | ETA {_format_eta((total - step) * sec)}"
+    )
 
 
 LABELLED_TASKS = ("supervised", "classification")
@@ -314,7 +327,8 @@ def _log_and_check_data(config: ml_collections.ConfigDict) -> None:
         raise registry.DatasetError(
             f"dataset {info.name!r}{where} split {d.train_split!r}: {info.num_unlabelled} of {info.num_examples} "
             f"examples have no label (empty {d.get('label_key', 'label')!r} cell), and task {config.task.name!r} "
-            "trains on labels; label them, or choose a split without them (config.data.train_split).")
+            "trains on labels; label them, or choose a split without them (config.data.train_split)."
+        )
 
 
 def _lock(workdir: epath.Path) -> workdir_lib.WorkdirLock | None:
@@ -405,14 +419,19 @@ def _train(
         logging.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
     else:
         if config_file.exists():
-            logging.warning("workdir %s held a run (config.json) but has no checkpoint in %s; training restarts "
-                            "from step 0", workdir, ckpt.directory)
+            logging.warning(
+                "workdir %s held a run (config.json) but has no checkpoint in %s; training restarts from step 0",
+                workdir,
+                ckpt.directory,
+            )
         start = 0
         state = s.init_fn()
         params, model_state = s.task.load_pretrained(state.params, state.model_state)
         if params is not state.params or model_state is not state.model_state:
-            state = state.replace(params=jax.device_put(params, s.state_sharding.params),
-                                  model_state=jax.device_put(model_state, s.state_sharding.model_state))
+            state = state.replace(
+                params=jax.device_put(params, s.state_sharding.params),
+                model_state=jax.device_put(model_state, s.state_sharding.model_state),
+            )
     if is_chief:
         config_file.write_text(config.to_json_best_effort(indent=2))
     batches = data_iterator_fn(start)

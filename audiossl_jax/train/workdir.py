@@ -90,7 +90,8 @@ class WorkdirLock:
                 raise WorkdirLockedError(
                     f"workdir {self.path.parent} is in use by process {holder.get('pid')} on host "
                     f"{holder.get('host')!r} (lock {self.path}); wait for it to end, or use another --workdir. If "
-                    "that process is certainly gone, delete the lock file.")
+                    "that process is certainly gone, delete the lock file."
+                )
             logging.warning("workdir: taking over the stale lock %s (%s)", self.path, reason)
             self.path.write_text(self._record())
         self._thread = threading.Thread(target=self._beat, daemon=True)
@@ -113,7 +114,7 @@ class WorkdirLock:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "WorkdirLock":
+    def __enter__(self) -> WorkdirLock:
         self.acquire()
         return self
 
