@@ -21,8 +21,11 @@ Variants:
 
 An encoder is a run directory, ``train:<config.py[:variant]>`` (trained into
 ``<workdir>/encoders/<name>``, resuming) or ``untrained:<config.py[:variant]>`` (its
-random initialisation saved there). A task is a set of data config keys
-(``pipeline.default_data_config``); its classes come from the dataset.
+random initialisation saved there). An encoder is normalised by ``untrained_for[name]``
+when given, else by ``untrained``: an untrained encoder of its slicing and architecture.
+``scale='raw'`` reports raw scores and needs no untrained reference. A task is a set of
+data config keys (``pipeline.default_data_config``); its classes come from the dataset;
+add one on the command line with ``--task=name:key=value,...``.
 """
 
 from __future__ import annotations
@@ -67,8 +70,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.n_train = 1000
     c.train_sets = ("full", "subset")
     c.arms = ("frozen",)
-    # The zero (frozen) and one (fine-tuned from scratch) of the normalisation, eq. (1).
+    # The zero (frozen) and one (fine-tuned from scratch) of the normalisation, eq. (1), of every
+    # encoder but those mapped in untrained_for to an untrained encoder of their own slicing.
     c.untrained = "untrained"
+    c.untrained_for = ml_collections.ConfigDict()
+    # 'normalised' (eq. 1) or 'raw': the raw scores averaged, no untrained reference run.
+    c.scale = "normalised"
     c.embed_batch_size = 16
     c.recipe = "clips"
     # The paper's downstream recipe (recipe 'slices'): "we extract equal-length slices uniformly
@@ -124,4 +131,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         "supervised": f"train:{repo_path('configs/pretrain_supervised.py')}{suffix}",
         **{name: f"train:{repo_path(f'configs/pretrain_{name}.py')}{suffix}" for name in pretext},
     }
+    if variant == "demo":  # the demo's Audio2Vec embeds 48-frame slices (config_pretext), the others 96
+        c.encoders.untrained_audio2vec = f"untrained:{repo_path('configs/pretrain_audio2vec_cbow.py')}:demo"
+        c.untrained_for = {name: "untrained_audio2vec" for name in ("audio2vec_cbow", "audio2vec_sg")}
     return c

@@ -1,5 +1,6 @@
 """Protocol usability: several splits embedded in one process, embeddings shared across label
-columns, shipped config paths independent of the working directory."""
+columns, shipped config paths independent of the working directory, the raw scale, untrained
+references of each encoder's slicing, tasks given on the command line."""
 
 from __future__ import annotations
 
@@ -163,3 +164,132 @@ def test_a_split_is_embedded_once_for_every_label_column(tmp_path, monkeypatch):
     assert calls == ["train", "test"]  # read back from workdir/embeddings
     fresh.embeddings("untrained", "digit_short", "test")
     assert calls == ["train", "test", "test"]  # another crop is other audio
+
+
+def test_raw_scale_runs_no_reference(tmp_path):
+    """config.scale='raw' plans no untrained reference (no fine-tuned untrained arm, here no untrained encoder
+    at all); a results file holding every planned run is reported without running anything (hand-worked:
+    temporal_gap 0.70, 0.90 -> 0.800 +- 0.100), and the normalised scale refuses the same config."""
+    from audiossl_jax.evaluation import protocol, report
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
+    c.encoders = {name: spec for name, spec in c.encoders.items() if name != "untrained"}
+    c.untrained, c.train_sets = "", ("full",)
+    with pytest.raises(ValueError, match=r"config.untrained='': must name one of .*config.scale='raw'"):
+        protocol.validate(c)
+    c.scale = "raw"
+    runs = protocol.plan(c)
+    assert {(r.encoder, r.arm) for r in runs} == {("supervised", "frozen"), ("temporal_gap", "frozen")}
+    assert len(runs) == 2 * c.replicas
+    for r in runs:
+        score = (0.7, 0.9)[r.replica] if r.encoder == "temporal_gap" else 0.5
+        report.append_result(
+            tmp_path / report.CSV_FILE, protocol.result_row(c, r, "accuracy", score, float("nan"), 64, 1.0)
+        )
+    (section,) = protocol.run(c, tmp_path)  # every run is in results.csv: nothing is trained or embedded
+    assert section["complete"] and not (tmp_path / "encoders").exists()
+    assert "| temporal_gap | 0.800 +- 0.100 | 0.80 [0.80, 0.80] |" in (tmp_path / report.TABLE_FILE).read_text()
+
+
+def test_untrained_reference_has_the_slicing_of_the_encoder_it_normalises():
+    """demo: Audio2Vec embeds 48-frame slices and is normalised by an untrained encoder of 48-frame slices,
+    the others (96) by the 96-frame one; both references run both arms; every shipped variant passes the
+    check, and the demo without its mapping is refused naming the key."""
+    from audiossl_jax.evaluation import protocol, report
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for variant in ("demo", "smoke", "smoke_conformer", "paper"):
+        protocol.check_references(protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:{variant}"))
+    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
+
+    def slice_frames(name):
+        return protocol.encoder_config(c.encoders[name]).task.slice_frames
+
+    for name in c.encoders.keys():
+        assert slice_frames(report.reference_of(c, name)) == slice_frames(name), name
+    assert slice_frames("audio2vec_cbow") == slice_frames("audio2vec_sg") == 48
+    assert slice_frames("temporal_gap") == slice_frames("untrained") == 96
+    assert report.reference_of(c, "audio2vec_sg") == "untrained_audio2vec"
+    arms = {(r.encoder, r.arm) for r in protocol.plan(c)}
+    assert {("untrained", "finetuned"), ("untrained_audio2vec", "finetuned"), ("audio2vec_cbow", "frozen")} <= arms
+    assert ("audio2vec_cbow", "finetuned") not in arms  # the demo's arms: frozen only
+    c.untrained_for = {}
+    with pytest.raises(
+        ValueError,
+        match=r"config.encoders.audio2vec_cbow: task.slice_frames=48, but its untrained reference 'untrained' has 96",
+    ):
+        protocol.check_references(c)
+    c.untrained_for = {"audio2vec_cbow": "nope"}
+    with pytest.raises(ValueError, match=r"config.untrained_for.audio2vec_cbow='nope': map an encoder"):
+        protocol.validate(c)
+
+
+def test_a_task_given_on_the_command_line_is_validated_and_run(tmp_path):
+    """--task=name:key=value,... adds a task (values typed like the data config); the frozen arm runs on it;
+    a malformed spec names itself and what to write; the command validates a task given that way."""
+    from audiossl_jax.evaluation import protocol
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    columns = _two_column_folder(tmp_path / "audio")
+    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
+    c.encoders = {"untrained": f"untrained:{root / 'configs' / 'pretrain_supervised.py'}:smoke"}
+    c.lock()  # as --config gives it
+    protocol.add_tasks(
+        c,
+        [
+            f"speaker:name=audio_folder,path={tmp_path / 'audio'},label_key=speaker,crop_seconds=1,data_dir={tmp_path / 'dd'}"
+        ],
+    )
+    assert c.tasks.speaker.to_dict() == dict(
+        name="audio_folder",
+        path=str(tmp_path / "audio"),
+        label_key="speaker",
+        crop_seconds=1.0,
+        data_dir=str(tmp_path / "dd"),
+    )
+    assert isinstance(c.tasks.speaker.crop_seconds, float)
+    protocol.validate(c)
+    evaluator = protocol.Evaluator(c, tmp_path / "work")
+    metric, score, num_train = evaluator.frozen(protocol.Run("untrained", "speaker", "frozen", "full", 0))
+    assert metric == "accuracy" and 0.0 <= score <= 1.0 and num_train == 8
+    assert evaluator.info("speaker", "train").class_names == tuple(sorted(set(columns["speaker"])))
+    for spec, message in (
+        ("speaker:label_key=digit", r"config.tasks already has 'speaker'; change its keys with --config.tasks"),
+        ("birds", r"--task='birds': write name:key=value"),
+        ("birds:colour=red", r"'colour=red' is not <key>=<value> with a data config key; use one of"),
+        ("birds:crop_seconds=long", r"crop_seconds='long': not a float"),
+        ("birds:multi_label=yes", r"multi_label='yes': write true or false"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            protocol.add_tasks(c, [spec])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audiossl_jax.evaluation.protocol",
+            f"--config={root / 'configs' / 'eval_protocol.py'}:smoke",
+            f"--workdir={tmp_path / 'cli'}",
+            "--task=mine:name=synthetic_audio/tiny,crop_seconds=1,train_fraction=0.5",
+        ],
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "error: config.tasks.mine.train_fraction=0.5: the protocol sets the training examples" in proc.stderr
+
+    short = tmp_path / "my_protocol.py"  # the short config of docs/evaluation.md
+    short.write_text(
+        "from audiossl_jax.config_lib import repo_path\n"
+        "from audiossl_jax.evaluation.protocol import load_config_file\n\n\n"
+        'def get_config(variant=""):\n'
+        '    c = load_config_file(repo_path("configs/eval_protocol.py") + ":demo")\n'
+        f'    c.tasks = {{"birds": dict(name="audio_folder", path="{tmp_path / "audio"}", label_key="speaker", '
+        "crop_seconds=5.0)}\n"
+        "    return c\n"
+    )
+    mine = protocol.load_config_file(str(short))
+    protocol.validate(mine)
+    assert list(mine.tasks.keys()) == ["birds"] and protocol.task_data_config(mine, "birds").label_key == "speaker"

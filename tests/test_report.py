@@ -62,7 +62,7 @@ def test_report_needs_no_jax(tmp_path):
     assert loaded == "[]"
     table = (tmp_path / report.TABLE_FILE).read_text()
     assert "| temporal_gap | 0.550 +- 0.000 | 0.50 [0.50, 0.50] |" in table
-    assert "References (zero / one): digits 0.300 / 0.800." in table
+    assert "References of untrained (zero / one): digits 0.300 / 0.800." in table
     assert (tmp_path / report.FIGURE_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / report.SUMMARY_FILE).exists()
 
@@ -117,6 +117,14 @@ def test_normalise_and_bootstrap_match_numpy():
     assert np.isnan(report.normalise(np.array([0.5]), np.array([0.4]), np.array([0.4]))).all()
 
 
+def one_task_rows(scores, train_set):
+    """Result rows of task synthetic_tiny, replica 0, from {(encoder, arm): score}."""
+    return [
+        dict(encoder=e, task="synthetic_tiny", arm=a, train_set=train_set, replica=0, metric="accuracy", score=v)
+        for (e, a), v in scores.items()
+    ]
+
+
 def test_worked_example_both_arms_share_the_references():
     """Untrained frozen 0.30, from scratch 0.80; TemporalGap frozen 0.55 -> 0.50, fine-tuned 0.81 -> 1.02."""
     c = smoke_config()
@@ -130,21 +138,7 @@ def test_worked_example_both_arms_share_the_references():
         ("supervised", "frozen"): 0.40,
         ("supervised", "finetuned"): 0.79,
     }
-    rows = [
-        dict(
-            encoder=e,
-            task="synthetic_tiny",
-            arm=a,
-            train_set="subset",
-            replica=0,
-            seed=0,
-            num_train=24,
-            metric="accuracy",
-            score=v,
-            seconds=0.0,
-        )
-        for (e, a), v in scores.items()
-    ]
+    rows = one_task_rows(scores, "subset")
     frozen, finetuned = report.summarise(rows, c)
     assert frozen["encoders"] == ["untrained", "supervised", "temporal_gap"]  # supervised is an ordinary row
     np.testing.assert_allclose(frozen["normalised"][:, 0], [0.0, 0.2, 0.5])
@@ -154,7 +148,7 @@ def test_worked_example_both_arms_share_the_references():
     text = report.markdown_table([frozen, finetuned], c)
     assert "| temporal_gap | 0.550 +- 0.000 | 0.50 [0.50, 0.50] |" in text
     assert "| temporal_gap | 0.810 +- 0.000 | 1.02 [1.02, 1.02] |" in text
-    assert text.count("References (zero / one): synthetic_tiny 0.300 / 0.800.") == 2
+    assert text.count("References of untrained (zero / one): synthetic_tiny 0.300 / 0.800.") == 2
 
 
 def fake_rows(config, encoders, tasks, arm="frozen", train_set="full"):
@@ -216,7 +210,7 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
         dict(r, encoder="untrained", arm="finetuned", task="cry", score=0.786) for r in fake_rows(c, ["x"], ["cry"])
     ]
     section = report.summarise(rows, c)[0]
-    assert section["left_out"] == {"cry": "untrained frozen and trained from scratch both score 0.786"}
+    assert section["left_out"] == {"untrained": {"cry": "untrained frozen and trained from scratch both score 0.786"}}
     assert section["tasks"] == ["cry", "digits", "speaker"]  # ConfigDict keys are sorted
     norm = section["normalised"]
     assert np.isnan(norm[:, 0]).all()
@@ -225,15 +219,15 @@ def test_average_leaves_out_tasks_where_the_baselines_tie():
     text = report.markdown_table([section], c)
     assert "| cbow | 0.786 +- 0.000 | 0.101 +- 0.001 | 0.111 +- 0.001 | 0.50 [0.50, 0.50] |" in text
     assert (
-        "Average over 2 of 3 tasks; left out, normalisation undefined: cry (untrained frozen and trained "
-        "from scratch both score 0.786)." in text
+        "Average of the rows normalised by untrained over 2 of 3 tasks; left out, normalisation undefined: "
+        "cry (untrained frozen and trained from scratch both score 0.786)." in text
     )
-    assert section["inverted"] == [] and "Warning" not in text
+    assert section["inverted"] == {} and "Warning" not in text
     flipped = [dict(r, score=1 - r["score"]) if r["task"] == "speaker" else r for r in rows]
     text = report.markdown_table(report.summarise(flipped, c), c)
     assert "Warning: training from scratch scores below untrained frozen on speaker;" in text
     missing = report.summarise([r for r in rows if not (r["task"] == "digits" and r["arm"] == "finetuned")], c)
-    assert missing[0]["left_out"]["digits"] == "no score of a reference yet"
+    assert missing[0]["left_out"]["untrained"]["digits"] == "no score of a reference yet"
 
 
 def test_figure_is_a_png(tmp_path):
@@ -266,7 +260,7 @@ def test_figure_draws_na_as_text_warns_on_inversion_and_keeps_the_legend_outside
         for r in fake_rows(c, ["x"], ["cry"])
     ]
     section = report.summarise(rows, c)[0]
-    assert section["inverted"] == ["speaker"] and list(section["left_out"]) == ["cry"]
+    assert section["inverted"] == {"untrained": ["speaker"]} and list(section["left_out"]["untrained"]) == ["cry"]
     fig = report.figure([section])
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_xticklabels()]
@@ -288,3 +282,80 @@ def test_figure_draws_na_as_text_warns_on_inversion_and_keeps_the_legend_outside
     assert [t.get_text() for t in legend.get_texts()] == encoders
     assert legend.get_window_extent().x0 >= axes_box.x1  # right of the panel, clear of every bar
     plt.close(fig)
+
+
+def test_raw_scale_needs_no_reference(tmp_path):
+    """config.scale='raw': a results file with no untrained row at all gives a complete table of raw
+    scores. Hand-worked: cbow digits 0.60, 0.70 (0.650 +- 0.050), speaker 0.90, 0.80 (0.850 +- 0.050),
+    average 0.75; temporal_gap digits 0.50, 0.50, speaker 0.70, 0.90 (0.800 +- 0.100), average 0.65. Two
+    tasks resampled: the resampled means are 0.65, 0.75 or 0.85 (cbow), so the interval is [0.65, 0.85]."""
+    c = smoke_config()
+    c.encoders = {"cbow": "a", "temporal_gap": "b"}
+    c.untrained, c.scale, c.train_sets = "", "raw", ("full",)
+    c.tasks = {"digits": {}, "speaker": {}}
+    (tmp_path / report.CSV_FILE).write_text(
+        textwrap.dedent("""\
+        encoder,task,arm,train_set,replica,seed,num_train,metric,score,clip_score,seconds
+        cbow,digits,frozen,full,0,0,24,accuracy,0.600000,nan,1.00
+        cbow,digits,frozen,full,1,1,24,accuracy,0.700000,nan,1.00
+        cbow,speaker,frozen,full,0,0,24,accuracy,0.900000,nan,1.00
+        cbow,speaker,frozen,full,1,1,24,accuracy,0.800000,nan,1.00
+        temporal_gap,digits,frozen,full,0,0,24,accuracy,0.500000,nan,1.00
+        temporal_gap,digits,frozen,full,1,1,24,accuracy,0.500000,nan,1.00
+        temporal_gap,speaker,frozen,full,0,0,24,accuracy,0.700000,nan,1.00
+        temporal_gap,speaker,frozen,full,1,1,24,accuracy,0.900000,nan,1.00
+        """)
+    )
+    assert report.references(c) == [] and report.encoder_order(c) == ["cbow", "temporal_gap"]
+    (section,) = report.write_reports(c, tmp_path)
+    assert section["complete"] and section["scale"] == "raw" and section["untrained"] == []
+    np.testing.assert_allclose(section["values"], [[0.65, 0.85], [0.50, 0.80]])
+    np.testing.assert_allclose(section["average"], [0.75, 0.65])
+    np.testing.assert_allclose([section["low"][0], section["high"][0]], [0.65, 0.85])
+    assert np.isnan(section["zero"]).all() and np.isnan(section["normalised"]).all() and not section["left_out"]
+    table = (tmp_path / report.TABLE_FILE).read_text()
+    assert "| encoder | digits (accuracy) | speaker (accuracy) | average (raw) |" in table
+    assert "| cbow | 0.650 +- 0.050 | 0.850 +- 0.050 | 0.75 [0.65, 0.85] |" in table
+    assert "| temporal_gap | 0.500 +- 0.000 | 0.800 +- 0.100 | 0.65 [" in table
+    assert "References" not in table and "normalised score" not in table and "not normalised" in table
+    assert json.loads((tmp_path / report.SUMMARY_FILE).read_text())[0]["scale"] == "raw"
+    fig = report.figure([section])
+    assert fig.axes[0].get_ylabel() == "raw score"
+    heights = sorted(b.get_height() for b in fig.axes[0].patches)
+    np.testing.assert_allclose(heights, sorted([0.65, 0.85, 0.75, 0.50, 0.80, 0.65]))
+
+
+def test_each_encoder_is_normalised_by_its_own_untrained_reference():
+    """untrained (96-frame slices) normalises supervised: zero 0.30, one 0.80, supervised 0.55 -> 0.50;
+    untrained_a2v (48 frames) normalises cbow: zero 0.20, one 0.60, cbow 0.50 -> 0.75 (not the 0.40 the
+    other reference would give). Both references run both arms; both rows are 0 in the frozen table."""
+    c = smoke_config()
+    c.encoders = {"untrained": "a", "untrained_a2v": "b", "supervised": "c", "cbow": "d"}
+    c.untrained_for = {"cbow": "untrained_a2v"}
+    c.train_sets, c.replicas = ("full",), 1
+    scores = {
+        ("untrained", "frozen"): 0.30,
+        ("untrained", "finetuned"): 0.80,
+        ("untrained_a2v", "frozen"): 0.20,
+        ("untrained_a2v", "finetuned"): 0.60,
+        ("supervised", "frozen"): 0.55,
+        ("cbow", "frozen"): 0.50,
+    }
+    rows = one_task_rows(scores, "full")
+    assert report.references(c) == ["untrained", "untrained_a2v"]
+    assert [report.reference_of(c, e) for e in ("untrained_a2v", "supervised", "cbow")] == [
+        "untrained_a2v",
+        "untrained",
+        "untrained_a2v",
+    ]
+    (section,) = report.summarise(rows, c)
+    assert section["encoders"] == ["untrained", "untrained_a2v", "cbow", "supervised"] and section["complete"]
+    assert section["references"] == ["untrained", "untrained_a2v", "untrained_a2v", "untrained"]
+    np.testing.assert_allclose(section["normalised"][:, 0], [0.0, 0.0, 0.75, 0.5])
+    np.testing.assert_allclose(section["average"], [0.0, 0.0, 0.75, 0.5])
+    np.testing.assert_allclose(section["zero"][:, 0], [0.30, 0.20, 0.20, 0.30])
+    text = report.markdown_table([section], c)
+    assert "| cbow | 0.500 +- 0.000 | 0.75 [0.75, 0.75] |" in text
+    assert "References of untrained_a2v (zero / one): synthetic_tiny 0.200 / 0.600." in text
+    assert "Untrained references: untrained for supervised; untrained_a2v for cbow." in text
+    assert not report.summarise(rows[:-3] + rows[-2:], c)[0]["complete"]  # untrained_a2v fine-tuned missing

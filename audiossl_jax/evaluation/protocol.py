@@ -20,7 +20,7 @@ every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 * ``results.csv``: one row per run, appended as each finishes; a rerun skips the rows
   already there, so an interrupted protocol resumes where it stopped;
 * ``table.md``: per (arm, training set), rows = encoders, columns = tasks (score, mean
-  +- std over replicas) and the average normalised score with its bootstrap interval,
+  +- std over replicas) and the average normalised (or raw) score with its bootstrap interval,
   laid out like the paper's Table I;
 * ``figure.png``: normalised score per task and averaged, one bar per encoder, like its Fig. 2;
 * ``summary.json``: the numbers of the table.
@@ -31,9 +31,15 @@ Normalised score of encoder e on task t (the paper's eq. 1), the same references
 arms: (s_e - s_zero) / (s_one - s_zero), with s_zero the untrained encoder's frozen arm
 (random frozen encoder + trained linear head) and s_one its fine-tuned arm (encoder and
 head trained from scratch on the task), per task and training set, s the mean over
-replicas. The protocol always runs both arms of ``config.untrained`` so both references
-exist. The average over tasks has a percentile interval from ``bootstrap.resamples``
-resamples of the tasks with replacement (seeded).
+replicas. Each encoder's untrained reference has its slicing and architecture
+(``config.untrained_for`` maps an encoder to its own when ``config.untrained`` differs;
+``validate`` refuses a mismatch). The protocol always runs both arms of every untrained
+reference so both references exist. ``config.scale='raw'`` reports raw scores instead and
+runs no reference. The average over tasks has a percentile interval from
+``bootstrap.resamples`` resamples of the tasks with replacement (seeded).
+
+Tasks beyond the config's: ``--task=name:key=value,...`` (data config keys; repeatable), e.g.
+``--task=birds:name=audio_folder,path=/data/birds,label_key=species,crop_seconds=5``.
 """
 
 from __future__ import annotations
@@ -80,7 +86,29 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from audiossl_jax.config_lib import require
 
     names = list(config.encoders.keys())
-    require(config.untrained in names, "untrained", config.untrained, f"must name one of config.encoders {names}.")
+    scale = config.get("scale", "normalised")
+    require(scale in report.SCALES, "scale", scale, f"use one of {report.SCALES}.")
+    if scale == "normalised":
+        require(
+            config.untrained in names,
+            "untrained",
+            config.untrained,
+            f"must name one of config.encoders {names} (or set config.scale='raw': no normalisation).",
+        )
+    else:
+        require(
+            not config.get("untrained", None) or config.untrained in names,
+            "untrained",
+            config.untrained,
+            f"must name one of config.encoders {names}, or be empty.",
+        )
+    for encoder, reference in report.untrained_for(config).items():
+        require(
+            encoder in names and reference in names and encoder not in report.references(config),
+            f"untrained_for.{encoder}",
+            reference,
+            f"map an encoder that is not itself a reference to an untrained encoder, both of config.encoders {names}.",
+        )
     require(config.recipe in RECIPES, "recipe", config.recipe, f"use one of {RECIPES}.")
     if config.recipe == "slices":
         sl = config.slices
@@ -123,19 +151,65 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 f"config.encoders.{name}={spec!r}: {pathlib.Path(spec) / 'config.json'} not found; give the "
                 f"directory of a training run, or '{TRAIN_PREFIX}configs/<file>.py[:variant]' to train it here"
             )
+    check_references(config)
+
+
+# What an encoder shares with its untrained reference: the frontend, the CNN's slice and its width.
+ARCHITECTURE_KEYS = ("frontend", "task.slice_frames", "model.channels", "model.embed_dim")
+
+
+def encoder_config(spec: str) -> ml_collections.ConfigDict:
+    """The run config of an encoder spec, without training it: the config file of a
+    ``train:``/``untrained:`` spec, the ``config.json`` of a run directory."""
+    if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
+        return load_config_file(spec.split(":", 1)[1])
+    from audiossl_jax.evaluation import embeddings
+
+    return embeddings.load_config(spec)
+
+
+def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """``ARCHITECTURE_KEYS`` of a run config, JSON-normalised (tuples as lists; None where absent)."""
+    out = {}
+    for key in ARCHITECTURE_KEYS:
+        value: Any = config
+        for part in key.split("."):
+            value = value.get(part, None) if value is not None else None
+        out[key] = json.loads(json.dumps(value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value))
+    return out
+
+
+def check_references(config: ml_collections.ConfigDict) -> None:
+    """Every encoder shares ``ARCHITECTURE_KEYS`` with its untrained reference (``report.reference_of``),
+    so eq. (1) compares it with the same encoder untrained; raises ValueError naming the key otherwise."""
+    if report.is_raw(config):
+        return
+    arch = {name: architecture(encoder_config(spec)) for name, spec in config.encoders.items()}
+    for name in config.encoders.keys():
+        reference = report.reference_of(config, name)
+        for key in ARCHITECTURE_KEYS:
+            mine, theirs = arch[name][key], arch[reference][key]
+            if mine != theirs:
+                raise ValueError(
+                    f"config.encoders.{name}: {key}={mine!r}, but its untrained reference {reference!r} has "
+                    f"{theirs!r}; add an untrained encoder of {name}'s config to config.encoders and map "
+                    f"config.untrained_for.{name} to it"
+                )
 
 
 def plan(config: ml_collections.ConfigDict) -> list[Run]:
     """Every run of the protocol, in the order they execute (encoder-major).
 
-    The untrained encoder runs both arms whatever ``config.arms`` says: its frozen arm is
-    the zero of the normalisation, its fine-tuned arm (trained from scratch) the one.
+    Every untrained reference (``report.references``) runs both arms whatever ``config.arms``
+    says: its frozen arm is the zero of the normalisation, its fine-tuned arm (trained from
+    scratch) the one. On the raw scale (``config.scale='raw'``) there are none.
     """
+    references = report.references(config)
     return [
         Run(e, t, a, s, r)
         for e in report.encoder_order(config)
         for t in config.tasks.keys()
-        for a in (report.ARMS if e == config.untrained else config.arms)
+        for a in (report.ARMS if e in references else config.arms)
         for s in config.train_sets
         for r in range(config.replicas)
     ]
@@ -164,7 +238,7 @@ def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path
     if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
         return pathlib.Path(spec)
     untrained = spec.startswith(UNTRAINED_PREFIX)
-    config = load_config_file(spec.split(":", 1)[1])
+    config = encoder_config(spec)
     config_lib.validate(config)
     target = workdir / "encoders" / name
     if untrained:
@@ -185,6 +259,49 @@ def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path
         logging.info("encoder %s: training %s into %s (resumes)", name, config.model.name, target)
         trainer.train(config, target)
     return target
+
+
+TASK_FORMAT = "name:key=value[,key=value...], e.g. birds:name=audio_folder,path=/data/birds,label_key=species"
+
+
+def add_tasks(config: ml_collections.ConfigDict, specs: list[str]) -> None:
+    """Adds each ``--task`` spec (``TASK_FORMAT``: data config keys of ``pipeline.default_data_config``,
+    values typed as there) to ``config.tasks``; ValueError naming the spec and what to write otherwise."""
+    from audiossl_jax.data import pipeline
+
+    defaults = pipeline.default_data_config()
+    for spec in specs:
+        name, _, body = spec.partition(":")
+        if not name.isidentifier() or not body:
+            raise ValueError(f"--task={spec!r}: write {TASK_FORMAT}")
+        if name in config.tasks:
+            raise ValueError(
+                f"--task={spec!r}: config.tasks already has {name!r}; change its keys with "
+                f"--config.tasks.{name}.<key>=<value>, or choose another name"
+            )
+        task = {}
+        for item in body.split(","):
+            key, eq, text = (part.strip() for part in item.partition("="))
+            if not eq or key not in defaults:
+                raise ValueError(
+                    f"--task={spec!r}: {item!r} is not <key>=<value> with a data config key; "
+                    f"use one of {sorted(defaults.keys())}"
+                )
+            task[key] = typed_value(text, defaults.get_type(key), f"--task={spec!r}: {key}")
+        with config.unlocked():
+            config.tasks[name] = task
+
+
+def typed_value(text: str, kind: type, where: str) -> Any:
+    """``text`` as a ``kind`` (bool: true/false; int; float; str)."""
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{where}={text!r}: write true or false")
+        return text.lower() == "true"
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{where}={text!r}: not a {kind.__name__}") from None
 
 
 def task_data_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
@@ -389,6 +506,31 @@ class Evaluator:
         return "accuracy", result["accuracy"], result["clip_accuracy"], self.num_train(c, run.task)
 
 
+def result_row(
+    config: ml_collections.ConfigDict,
+    run: Run,
+    metric: str,
+    score: float,
+    clip_score: float,
+    num_train: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """The ``results.csv`` row (``report.FIELDS``) of a finished run."""
+    return dict(
+        encoder=run.encoder,
+        task=run.task,
+        arm=run.arm,
+        train_set=run.train_set,
+        replica=run.replica,
+        seed=replica_seed(config, run.replica),
+        num_train=num_train,
+        metric=metric,
+        score=f"{score:.6f}",
+        clip_score=f"{clip_score:.6f}",
+        seconds=f"{seconds:.2f}",
+    )
+
+
 def run(
     config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None
 ) -> list[dict[str, Any]]:
@@ -418,22 +560,7 @@ def run(
             metric, score, num_train = (evaluator.frozen if r.arm == "frozen" else evaluator.finetuned)(r)
             clip_score = float("nan")  # the clip recipe scores clips only: ``score``
         seconds = time.perf_counter() - t0
-        report.append_result(
-            csv_path,
-            dict(
-                encoder=r.encoder,
-                task=r.task,
-                arm=r.arm,
-                train_set=r.train_set,
-                replica=r.replica,
-                seed=replica_seed(config, r.replica),
-                num_train=num_train,
-                metric=metric,
-                score=f"{score:.6f}",
-                clip_score=f"{clip_score:.6f}",
-                seconds=f"{seconds:.2f}",
-            ),
-        )
+        report.append_result(csv_path, result_row(config, r, metric, score, clip_score, num_train, seconds))
         eta = (time.perf_counter() - start) / i * (len(todo) - i)
         logging.info(
             "[%d/%d] %s | %s | %s | %s | replica %d: %s %.4f (clip %.4f) on %d training examples (%.1f s, ETA %.0f s)",
@@ -471,6 +598,7 @@ def main(argv: list[str]) -> None:
 
     cli.start(argv)
     with cli.user_errors(DatasetError, FileNotFoundError, ValueError):
+        add_tasks(flags.FLAGS.config, flags.FLAGS.task)
         run(flags.FLAGS.config, flags.FLAGS.workdir, max_runs=flags.FLAGS.max_runs)
     print((pathlib.Path(flags.FLAGS.workdir) / report.TABLE_FILE).read_text())
 
@@ -481,4 +609,5 @@ if __name__ == "__main__":
     cli.define_config("Protocol config file, e.g. configs/eval_protocol.py:demo.")
     cli.define_workdir("Directory for the encoders, runs, results.csv and the reports.")
     flags.DEFINE_integer("max_runs", None, "Stop after this many new runs (the rest run on the next call).")
+    flags.DEFINE_multi_string("task", [], f"A task added to config.tasks: {TASK_FORMAT}. Repeatable.")
     app.run(main)

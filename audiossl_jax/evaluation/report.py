@@ -8,12 +8,15 @@ the table and figure of a finished (or interrupted) protocol can be rebuilt from
 Normalised score of encoder e on task t (the paper's eq. 1), the same references for both
 arms: (s_e - s_zero) / (s_one - s_zero), with s_zero the untrained encoder's frozen arm
 and s_one its fine-tuned arm (trained from scratch), per task and training set, s the
-mean over replicas. The average over tasks has a percentile interval from
+mean over replicas. Each encoder is normalised by its own untrained reference
+(``config.untrained_for[encoder]``, else ``config.untrained``), one of the same slicing and
+architecture. With ``config.scale='raw'`` the table averages the raw scores instead and
+needs no reference. The average over tasks has a percentile interval from
 ``bootstrap.resamples`` resamples of the tasks with replacement (seeded).
 
-The protocol config keys read here: ``encoders`` (names), ``untrained``, ``tasks``
-(names), ``arms``, ``train_sets``, ``replicas``, ``n_train`` and ``bootstrap``
-(``resamples``, ``seed``, ``interval``).
+The protocol config keys read here: ``encoders`` (names), ``untrained``, ``untrained_for``,
+``scale``, ``tasks`` (names), ``arms``, ``train_sets``, ``replicas``, ``n_train`` and
+``bootstrap`` (``resamples``, ``seed``, ``interval``).
 """
 
 from __future__ import annotations
@@ -46,11 +49,38 @@ FIELDS = (
     "seconds",
 )
 CSV_FILE, TABLE_FILE, FIGURE_FILE, SUMMARY_FILE = "results.csv", "table.md", "figure.png", "summary.json"
+# config.scale: eq. (1)'s normalised score (needs the untrained references) or the raw score.
+SCALES = ("normalised", "raw")
+
+
+def is_raw(config: ml_collections.ConfigDict) -> bool:
+    return config.get("scale", "normalised") == "raw"
+
+
+def untrained_for(config: ml_collections.ConfigDict) -> dict[str, str]:
+    """``config.untrained_for``: encoder -> the untrained encoder that normalises it (when not ``config.untrained``)."""
+    return {encoder: str(reference) for encoder, reference in (config.get("untrained_for", None) or {}).items()}
+
+
+def references(config: ml_collections.ConfigDict) -> list[str]:
+    """The untrained encoders whose two arms are eq. (1)'s references: ``config.untrained``, then the
+    others named in ``config.untrained_for`` (sorted); none on the raw scale."""
+    if is_raw(config):
+        return []
+    return [config.untrained, *sorted(set(untrained_for(config).values()) - {config.untrained})]
+
+
+def reference_of(config: ml_collections.ConfigDict, encoder: str) -> str:
+    """The untrained encoder that normalises ``encoder`` (a reference normalises itself)."""
+    if encoder in references(config):
+        return encoder
+    return untrained_for(config).get(encoder, config.untrained)
 
 
 def encoder_order(config: ml_collections.ConfigDict) -> list[str]:
-    """Table rows: the untrained encoder, then the others (sorted)."""
-    return [config.untrained, *sorted(n for n in config.encoders.keys() if n != config.untrained)]
+    """Table rows: the untrained references (raw scale: ``config.untrained``, when named), then the others (sorted)."""
+    first = references(config) or [u for u in [config.get("untrained", None)] if u in config.encoders]
+    return [*first, *sorted(n for n in config.encoders.keys() if n not in first)]
 
 
 def train_set_label(config: ml_collections.ConfigDict, train_set: str) -> str:
@@ -124,16 +154,20 @@ def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, interval: floa
 def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     """One section per (arm, training set) with all results: per encoder and task the
     replica scores (mean, std, count) and the normalised score; per encoder the average
-    normalised score over tasks with its bootstrap interval.
+    (``values``: the normalised scores, or the raw ones when ``config.scale='raw'``) over
+    tasks with its bootstrap interval.
 
-    Both arms of a training set share the references of eq. (1): ``zero`` [T] = the untrained
-    encoder's frozen arm, ``one`` [T] = its fine-tuned arm (trained from scratch). The
-    average covers the tasks where normalisation is defined (both references scored, and
-    differently); the others are listed in ``left_out`` with the reason, not folded in as
-    NaN (a task where the references tie would otherwise blank every encoder's average).
-    ``inverted`` lists the tasks where training from scratch scores below the untrained
-    frozen encoder (the scale runs backwards there)."""
-    encoders, tasks = encoder_order(config), list(config.tasks.keys())
+    Both arms of a training set share the references of eq. (1): ``zero`` [E, T] = the frozen
+    arm of each row's untrained reference (``reference_of``), ``one`` [E, T] = its fine-tuned
+    arm (trained from scratch). A row's average covers the tasks where its reference defines
+    the normalisation (both arms scored, and differently); the others are listed in
+    ``left_out`` (reference -> task -> reason), not folded in as NaN (a task where the
+    references tie would otherwise blank every average). ``inverted`` (reference -> tasks)
+    names the tasks where training from scratch scores below the untrained frozen encoder
+    (the scale runs backwards). On the raw scale no reference is read: ``zero``, ``one`` and
+    ``normalised`` are NaN, ``left_out`` and ``inverted`` empty."""
+    encoders, tasks, refs, raw = encoder_order(config), list(config.tasks.keys()), references(config), is_raw(config)
+    row_refs = [] if raw else [reference_of(config, e) for e in encoders]
     by_key: dict[tuple[str, str, str, str], list[float]] = {}
     clip_by_key: dict[tuple[str, str, str, str], list[float]] = {}
     metric: dict[str, str] = {}
@@ -146,51 +180,66 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
     def scores(encoder: str, task: str, arm: str, train_set: str) -> list[float]:
         return by_key.get((encoder, task, arm, train_set), [])
 
-    def reference(arm: str, train_set: str) -> np.ndarray:
-        return np.asarray([np.mean(v) if (v := scores(config.untrained, t, arm, train_set)) else np.nan for t in tasks])
+    def reference(encoder: str, arm: str, train_set: str) -> np.ndarray:
+        return np.asarray([np.mean(v) if (v := scores(encoder, t, arm, train_set)) else np.nan for t in tasks])
 
     sections = []
     for arm in config.arms:
         for train_set in config.train_sets:
-            zero, one = reference("frozen", train_set), reference("finetuned", train_set)
-            ref_complete = all(
-                len(scores(config.untrained, t, a, train_set)) == config.replicas for t in tasks for a in ARMS
-            )
-            defined = np.isfinite(normalise(zero, zero, one))
-            left_out = {
-                t: (
-                    "no score of a reference yet"
-                    if np.isnan([zero[j], one[j]]).any()
-                    else f"{config.untrained} frozen and trained from scratch both score {zero[j]:.3f}"
-                )
-                for j, t in enumerate(tasks)
-                if not defined[j]
-            }
-            inverted = [t for j, t in enumerate(tasks) if defined[j] and one[j] < zero[j]]
             got = {(e, t): scores(e, t, arm, train_set) for e in encoders for t in tasks}
-            complete = ref_complete and all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
+            complete = all(
+                len(scores(u, t, a, train_set)) == config.replicas for u in refs for t in tasks for a in ARMS
+            ) and all(len(got[e, t]) == config.replicas for e in encoders for t in tasks)
             mean = np.asarray([[np.mean(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             std = np.asarray([[np.std(got[e, t]) if got[e, t] else np.nan for t in tasks] for e in encoders])
             count = np.asarray([[len(got[e, t]) for t in tasks] for e in encoders])
             clip = np.asarray(
                 [[np.mean(clip_by_key[e, t, arm, train_set]) if got[e, t] else np.nan for t in tasks] for e in encoders]
             )
+            zeros = {u: reference(u, "frozen", train_set) for u in refs}
+            ones = {u: reference(u, "finetuned", train_set) for u in refs}
+            defined = {u: np.isfinite(normalise(zeros[u], zeros[u], ones[u])) for u in refs}
+            left_out = {
+                u: {
+                    t: (
+                        "no score of a reference yet"
+                        if np.isnan([zeros[u][j], ones[u][j]]).any()
+                        else f"{u} frozen and trained from scratch both score {zeros[u][j]:.3f}"
+                    )
+                    for j, t in enumerate(tasks)
+                    if not defined[u][j]
+                }
+                for u in refs
+                if not defined[u].all()
+            }
+            inverted = {
+                u: ts
+                for u in refs
+                if (ts := [t for j, t in enumerate(tasks) if defined[u][j] and ones[u][j] < zeros[u][j]])
+            }
+            nan = np.full(mean.shape, np.nan)
+            zero = np.stack([zeros[u] for u in row_refs]) if refs else nan
+            one = np.stack([ones[u] for u in row_refs]) if refs else nan
             norm = normalise(mean, zero, one)
-            if defined.any():
-                avg, low, high = bootstrap_mean(
-                    norm[:, defined],
-                    int(config.bootstrap.resamples),
-                    int(config.bootstrap.seed),
-                    float(config.bootstrap.interval),
-                )
-            else:
-                avg = low = high = np.full(len(encoders), np.nan)
+            values = mean if raw else norm
+            avg, low, high = (np.full(len(encoders), np.nan) for _ in range(3))
+            for u in refs or [None]:  # the rows of each reference (raw: every row) over its defined tasks
+                rows_u = [i for i in range(len(encoders)) if raw or row_refs[i] == u]
+                keep = np.ones(len(tasks), bool) if raw else defined[u]
+                if keep.any():
+                    avg[rows_u], low[rows_u], high[rows_u] = bootstrap_mean(
+                        values[np.ix_(rows_u, keep)],
+                        int(config.bootstrap.resamples),
+                        int(config.bootstrap.seed),
+                        float(config.bootstrap.interval),
+                    )
             sections.append(
                 dict(
                     arm=arm,
                     train_set=train_set,
                     label=train_set_label(config, train_set),
                     complete=complete,
+                    scale="raw" if raw else "normalised",
                     encoders=encoders,
                     tasks=tasks,
                     metrics=[metric.get(t, "") for t in tasks],
@@ -198,15 +247,17 @@ def summarise(rows: Iterable[Mapping[str, Any]], config: ml_collections.ConfigDi
                     std=std,
                     count=count,
                     clip_mean=clip,
+                    references=row_refs,
                     zero=zero,
                     one=one,
                     normalised=norm,
+                    values=values,
                     average=avg,
                     low=low,
                     high=high,
                     left_out=left_out,
                     inverted=inverted,
-                    untrained=config.untrained,
+                    untrained=refs,
                 )
             )
     return sections
@@ -221,16 +272,31 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def markdown_table(sections: list[dict[str, Any]], config: ml_collections.ConfigDict) -> str:
     """Table I: one table per (arm, training set); rows encoders, columns tasks + average."""
+    order = encoder_order(config)
+    refs = [reference_of(config, e) for e in order]
+    interval = (
+        f"[{100 * config.bootstrap.interval:.0f}% interval from "
+        f"{config.bootstrap.resamples} bootstrap resamples of the tasks]."
+    )
+    if is_raw(config):
+        average = f"Average: the raw scores averaged over tasks (config.scale='raw': not normalised) {interval}"
+    else:
+        average = (
+            "Average: normalised score (s - zero) / (one - zero) (eq. 1), zero = the encoder's untrained "
+            "reference frozen (linear head only), one = that reference fine-tuned (encoder and head trained "
+            f"from scratch), per task and training set and the same for both arms, averaged over tasks {interval} "
+            "Untrained references: "
+            + "; ".join(
+                f"{u} for {', '.join(e for e, r in zip(order, refs) if r == u and e != u) or 'no other row'}"
+                for u in references(config)
+            )
+            + "."
+        )
     lines = [
         "# Downstream evaluation (Tagliasacchi et al. 2020, Table I layout)",
         "",
         f"Cells: score on the task's test split, mean +- std over {config.replicas} "
-        f"replica{'s' if config.replicas != 1 else ''}. "
-        f"Average: normalised score (s - zero) / (one - zero) (eq. 1), zero = {config.untrained} frozen "
-        f"(linear head only), one = {config.untrained} fine-tuned (encoder and head trained from scratch), "
-        "per task and training set and the same for both arms, averaged over tasks "
-        f"[{100 * config.bootstrap.interval:.0f}% interval from "
-        f"{config.bootstrap.resamples} bootstrap resamples of the tasks].",
+        f"replica{'s' if config.replicas != 1 else ''}. " + average,
     ]
     for s in sections:
         arm = "frozen encoder, linear probe" if s["arm"] == "frozen" else "fine-tuned encoder"
@@ -240,7 +306,7 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
             "",
             f"## {arm}, {s['label']}{status}",
             "",
-            "| encoder | " + " | ".join(heads) + " | average (normalised) |",
+            "| encoder | " + " | ".join(heads) + f" | average ({s['scale']}) |",
             "|---" * (len(heads) + 2) + "|",
         ]
         for i, enc in enumerate(s["encoders"]):
@@ -259,18 +325,22 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
                 )
                 + ".",
             ]
-        lines += [
-            "",
-            "References (zero / one): "
-            + "; ".join(f"{t} {_fmt(z)} / {_fmt(o)}" for t, z, o in zip(s["tasks"], s["zero"], s["one"]))
-            + ".",
-        ]
-        if s["left_out"]:
-            why = "; ".join(f"{t} ({reason})" for t, reason in s["left_out"].items())
+        for u in s["untrained"]:
+            i = s["encoders"].index(u)
+            pairs = zip(s["tasks"], s["zero"][i], s["one"][i])
             lines += [
                 "",
-                f"Average over {len(s['tasks']) - len(s['left_out'])} of {len(s['tasks'])} tasks; "
-                f"left out, normalisation undefined: {why}.",
+                f"References of {u} (zero / one): "
+                + "; ".join(f"{t} {_fmt(z)} / {_fmt(o)}" for t, z, o in pairs)
+                + ".",
+            ]
+        for u, why in s["left_out"].items():
+            lines += [
+                "",
+                f"Average of the rows normalised by {u} over {len(s['tasks']) - len(why)} of {len(s['tasks'])} "
+                "tasks; left out, normalisation undefined: "
+                + "; ".join(f"{t} ({reason})" for t, reason in why.items())
+                + ".",
             ]
         if s["inverted"]:
             lines += ["", inverted_warning(s)]
@@ -279,14 +349,12 @@ def markdown_table(sections: list[dict[str, Any]], config: ml_collections.Config
 
 def inverted_warning(section: Mapping[str, Any]) -> str:
     """The warning, for table and figure alike, naming the tasks where eq. (1)'s scale runs backwards."""
-    return (
-        f"Warning: training from scratch scores below {section['untrained']} frozen on "
-        f"{', '.join(section['inverted'])}; there a higher normalised score means a lower task score."
-    )
+    where = "; ".join(f"below {u} frozen on {', '.join(tasks)}" for u, tasks in section["inverted"].items())
+    return f"Warning: training from scratch scores {where}; there a higher normalised score means a lower task score."
 
 
 def figure(sections: list[dict[str, Any]]) -> Any:
-    """Fig. 2 as a matplotlib figure: per (arm, training set) a panel of normalised scores,
+    """Fig. 2 as a matplotlib figure: per (arm, training set) a panel of normalised (or raw: config.scale) scores,
     tasks + average on x, one bar per encoder.
 
     A score that cannot be normalised (a reference missing or tied) gets no bar but the
@@ -309,7 +377,7 @@ def figure(sections: list[dict[str, Any]]) -> Any:
         width = 0.8 / n
         x = np.arange(len(groups))
         for i in range(len(s["encoders"])):
-            heights = np.append(s["normalised"][i], s["average"][i])
+            heights = np.append(s["values"][i], s["average"][i])
             err = np.full((2, len(groups)), np.nan)
             err[:, -1] = [s["average"][i] - s["low"][i], s["high"][i] - s["average"][i]]
             at = x + (i - (n - 1) / 2) * width
@@ -328,9 +396,10 @@ def figure(sections: list[dict[str, Any]]) -> Any:
                     transform=ax.get_xaxis_transform(),
                 )
         ax.axhline(0.0, color="black", linewidth=0.6)
-        ax.axhline(1.0, color="grey", linewidth=0.6, linestyle="--")
+        if s["scale"] == "normalised":
+            ax.axhline(1.0, color="grey", linewidth=0.6, linestyle="--")
         ax.set_xticks(x, groups, rotation=20, ha="right")
-        ax.set_ylabel("normalised score")
+        ax.set_ylabel(f"{s['scale']} score")
         title = f"{s['arm']}, {s['label']}"
         if s["inverted"]:
             title += "\n" + textwrap.fill(inverted_warning(s), 90)
