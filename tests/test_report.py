@@ -143,7 +143,8 @@ def test_worked_example_both_arms_share_the_references():
     assert frozen["encoders"] == ["untrained", "supervised", "temporal_gap"]  # supervised is an ordinary row
     np.testing.assert_allclose(frozen["normalised"][:, 0], [0.0, 0.2, 0.5])
     np.testing.assert_allclose(finetuned["normalised"][:, 0], [1.0, 0.98, 1.02])
-    np.testing.assert_allclose(frozen["zero"], [0.30]) and np.testing.assert_allclose(finetuned["one"], [0.80])
+    np.testing.assert_allclose(frozen["zero"], [[0.30]] * 3)  # [E, T]: every row's reference is untrained
+    np.testing.assert_allclose(finetuned["one"], [[0.80]] * 3)
     assert frozen["complete"] and finetuned["complete"]
     text = report.markdown_table([frozen, finetuned], c)
     assert "| temporal_gap | 0.550 +- 0.000 | 0.50 [0.50, 0.50] |" in text
