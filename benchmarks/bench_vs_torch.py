@@ -566,6 +566,13 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def announce(rows: list[Row]) -> None:
+    """Each finished row on stderr at once, so a long or interrupted run still shows what it measured."""
+    for r in rows:
+        ref = f", reference {r.theirs_s:.3f}" if r.theirs_s else ""
+        print(f"measured {r.what}: ours {r.ours_s:.3f} s/call{ref}", file=sys.stderr, flush=True)
+
+
 def alternate(
     ours_fn: Callable[[], None], ref: Reference | None, op: str, steps: int, rounds: int, base: int
 ) -> tuple[float, float | None, float, float | None]:
@@ -652,6 +659,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
             cases = [Case(s, 8, 10.0) for s in args.sizes.split(",")]
         for case in cases:
             rows += run_case(case, ref, args, dtype, with_infer=True)
+            announce(rows[-2:])
         if args.crops:
             for size in args.sizes.split(",") if not args.quick else ["tiny"]:
                 for sec in CROPS if not args.quick else (1.0, 2.0):
@@ -659,6 +667,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
                     if case in cases:
                         continue
                     rows += run_case(case, ref, args, dtype, with_infer=False)
+                    announce(rows[-1:])
         fe_case = Case("tiny", 8 if not args.quick else 2, 10.0 if not args.quick else 1.0)
         if ref is not None:
             ref.call({"op": "frontend_setup", "batch": fe_case.batch, "seconds": fe_case.seconds})
@@ -713,6 +722,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--threads={args.threads}: use 1..{os.cpu_count()} (this machine's cores)")
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.threads]))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # no oneDNN banner from TensorFlow
     import jax
 
     on_gpu = jax.default_backend() == "gpu"
