@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiossl_jax.models.conformer import dense
+from audiossl_jax.models.layers import dense
 
 Array = jax.Array
 

@@ -47,7 +47,7 @@ import numpy as np
 from audiossl_jax import augment, config_lib
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.models.cnn import CNNEncoder, encoder_kwargs
-from audiossl_jax.models.conformer import dense
+from audiossl_jax.models.layers import dense
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
 from audiossl_jax.tasks.slice_task import consecutive_slices, stats_mask
