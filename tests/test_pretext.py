@@ -10,6 +10,7 @@ import pytest
 
 from audiossl_jax import config_pretext, save_untrained, tasks
 from audiossl_jax.data import pipeline, registry
+from audiossl_jax.models.cnn import slice_validity
 from audiossl_jax.tasks import slice_task
 from audiossl_jax.train import checkpoint, sharding, trainer
 
@@ -338,8 +339,6 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
 
 def test_slice_validity_keeps_the_first_slice_of_short_clips():
     """Whole slices inside the clip are valid; a non-empty clip shorter than one slice keeps slice 0."""
-    from audiossl_jax.tasks.slice_task import slice_validity
-
     valid = np.array([0, 1, 95, 96, 191, 192, 400])
     got = np.asarray(slice_validity(jnp.asarray(valid), 4, 96))
     for row, v in enumerate(valid):

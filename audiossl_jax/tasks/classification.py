@@ -46,11 +46,10 @@ import numpy as np
 
 from audiossl_jax import augment, config_lib
 from audiossl_jax import frontend as frontend_lib
-from audiossl_jax.models.cnn import CNNEncoder, encoder_kwargs
+from audiossl_jax.models.cnn import SliceEncoder, encoder_kwargs
 from audiossl_jax.models.layers import dense
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
-from audiossl_jax.tasks.slice_task import consecutive_slices, stats_mask
 
 Array = jax.Array
 
@@ -83,24 +82,6 @@ def symmetric_kl(a: Array, b: Array, multi_label: bool, eps: float) -> Array:
         return (bernoulli_kl(a, b) + bernoulli_kl(b, a)).mean(axis=-1)
     la, lb = jax.nn.log_softmax(a), jax.nn.log_softmax(b)
     return ((jnp.exp(la) - jnp.exp(lb)) * (la - lb)).sum(axis=-1)
-
-
-class SliceEncoder(CNNEncoder):
-    """The CNN encoder over consecutive non-overlapping slices of ``slice_frames`` frames."""
-
-    slice_frames: int = 96
-
-    def encode(self, logmel: Array, frame_mask: Array, *, train: bool) -> tuple[Array, Array]:
-        """logmel [B, T, F], frame mask [B, T] -> slice embeddings [B, S, D] float32, validity [B, S].
-
-        S = T // slice_frames; validity as ``slice_task.slice_validity`` (whole slices inside
-        the clip, or the first, zero-padded, of a clip shorter than one slice). Training
-        BatchNorm statistics come from the valid slices (all when none is).
-        """
-        x, valid = consecutive_slices(logmel, frame_mask.sum(axis=1), self.slice_frames)
-        b, s = valid.shape
-        emb = self(x, train=train, mask=stats_mask(valid.reshape(-1)))
-        return emb.reshape(b, s, -1).astype(jnp.float32), valid
 
 
 class Classifier(nn.Module):
