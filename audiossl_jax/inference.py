@@ -138,9 +138,7 @@ class Encoder:
     @property
     def frames_per_step(self) -> int:
         """Logmel frames per embedding step g: the slice length (CNN) or the stacking R (conformer)."""
-        if self.is_cnn:
-            return int(self.config.task.slice_frames)
-        return int(self.config.model.stack)
+        return self.task.frames_per_step
 
     @property
     def step_samples(self) -> int:

@@ -149,7 +149,17 @@ class ClassificationTask(Task):
             dtype,
             freeze_encoder=bool(t.get("freeze_encoder", False)),
         )
-        self.t = t
+        self._t = t
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether labels are multi-hot (scores are per-class probabilities) rather than one class."""
+        return bool(self._t.multi_label)
+
+    @property
+    def num_classes(self) -> int:
+        """C, the width of the scores [B, C]."""
+        return int(self._t.num_classes)
 
     def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:
         """waveform [B, N], length [B] -> logmel [B, T, F], frame mask [B, T] (samples past length zeroed)."""
@@ -164,7 +174,7 @@ class ClassificationTask(Task):
         label = batch["label"]
         if label.ndim == 2:
             return label.astype(jnp.float32)
-        return jax.nn.one_hot(label, self.t.num_classes, dtype=jnp.float32)
+        return jax.nn.one_hot(label, self._t.num_classes, dtype=jnp.float32)
 
     def scores(
         self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
@@ -173,13 +183,13 @@ class ClassificationTask(Task):
         (CNN encoder in training; else empty)."""
         jitter_key, mask_key, mix_key, dropout_key = jax.random.split(rng, 4)
         wave, length = batch["waveform"], batch["length"]
-        if train and self.t.jitter_samples:
-            wave, length = augment.temporal_jitter(jitter_key, wave, length, self.t.jitter_samples)
+        if train and self._t.jitter_samples:
+            wave, length = augment.temporal_jitter(jitter_key, wave, length, self._t.jitter_samples)
         logmel, frame_mask = self.features(wave, length)
-        if train and self.t.time_mask_max_fraction:
-            logmel, _ = augment.time_mask(mask_key, logmel, frame_mask, self.t.time_mask_max_fraction)
-        if train and self.t.mixup:
-            logmel, _, _ = augment.mixup(mix_key, logmel, self.t.mixup_beta)
+        if train and self._t.time_mask_max_fraction:
+            logmel, _ = augment.time_mask(mask_key, logmel, frame_mask, self._t.time_mask_max_fraction)
+        if train and self._t.mixup:
+            logmel, _, _ = augment.mixup(mix_key, logmel, self._t.mixup_beta)
         if train and self.cnn:
             scores, updates = self.model.apply(
                 variables, logmel, frame_mask, train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"]
@@ -189,8 +199,8 @@ class ClassificationTask(Task):
 
     def classification_loss(self, scores: Array, y: Array) -> Array:
         """Per-clip loss [B]: BCE (mean over classes) on probabilities, or softmax cross-entropy on logits."""
-        if self.t.multi_label:
-            p = jnp.clip(scores, self.t.pool_eps, 1 - self.t.pool_eps)
+        if self._t.multi_label:
+            p = jnp.clip(scores, self._t.pool_eps, 1 - self._t.pool_eps)
             return -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean(axis=-1)
         return -(y * jax.nn.log_softmax(scores)).sum(axis=-1)
 
@@ -204,10 +214,10 @@ class ClassificationTask(Task):
         scores, new_state = self.scores(variables, batch, first_key, train=train)
         per_clip = self.classification_loss(scores, y)
         metrics: Metrics = {}
-        if train and self.t.consistency:
+        if train and self._t.consistency:
             second, new_state = self.scores(variables, batch, second_key, train=train)
-            kl = symmetric_kl(scores, second, self.t.multi_label, self.t.pool_eps)
-            per_clip = 0.5 * (per_clip + self.classification_loss(second, y)) + self.t.consistency_weight * kl
+            kl = symmetric_kl(scores, second, self._t.multi_label, self._t.pool_eps)
+            per_clip = 0.5 * (per_clip + self.classification_loss(second, y)) + self._t.consistency_weight * kl
             metrics["symmetric_kl"] = (kl * weight).sum() / denom
         loss = (per_clip * weight).sum() / denom
         correct = (jnp.argmax(scores, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float32)
@@ -217,7 +227,7 @@ class ClassificationTask(Task):
     def predict(self, variables: Mapping[str, Any], batch: Batch) -> Array:
         """Evaluation scores [B, C]: probabilities (sigmoid for multi-label, else softmax), no augmentation."""
         scores, _ = self.scores(variables, batch, jax.random.PRNGKey(0), train=False)
-        return scores if self.t.multi_label else jax.nn.softmax(scores)
+        return scores if self._t.multi_label else jax.nn.softmax(scores)
 
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         logmel, frame_mask = self.features(batch["waveform"], batch["length"])
@@ -231,12 +241,12 @@ class ClassificationTask(Task):
         the conformer; a pretext (or fine-tuned) CNN run, whose BatchNorm ``batch_stats``
         come along. The head keeps its random initialisation.
         """
-        workdir = self.t.pretrained_workdir
+        workdir = self._t.pretrained_workdir
         if not workdir:
             return params, model_state
         from audiossl_jax.evaluation import embeddings
 
-        _, variables = embeddings.load_encoder(workdir, self.t.pretrained_step)
+        _, variables = embeddings.load_encoder(workdir, self._t.pretrained_step)
         source = jax.device_get(dict(variables))
         target = {"params": jax.device_get(params), **jax.device_get(dict(model_state))}
         loaded = {}

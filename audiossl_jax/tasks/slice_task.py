@@ -95,6 +95,7 @@ class SliceTask(Task):
         require(m.batch_norm_epsilon > 0, "model.batch_norm_epsilon", m.batch_norm_epsilon, "must be > 0.")
         factor = downsampling(channels)
         self.slice_frames = int(t.slice_frames)
+        self.frames_per_step = self.slice_frames
         require(
             self.slice_frames > 0 and self.slice_frames % factor == 0,
             "task.slice_frames",
