@@ -328,7 +328,7 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
     task = tasks.get_task(config)
     frames, validity, centres = task.embed({"params": restored.params, **restored.model_state}, dict(tiny_batch))
     n, hop = task.slice_frames, 160
-    assert frames.shape == (16, T // n, 16)
+    assert frames.shape == (16, T // n, 16) and task.frames_per_step == n == config.task.slice_frames
     frames_in_clip = np.asarray(tiny_batch["length"])[:, None] // hop
     expected = (np.arange(T // n)[None, :] * n + n <= frames_in_clip) | (
         (np.arange(T // n) == 0) & (frames_in_clip > 0)
