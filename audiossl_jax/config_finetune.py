@@ -47,7 +47,7 @@ class PaperTask(NamedTuple):
     classes: int
     multi_label: bool
     crop_seconds: float
-    pooling: str  # classification.POOLINGS: 'linear_softmax' for AudioSet, 'mean' elsewhere
+    pooling: str  # models.classifier.POOLINGS: 'linear_softmax' for AudioSet, 'mean' elsewhere
     batch_size: int
     output_dropout: float
     class_balanced: bool  # "the highly skewed label distribution in Full AudioSet"

@@ -14,7 +14,7 @@ crop, rounded down to whole embedding steps, embeds the windows in fixed-size ba
 * its timestamp is the centre of the samples its input covers (``frontend.group_times``:
   a step of g frames covers (g - 1) * hop + win samples), in seconds from the sound's start;
 * a sound of N samples has ``N // (g * hop)`` frames (a CNN sound shorter than one slice
-  has one, zero-padded, as in ``slice_task.slice_validity``); a tail shorter than one step
+  has one, zero-padded, as in ``models.cnn.slice_validity``); a tail shorter than one step
   has no frame of its own;
 * the scene embedding is the mean of the sound's frames.
 """
@@ -138,9 +138,7 @@ class Encoder:
     @property
     def frames_per_step(self) -> int:
         """Logmel frames per embedding step g: the slice length (CNN) or the stacking R (conformer)."""
-        if self.is_cnn:
-            return int(self.config.task.slice_frames)
-        return int(self.config.model.stack)
+        return self.task.frames_per_step
 
     @property
     def step_samples(self) -> int:

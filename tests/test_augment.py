@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audiossl_jax import augment
-from audiossl_jax.tasks import classification
+from audiossl_jax.models.classifier import linear_softmax_pool
 from audiossl_jax.train import optim
 
 
@@ -62,7 +62,7 @@ def test_linear_softmax_pool_matches_numpy():
     p = rng.uniform(0, 1, size=(3, 7, 4)).astype(np.float32)
     p[0, 0, 0], p[1, 2, 1] = 0.0, 1.0  # clamped
     valid = np.arange(7)[None, :] < np.array([[7], [4], [1]])
-    got = np.asarray(classification.linear_softmax_pool(jnp.asarray(p), jnp.asarray(valid), 1e-6))
+    got = np.asarray(linear_softmax_pool(jnp.asarray(p), jnp.asarray(valid), 1e-6))
     q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
     for i in range(3):
         v = q[i][valid[i]]

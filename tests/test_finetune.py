@@ -242,6 +242,7 @@ def test_load_pretrained_copies_cnn_params_and_batch_stats(cnn_pretrained):
     c = cnn_finetune_config(encoder_config, workdir)
     assert c.task.slice_frames == 32 and classification.is_cnn(c)
     task = classification.ClassificationTask(c)
+    assert (task.frames_per_step, task.num_classes, task.multi_label) == (32, 12, False)  # the declared interface
     variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
     init = jax.tree.map(np.asarray, jax.device_get(dict(variables)))
     init_params, init_state = init.pop("params"), init

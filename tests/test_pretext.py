@@ -10,6 +10,7 @@ import pytest
 
 from audiossl_jax import config_pretext, save_untrained, tasks
 from audiossl_jax.data import pipeline, registry
+from audiossl_jax.models.cnn import slice_validity
 from audiossl_jax.tasks import slice_task
 from audiossl_jax.train import checkpoint, sharding, trainer
 
@@ -327,7 +328,7 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
     task = tasks.get_task(config)
     frames, validity, centres = task.embed({"params": restored.params, **restored.model_state}, dict(tiny_batch))
     n, hop = task.slice_frames, 160
-    assert frames.shape == (16, T // n, 16)
+    assert frames.shape == (16, T // n, 16) and task.frames_per_step == n == config.task.slice_frames
     frames_in_clip = np.asarray(tiny_batch["length"])[:, None] // hop
     expected = (np.arange(T // n)[None, :] * n + n <= frames_in_clip) | (
         (np.arange(T // n) == 0) & (frames_in_clip > 0)
@@ -338,8 +339,6 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
 
 def test_slice_validity_keeps_the_first_slice_of_short_clips():
     """Whole slices inside the clip are valid; a non-empty clip shorter than one slice keeps slice 0."""
-    from audiossl_jax.tasks.slice_task import slice_validity
-
     valid = np.array([0, 1, 95, 96, 191, 192, 400])
     got = np.asarray(slice_validity(jnp.asarray(valid), 4, 96))
     for row, v in enumerate(valid):

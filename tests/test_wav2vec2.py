@@ -166,7 +166,7 @@ def test_padding_does_not_change_valid_outputs():
         outs.append(np.asarray(enc)[np.asarray(mask)])
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
     frames, mask, times = task.embed(variables, batch)
-    assert frames.shape == (1, n // 320 // 4, config.model.latent_dim)
+    assert frames.shape == (1, n // 320 // 4, config.model.latent_dim) and task.frames_per_step == 4
     assert int(mask.sum()) == (n // 2) // 320 // 4
     # Latent step t covers samples [1280 t, 1280 t + 3 * 320 + 1024): centre 0.062 s + 0.08 t.
     np.testing.assert_allclose(np.asarray(times)[:3], [0.062, 0.142, 0.222], atol=1e-6)

@@ -262,8 +262,8 @@ def evaluate(
             f"dataset {data_cfg.name!r} split {split!r} has unlabelled examples (label -1); "
             "set config.data.label_key to a labelled column"
         )
-    if task.t.multi_label:
-        return metrics.classification_metrics(metrics.targets(label, task.t.num_classes), score, multi_label=True)
+    if task.multi_label:
+        return metrics.classification_metrics(metrics.targets(label, task.num_classes), score, multi_label=True)
     if label.ndim != 1:
         raise ValueError(
             f"dataset {data_cfg.name!r} split {split!r} has multi-hot labels {label.shape}; "
@@ -288,7 +288,7 @@ def run(
     task = ClassificationTask(config)
     mesh = sharding.make_mesh(config)
     val_split = validation_split(config)
-    best = BestCheckpoint(workdir, val_split, "mAP" if task.t.multi_label else "accuracy") if val_split else None
+    best = BestCheckpoint(workdir, val_split, "mAP" if task.multi_label else "accuracy") if val_split else None
 
     def on_checkpoint(step: int, state: trainer.TrainState) -> dict[str, float]:
         variables = {"params": state.params, **state.model_state}

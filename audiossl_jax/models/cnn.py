@@ -17,6 +17,13 @@ without normalisation or activation.
 BatchNorm statistics live in the ``batch_stats`` collection: ``train=True`` normalises
 with the statistics of the (global) batch and updates the running averages, which
 ``train=False`` uses. An optional ``mask`` [B] leaves examples out of the statistics.
+Slicing (evaluation, fine-tuning, pretext ``embed``): a clip's log-mel [B, T, F] is cut
+into its S = T // N consecutive non-overlapping slices; those entirely inside the clip
+are valid (``slice_validity``: a clip shorter than one slice keeps its first, zero-padded)
+and only valid ones enter the BatchNorm statistics (``stats_mask``). ``SliceEncoder`` is the
+encoder over such slices (fine-tuning); ``SliceModel`` the encoder plus the decoder or head
+a pretext task needs.
+
 Parameters carry logical axis names: ``conv_in``, ``conv_out`` (convolution kernels and
 BatchNorm), ``embed`` (the embedding), ``mlp`` (hidden units of heads) and ``classes``
 (head outputs); ``train/sharding.py`` maps them onto mesh axes (unknown names: replicated).
@@ -31,7 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiossl_jax.models.conformer import dense
+from audiossl_jax.models.layers import dense
 
 Array = jax.Array
 
@@ -151,3 +158,81 @@ class MLPHead(nn.Module):
             x = nn.relu(dense(self.hidden, ("embed", "mlp"), self.dtype, "hidden")(x))
         axes = ("mlp", "classes") if self.hidden else ("embed", "classes")
         return dense(self.outputs, axes, self.dtype, "out")(x).astype(jnp.float32)
+
+
+def stats_mask(usable: Array) -> Array:
+    """Examples [B] that enter BatchNorm statistics: the usable ones (all when none is)."""
+    return usable | ~jnp.any(usable)
+
+
+def slice_validity(valid: Array, num_slices: int, slice_frames: int) -> Array:
+    """Which consecutive slices of a clip embed it: valid frames [B] -> [B, S] bool.
+
+    A slice is valid when it lies entirely inside the clip's valid frames. A non-empty
+    clip shorter than one slice (most spoken digits are under 975 ms) keeps its first
+    slice, zero-padded, so that every clip has an embedding.
+    """
+    index = jnp.arange(num_slices)
+    whole = (index + 1) * slice_frames <= valid[:, None]
+    return whole | ((index == 0) & (valid[:, None] > 0))
+
+
+def consecutive_slices(logmel: Array, valid: Array, slice_frames: int) -> tuple[Array, Array]:
+    """A clip cut into its S = T // slice_frames consecutive non-overlapping slices.
+
+    logmel [B, T, F], valid frames [B] -> slices [B * S, slice_frames, F] and their
+    validity [B, S] (``slice_validity``). A crop shorter than one slice is an error.
+    """
+    b, t, f = logmel.shape
+    s = t // slice_frames
+    if s == 0:
+        raise ValueError(
+            f"clips of {t} frames are shorter than one slice (config.task.slice_frames="
+            f"{slice_frames}); use longer crops (config.data.crop_seconds)."
+        )
+    return logmel[:, : s * slice_frames].reshape(b * s, slice_frames, f), slice_validity(valid, s, slice_frames)
+
+
+class SliceEncoder(CNNEncoder):
+    """The CNN encoder over consecutive non-overlapping slices of ``slice_frames`` frames."""
+
+    slice_frames: int = 96
+
+    def encode(self, logmel: Array, frame_mask: Array, *, train: bool) -> tuple[Array, Array]:
+        """logmel [B, T, F], frame mask [B, T] -> slice embeddings [B, S, D] float32, validity [B, S].
+
+        S = T // slice_frames; validity as ``slice_validity`` (whole slices inside
+        the clip, or the first, zero-padded, of a clip shorter than one slice). Training
+        BatchNorm statistics come from the valid slices (all when none is).
+        """
+        x, valid = consecutive_slices(logmel, frame_mask.sum(axis=1), self.slice_frames)
+        b, s = valid.shape
+        emb = self(x, train=train, mask=stats_mask(valid.reshape(-1)))
+        return emb.reshape(b, s, -1).astype(jnp.float32), valid
+
+
+class SliceModel(nn.Module):
+    """The pretext tasks' model: the CNN encoder, and optionally a mirrored decoder and/or an MLP head."""
+
+    channels: tuple[int, ...]
+    embed_dim: int
+    momentum: float
+    epsilon: float
+    slice_frames: int
+    num_mels: int
+    decoder_outputs: int = 0
+    head_outputs: int = 0
+    head_hidden: int = 0
+    dtype: Any = jnp.float32
+
+    def setup(self) -> None:
+        norm = dict(momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype)
+        self.encoder = CNNEncoder(self.channels, self.embed_dim, **norm)
+        if self.decoder_outputs:
+            self.decoder = CNNDecoder(self.decoder_outputs, self.slice_frames, self.num_mels, self.channels, **norm)
+        if self.head_outputs:
+            self.head = MLPHead(self.head_outputs, self.head_hidden, self.dtype)
+
+    def encode(self, x: Array, *, train: bool, mask: Array | None = None) -> Array:
+        """Slices [B, N, F] -> embeddings [B, D] float32."""
+        return self.encoder(x, train=train, mask=mask).astype(jnp.float32)

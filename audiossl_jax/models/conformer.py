@@ -12,7 +12,7 @@ Every layer respects a padding mask [B, T]: attention never attends to padded fr
 padded frames are zeroed before the depthwise convolution, and the normalisation
 inside the convolution module is a per-frame LayerNorm, so padding never enters any
 statistic. ``dtype`` is the compute dtype (bfloat16 for mixed precision); parameters
-are always created and kept in ``PARAM_DTYPE`` (float32). Parameters carry logical axis names (``embed``, ``mlp``, ``heads``, ``kv``,
+are always created and kept in ``models.layers.PARAM_DTYPE`` (float32). Parameters carry logical axis names (``embed``, ``mlp``, ``heads``, ``kv``,
 ``conv``) that ``audiossl_jax.train.sharding`` maps onto mesh axes.
 """
 
@@ -24,38 +24,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from audiossl_jax.models.layers import PARAM_DTYPE, dense, layer_norm
+
 Array = jax.Array
-
-# Flax's LayerNorm epsilon is 1e-6; PyTorch's (and fairseq's) is 1e-5. We follow the
-# PyTorch value so that converted checkpoints behave identically.
-LN_EPSILON = 1e-5
-
-# Parameters (and so the optimizer state) stay float32 whatever the compute dtype.
-PARAM_DTYPE = jnp.float32
-
-
-def dense(features: int, axes: tuple[str, str], dtype: jnp.dtype, name: str) -> nn.Dense:
-    """A Dense layer whose kernel carries the logical axis names ``axes``."""
-    return nn.Dense(
-        features,
-        dtype=dtype,
-        param_dtype=PARAM_DTYPE,
-        kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],)),
-        name=name,
-    )
-
-
-def layer_norm(dtype: jnp.dtype, name: str) -> nn.LayerNorm:
-    """LayerNorm over the last axis with logically named scale and bias."""
-    return nn.LayerNorm(
-        epsilon=LN_EPSILON,
-        dtype=dtype,
-        param_dtype=PARAM_DTYPE,
-        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
-        name=name,
-    )
 
 
 class FeedForward(nn.Module):

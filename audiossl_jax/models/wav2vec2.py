@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from audiossl_jax import config_lib
-from audiossl_jax.models.conformer import PARAM_DTYPE, Conformer, dense, kernel_sizes, layer_norm
+from audiossl_jax.models.conformer import Conformer, kernel_sizes
+from audiossl_jax.models.layers import PARAM_DTYPE, dense, layer_norm
 
 Array = jax.Array
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 import jax.numpy as jnp
 import ml_collections
 
+from audiossl_jax.models.cnn import SliceModel, stats_mask
 from audiossl_jax.tasks.slice_task import (
     Array,
     Metrics,
     Sample,
-    SliceModel,
     SliceTask,
     cut_slices,
     masked_mean,
     require,
-    stats_mask,
     window_starts,
 )
 

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from audiossl_jax import frontend as frontend_lib
+
 Array = jax.Array
 Batch = Mapping[str, Array]
 Metrics = dict[str, Array]
@@ -30,9 +32,17 @@ def unit_norm(x: Array, eps: float = 1e-8) -> Array:
 
 
 class Task(abc.ABC):
-    """A training objective: one model, one loss. The trainer owns everything else."""
+    """A training objective: one model, one loss. The trainer owns everything else.
+
+    What callers outside the task may read (every task sets them in ``__init__``):
+    ``model``, the Flax module; ``frontend``, the log-mel frontend it runs inside the step;
+    ``frames_per_step``, the log-mel frames behind one frame of ``embed`` (the conformer's
+    stacking R, or the CNN's slice length).
+    """
 
     model: nn.Module
+    frontend: frontend_lib.FrontendConfig
+    frames_per_step: int
 
     @abc.abstractmethod
     def init(self, rng: Array, batch: Batch) -> dict[str, Any]:

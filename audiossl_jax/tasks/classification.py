@@ -6,18 +6,9 @@ over the clip's consecutive non-overlapping slices of ``task.slice_frames`` fram
 (those entirely inside the clip are valid; a clip shorter than one slice keeps its
 first, zero-padded), BatchNorm normalising with the statistics of
 the valid slices of the batch in training and with its running averages in evaluation.
-The whole encoder updates. After the encoder (frames [B, T', D]: conformer steps or
-slices) and dropout, the head (``task.pooling``; the paper: "For AudioSet, we first add a
-linear classification layer with the sigmoid activation to predict the frame-level
-probabilities ..., then add a linear softmax pooling layer ... For all other downstream
-tasks, we first average-pool the embeddings across all the frames, then stack a linear
-classification layer"):
-
-* ``'linear_softmax'`` (multi-label only): frame-level sigmoid outputs p [B, T', C],
-  pooled over valid frames by y_c = sum_t p_tc^2 / sum_t p_tc (p clamped to
-  [eps, 1 - eps]);
-* ``'mean'``: masked mean over valid frames [B, D], then a linear layer [B, C]; a sigmoid
-  for multi-label tasks, a softmax for single-label ones.
+The whole encoder updates. The model is ``models.classifier.Classifier``: after the encoder
+(frames [B, T', D]: conformer steps or slices) and dropout, the head of ``task.pooling``
+(``'linear_softmax'``: the paper's AudioSet head; ``'mean'``: its head of every other task).
 
 Multi-label scores are probabilities trained with binary cross-entropy (mean over
 classes); single-label scores are logits trained with softmax cross-entropy.
@@ -38,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -46,23 +36,12 @@ import numpy as np
 
 from audiossl_jax import augment, config_lib
 from audiossl_jax import frontend as frontend_lib
-from audiossl_jax.models.cnn import CNNEncoder, encoder_kwargs
-from audiossl_jax.models.conformer import dense
+from audiossl_jax.models.classifier import POOLINGS, Classifier
+from audiossl_jax.models.cnn import SliceEncoder, encoder_kwargs
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
-from audiossl_jax.tasks.slice_task import consecutive_slices, stats_mask
 
 Array = jax.Array
-
-# task.pooling: the paper's AudioSet head, and its head of every other task.
-POOLINGS = ("linear_softmax", "mean")
-
-
-def linear_softmax_pool(p: Array, valid: Array, eps: float) -> Array:
-    """sum_t p^2 / sum_t p over valid frames: p [B, T, C] in (0, 1), valid [B, T] -> [B, C]."""
-    p = jnp.clip(p, eps, 1.0 - eps)
-    w = valid.astype(p.dtype)[..., None]
-    return (p * p * w).sum(axis=1) / jnp.maximum((p * w).sum(axis=1), eps)
 
 
 def bernoulli_kl(p: Array, q: Array) -> Array:
@@ -83,58 +62,6 @@ def symmetric_kl(a: Array, b: Array, multi_label: bool, eps: float) -> Array:
         return (bernoulli_kl(a, b) + bernoulli_kl(b, a)).mean(axis=-1)
     la, lb = jax.nn.log_softmax(a), jax.nn.log_softmax(b)
     return ((jnp.exp(la) - jnp.exp(lb)) * (la - lb)).sum(axis=-1)
-
-
-class SliceEncoder(CNNEncoder):
-    """The CNN encoder over consecutive non-overlapping slices of ``slice_frames`` frames."""
-
-    slice_frames: int = 96
-
-    def encode(self, logmel: Array, frame_mask: Array, *, train: bool) -> tuple[Array, Array]:
-        """logmel [B, T, F], frame mask [B, T] -> slice embeddings [B, S, D] float32, validity [B, S].
-
-        S = T // slice_frames; validity as ``slice_task.slice_validity`` (whole slices inside
-        the clip, or the first, zero-padded, of a clip shorter than one slice). Training
-        BatchNorm statistics come from the valid slices (all when none is).
-        """
-        x, valid = consecutive_slices(logmel, frame_mask.sum(axis=1), self.slice_frames)
-        b, s = valid.shape
-        emb = self(x, train=train, mask=stats_mask(valid.reshape(-1)))
-        return emb.reshape(b, s, -1).astype(jnp.float32), valid
-
-
-class Classifier(nn.Module):
-    """Encoder -> dropout -> head. logmel [B, T, F], frame mask [B, T] -> scores [B, C].
-
-    ``pooling`` one of ``POOLINGS`` (module docstring). Scores are probabilities
-    (multi-label) or logits (single-label).
-    """
-
-    encoder: Wav2Vec2Conformer | SliceEncoder
-    num_classes: int
-    multi_label: bool
-    pooling: str
-    output_dropout: float
-    pool_eps: float
-    dtype: jnp.dtype = jnp.float32
-    freeze_encoder: bool = False
-
-    @nn.compact
-    def __call__(self, logmel: Array, frame_mask: Array, *, train: bool) -> Array:
-        frames, valid = self.encoder.encode(logmel, frame_mask, train=train and not self.freeze_encoder)
-        if self.freeze_encoder:
-            frames = jax.lax.stop_gradient(frames)
-        frames = nn.Dropout(self.output_dropout)(frames, deterministic=not train)
-        head = dense(self.num_classes, ("embed", None), self.dtype, "head")
-        if self.pooling == "linear_softmax":
-            p = jax.nn.sigmoid(head(frames).astype(jnp.float32))
-            return linear_softmax_pool(p, valid, self.pool_eps)
-        logits = head(frontend_lib.masked_time_mean(frames, valid)).astype(jnp.float32)
-        return jax.nn.sigmoid(logits) if self.multi_label else logits
-
-    def embed(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
-        """The encoder's frames [B, T', D] and validity [B, T'] (no dropout)."""
-        return self.encoder.encode(logmel, frame_mask, train=False)
 
 
 def validate_config(c: ml_collections.ConfigDict) -> None:
@@ -222,7 +149,17 @@ class ClassificationTask(Task):
             dtype,
             freeze_encoder=bool(t.get("freeze_encoder", False)),
         )
-        self.t = t
+        self._t = t
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether labels are multi-hot (scores are per-class probabilities) rather than one class."""
+        return bool(self._t.multi_label)
+
+    @property
+    def num_classes(self) -> int:
+        """C, the width of the scores [B, C]."""
+        return int(self._t.num_classes)
 
     def features(self, waveform: Array, length: Array) -> tuple[Array, Array]:
         """waveform [B, N], length [B] -> logmel [B, T, F], frame mask [B, T] (samples past length zeroed)."""
@@ -237,7 +174,7 @@ class ClassificationTask(Task):
         label = batch["label"]
         if label.ndim == 2:
             return label.astype(jnp.float32)
-        return jax.nn.one_hot(label, self.t.num_classes, dtype=jnp.float32)
+        return jax.nn.one_hot(label, self._t.num_classes, dtype=jnp.float32)
 
     def scores(
         self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
@@ -246,13 +183,13 @@ class ClassificationTask(Task):
         (CNN encoder in training; else empty)."""
         jitter_key, mask_key, mix_key, dropout_key = jax.random.split(rng, 4)
         wave, length = batch["waveform"], batch["length"]
-        if train and self.t.jitter_samples:
-            wave, length = augment.temporal_jitter(jitter_key, wave, length, self.t.jitter_samples)
+        if train and self._t.jitter_samples:
+            wave, length = augment.temporal_jitter(jitter_key, wave, length, self._t.jitter_samples)
         logmel, frame_mask = self.features(wave, length)
-        if train and self.t.time_mask_max_fraction:
-            logmel, _ = augment.time_mask(mask_key, logmel, frame_mask, self.t.time_mask_max_fraction)
-        if train and self.t.mixup:
-            logmel, _, _ = augment.mixup(mix_key, logmel, self.t.mixup_beta)
+        if train and self._t.time_mask_max_fraction:
+            logmel, _ = augment.time_mask(mask_key, logmel, frame_mask, self._t.time_mask_max_fraction)
+        if train and self._t.mixup:
+            logmel, _, _ = augment.mixup(mix_key, logmel, self._t.mixup_beta)
         if train and self.cnn:
             scores, updates = self.model.apply(
                 variables, logmel, frame_mask, train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"]
@@ -262,8 +199,8 @@ class ClassificationTask(Task):
 
     def classification_loss(self, scores: Array, y: Array) -> Array:
         """Per-clip loss [B]: BCE (mean over classes) on probabilities, or softmax cross-entropy on logits."""
-        if self.t.multi_label:
-            p = jnp.clip(scores, self.t.pool_eps, 1 - self.t.pool_eps)
+        if self._t.multi_label:
+            p = jnp.clip(scores, self._t.pool_eps, 1 - self._t.pool_eps)
             return -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean(axis=-1)
         return -(y * jax.nn.log_softmax(scores)).sum(axis=-1)
 
@@ -277,10 +214,10 @@ class ClassificationTask(Task):
         scores, new_state = self.scores(variables, batch, first_key, train=train)
         per_clip = self.classification_loss(scores, y)
         metrics: Metrics = {}
-        if train and self.t.consistency:
+        if train and self._t.consistency:
             second, new_state = self.scores(variables, batch, second_key, train=train)
-            kl = symmetric_kl(scores, second, self.t.multi_label, self.t.pool_eps)
-            per_clip = 0.5 * (per_clip + self.classification_loss(second, y)) + self.t.consistency_weight * kl
+            kl = symmetric_kl(scores, second, self._t.multi_label, self._t.pool_eps)
+            per_clip = 0.5 * (per_clip + self.classification_loss(second, y)) + self._t.consistency_weight * kl
             metrics["symmetric_kl"] = (kl * weight).sum() / denom
         loss = (per_clip * weight).sum() / denom
         correct = (jnp.argmax(scores, axis=-1) == jnp.argmax(y, axis=-1)).astype(jnp.float32)
@@ -290,7 +227,7 @@ class ClassificationTask(Task):
     def predict(self, variables: Mapping[str, Any], batch: Batch) -> Array:
         """Evaluation scores [B, C]: probabilities (sigmoid for multi-label, else softmax), no augmentation."""
         scores, _ = self.scores(variables, batch, jax.random.PRNGKey(0), train=False)
-        return scores if self.t.multi_label else jax.nn.softmax(scores)
+        return scores if self._t.multi_label else jax.nn.softmax(scores)
 
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         logmel, frame_mask = self.features(batch["waveform"], batch["length"])
@@ -304,12 +241,12 @@ class ClassificationTask(Task):
         the conformer; a pretext (or fine-tuned) CNN run, whose BatchNorm ``batch_stats``
         come along. The head keeps its random initialisation.
         """
-        workdir = self.t.pretrained_workdir
+        workdir = self._t.pretrained_workdir
         if not workdir:
             return params, model_state
         from audiossl_jax.evaluation import embeddings
 
-        _, variables = embeddings.load_encoder(workdir, self.t.pretrained_step)
+        _, variables = embeddings.load_encoder(workdir, self._t.pretrained_step)
         source = jax.device_get(dict(variables))
         target = {"params": jax.device_get(params), **jax.device_get(dict(model_state))}
         loaded = {}

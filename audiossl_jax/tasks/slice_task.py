@@ -13,7 +13,7 @@ it is *unusable* for that step, its loss weight is 0 and it is left out of the B
 statistics; the metric ``usable_fraction`` reports the share of usable examples. A
 crop shorter than the span is a configuration error (raised when the task is built).
 
-The model of every task is a :class:`SliceModel`: the paper's CNN encoder plus the
+The model of every task is a ``models.cnn.SliceModel``: the paper's CNN encoder plus the
 decoder or head the task needs. ``Task.embed`` runs the encoder (running BatchNorm
 averages) over consecutive non-overlapping slices of the clip: those entirely inside
 it, or its first, zero-padded slice when the clip is shorter than one.
@@ -26,78 +26,22 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.config_lib import require
-from audiossl_jax.models.cnn import CNNDecoder, CNNEncoder, MLPHead, downsampling, encoder_kwargs
+from audiossl_jax.models.cnn import SliceModel, consecutive_slices, downsampling, encoder_kwargs, stats_mask
 from audiossl_jax.tasks.base import Batch, Metrics, Task
 
 Array = jax.Array
 Sample = dict[str, Array]
 
 
-class SliceModel(nn.Module):
-    """The CNN encoder, and optionally a mirrored decoder and/or an MLP head."""
-
-    channels: tuple[int, ...]
-    embed_dim: int
-    momentum: float
-    epsilon: float
-    slice_frames: int
-    num_mels: int
-    decoder_outputs: int = 0
-    head_outputs: int = 0
-    head_hidden: int = 0
-    dtype: Any = jnp.float32
-
-    def setup(self) -> None:
-        norm = dict(momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype)
-        self.encoder = CNNEncoder(self.channels, self.embed_dim, **norm)
-        if self.decoder_outputs:
-            self.decoder = CNNDecoder(self.decoder_outputs, self.slice_frames, self.num_mels, self.channels, **norm)
-        if self.head_outputs:
-            self.head = MLPHead(self.head_outputs, self.head_hidden, self.dtype)
-
-    def encode(self, x: Array, *, train: bool, mask: Array | None = None) -> Array:
-        """Slices [B, N, F] -> embeddings [B, D] float32."""
-        return self.encoder(x, train=train, mask=mask).astype(jnp.float32)
-
-
 def valid_frames(length: Array, num_frames: int, cfg: frontend_lib.FrontendConfig) -> Array:
     """Valid frames per clip: length [B] samples -> [B] int32, at most ``num_frames``."""
     return jnp.minimum(length // cfg.hop_length, num_frames).astype(jnp.int32)
-
-
-def slice_validity(valid: Array, num_slices: int, slice_frames: int) -> Array:
-    """Which consecutive slices of a clip embed it: valid frames [B] -> [B, S] bool.
-
-    A slice is valid when it lies entirely inside the clip's valid frames. A non-empty
-    clip shorter than one slice (most spoken digits are under 975 ms) keeps its first
-    slice, zero-padded, so that every clip has an embedding.
-    """
-    index = jnp.arange(num_slices)
-    whole = (index + 1) * slice_frames <= valid[:, None]
-    return whole | ((index == 0) & (valid[:, None] > 0))
-
-
-def consecutive_slices(logmel: Array, valid: Array, slice_frames: int) -> tuple[Array, Array]:
-    """A clip cut into its S = T // slice_frames consecutive non-overlapping slices.
-
-    logmel [B, T, F], valid frames [B] -> slices [B * S, slice_frames, F] and their
-    validity [B, S] (``slice_validity``). A crop shorter than one slice is an error.
-    """
-    b, t, f = logmel.shape
-    s = t // slice_frames
-    if s == 0:
-        raise ValueError(
-            f"clips of {t} frames are shorter than one slice (config.task.slice_frames="
-            f"{slice_frames}); use longer crops (config.data.crop_seconds)."
-        )
-    return logmel[:, : s * slice_frames].reshape(b * s, slice_frames, f), slice_validity(valid, s, slice_frames)
 
 
 def window_starts(rng: Array, valid: Array, span: int) -> tuple[Array, Array]:
@@ -119,11 +63,6 @@ def cut_slices(logmel: Array, starts: Array, slice_frames: int) -> Array:
         return jax.lax.dynamic_slice_in_dim(x, start, slice_frames, axis=0)
 
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, 0))(logmel, starts)
-
-
-def stats_mask(usable: Array) -> Array:
-    """Examples [B] that enter BatchNorm statistics: the usable ones (all when none is)."""
-    return usable | ~jnp.any(usable)
 
 
 def masked_mean(values: Array, weight: Array) -> Array:
@@ -156,6 +95,7 @@ class SliceTask(Task):
         require(m.batch_norm_epsilon > 0, "model.batch_norm_epsilon", m.batch_norm_epsilon, "must be > 0.")
         factor = downsampling(channels)
         self.slice_frames = int(t.slice_frames)
+        self.frames_per_step = self.slice_frames
         require(
             self.slice_frames > 0 and self.slice_frames % factor == 0,
             "task.slice_frames",
@@ -253,7 +193,7 @@ class SliceTask(Task):
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         """Encoder over consecutive non-overlapping slices: frames [B, S, D], validity [B, S], centres [S] s.
 
-        S = T // slice_frames; validity as ``slice_validity`` (whole slices inside the clip;
+        S = T // slice_frames; validity as ``models.cnn.slice_validity`` (whole slices inside the clip;
         the first, zero-padded, for a clip shorter than one slice).
         """
         logmel, valid = self.features(batch)

@@ -23,11 +23,11 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from audiossl_jax.models.cnn import SliceModel
 from audiossl_jax.tasks.slice_task import (
     Array,
     Metrics,
     Sample,
-    SliceModel,
     SliceTask,
     cut_slices,
     masked_mean,

@@ -17,12 +17,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from audiossl_jax.models.cnn import SliceModel
 from audiossl_jax.tasks.base import unit_norm
 from audiossl_jax.tasks.slice_task import (
     Array,
     Metrics,
     Sample,
-    SliceModel,
     SliceTask,
     cut_slices,
     masked_mean,

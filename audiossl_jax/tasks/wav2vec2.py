@@ -119,6 +119,7 @@ class Wav2Vec2Task(Task):
         self.frontend = frontend_lib.FrontendConfig.from_config(config.frontend)
         m = config.model
         self.model = Wav2Vec2Conformer.from_config(m, config.compute_dtype)
+        self.frames_per_step = int(m.stack)
         t = config.task
         self.mask_prob = t.mask_prob
         self.mask_span = t.mask_span
@@ -141,7 +142,7 @@ class Wav2Vec2Task(Task):
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:
         logmel, frame_mask = self.features(batch)
         frames, mask = self.model.apply(variables, logmel, frame_mask, method=self.model.encode)
-        return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.model.stack)
+        return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.frames_per_step)
 
     def loss(
         self, variables: Mapping[str, Any], batch: Batch, rng: Array, *, train: bool
