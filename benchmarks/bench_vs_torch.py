@@ -200,7 +200,7 @@ def ours_config(case: Case, dtype: str) -> Any:
     d, h, f, n, k1, k = DIMS[case.size]
     m = config.model
     m.model_dim, m.num_heads, m.ffn_dim, m.num_blocks, m.first_kernel_size, m.kernel_size = d, h, f, n, k1, k
-    m.final_dim = 256 if case.size != "tiny" else 32
+    m.latent_dim = 256 if case.size != "tiny" else 32
     config.batch_size = case.batch
     config.data.crop_seconds = case.seconds
     config.compute_dtype = dtype

@@ -124,7 +124,7 @@ def main() -> None:
         k = jax.random.key(0, impl=impl)
         part(f"dropout masks ({impl})", 1, lambda kk: jax.random.bernoulli(kk, 0.9, (drop_elems,)), k)
     slots = int(np.ceil(config.task.mask_prob * steps))
-    ctx = jax.random.normal(key, (b, steps, m.final_dim))
+    ctx = jax.random.normal(key, (b, steps, m.latent_dim))
 
     def contrastive(c: jax.Array, q: jax.Array) -> jax.Array:
         idx = jnp.tile(jnp.arange(slots)[None], (b, 1))
