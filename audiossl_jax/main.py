@@ -105,7 +105,7 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)
     if not grid:
         with cli.user_errors(ValueError, prefix="invalid config: "):
-            sharding.check_batch_size(config.batch_size, sharding.make_mesh(config))
+            sharding.check_batch_size(config.batch_size, sharding.make_mesh(config.mesh.data, config.mesh.model))
             optim.make_optimizer(config)
     # A grid's points and a fine-tuning run (its pretrained_workdir, its dataset's classes) fail on
     # data or settings only once they run: their errors are the user's too.

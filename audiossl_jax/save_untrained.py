@@ -41,7 +41,7 @@ def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Pat
             raise FileExistsError(
                 f"{ckpt.directory} already holds a checkpoint (step {existing}); choose an empty --workdir."
             )
-        mesh = sharding.make_mesh(config)
+        mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
         s = trainer.setup(config, mesh)
         state = s.init_fn()
         if jax.process_index() == 0:

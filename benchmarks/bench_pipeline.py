@@ -46,7 +46,7 @@ def bench_pipeline(data_cfg, batch_size: int, batches: int) -> tuple[float, floa
 
 def bench_step(config, steps: int) -> float:
     """Median seconds per train step of `config` (synthetic input, compiled once)."""
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     s = trainer.setup(config, mesh)
     batch = trainer.example_batch(config, config.batch_size)
     batch["waveform"] = (0.1 * np.random.default_rng(0).normal(size=batch["waveform"].shape)).astype(np.float32)

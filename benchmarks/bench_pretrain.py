@@ -51,7 +51,7 @@ def bench_step(size: str, dtype: str, steps: int) -> dict[str, float]:
     config.batch_size = BATCH
     config.data.crop_seconds = SECONDS
     config.compute_dtype = dtype
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     s = trainer.setup(config, mesh)
     n = int(SECONDS * config.frontend.sample_rate)
     rng = np.random.default_rng(0)

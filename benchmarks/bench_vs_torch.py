@@ -219,7 +219,7 @@ class Ours:
         self.base_rss = _rss_bytes()
         config = ours_config(case, dtype)
         config.mesh.data = 1
-        self.mesh = sharding.make_mesh(config, devices=jax.devices()[:1])
+        self.mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, devices=jax.devices()[:1])
         s = trainer.setup(config, self.mesh)
         wave = waveform(case)
         self.batch = sharding.global_batch(
@@ -265,7 +265,7 @@ def largest_batch(case: Case, dtype: str, limit_bytes: int, max_batch: int, case
     while b <= max_batch:
         config = ours_config(dataclasses.replace(case, batch=b), dtype)
         config.mesh.data = 1
-        mesh = sharding.make_mesh(config, devices=jax.devices()[:1])
+        mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, devices=jax.devices()[:1])
         s = trainer.setup(config, mesh)
         batch_spec = {
             "waveform": jax.ShapeDtypeStruct((b, case.samples), np.float32),

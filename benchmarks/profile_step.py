@@ -96,7 +96,7 @@ def main() -> None:
         rows.append((name, count, sec, flops))
         return sec
 
-    mesh = sharding.make_mesh(config, devices=jax.devices()[:1])
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, devices=jax.devices()[:1])
     s = trainer.setup(config, mesh)
     state = s.init_fn()
     batch = sharding.global_batch(

@@ -143,7 +143,7 @@ def _tone_batch(config):
 
 
 def _one_step(config, devices):
-    mesh = sharding.make_mesh(config, devices)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, devices)
     s = trainer.setup(config, mesh)
     state, metrics = s.train_step(s.init_fn(), sharding.global_batch(_tone_batch(config), mesh))
     return jax.device_get((state.params, state.model_state, metrics))
@@ -169,7 +169,7 @@ def test_logical_axes_of_cnn_parameters_on_the_mesh():
     """conv_in / conv_out / embed / classes are replicated; the heads' mlp splits over 'model'."""
     config = config_pretext.pretext_config("temporal_gap", "smoke")
     config.mesh.data, config.mesh.model = 4, 2
-    s = trainer.setup(config, sharding.make_mesh(config))
+    s = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model))
     p = s.abstract_state.params
     replicated = jax.sharding.PartitionSpec()
     assert p["encoder"]["conv1"]["kernel"].sharding.spec in (

@@ -13,7 +13,7 @@ STEPS = 3
 def short_run(dtype):
     config = smoke_config(compute_dtype=dtype)
     config.model.dropout = config.model.feature_dropout = 0.0
-    mesh = sharding.make_mesh(config, jax.devices()[:1])
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, jax.devices()[:1])
     s = trainer.setup(config, mesh)
     state = s.init_fn()
     initial = jax.device_get(state.params)

@@ -38,7 +38,7 @@ def final_loss(config, state):
     from audiossl_jax.tasks import get_task
     from audiossl_jax.train import sharding
 
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     rows = config.batch_size // jax.process_count()
     batch = next(synthetic_batches(config, 100))
     local = {k: v[jax.process_index() * rows : (jax.process_index() + 1) * rows] for k, v in batch.items()}

@@ -101,7 +101,7 @@ def checkpoint_steps(workdir: pathlib.Path) -> list[int]:
 def saved_state(workdir: pathlib.Path, step: int) -> list[Any]:
     """Every leaf (step, params, optimizer state, model state, key) saved at ``step``, on the host."""
     config = embeddings.load_config(workdir)
-    abstract = trainer.setup(config, sharding.make_mesh(config)).abstract_state
+    abstract = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model)).abstract_state
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
         return jax.tree.leaves(jax.device_get(ckpt.restore(abstract, step)))

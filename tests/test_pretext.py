@@ -303,7 +303,7 @@ def test_loss_falls_on_built_in_data(name, tiny_batch):
         config = smoke(name, batch_size=16)
     config.mesh.data = 1
     config.schedule.peak_learning_rate = 3e-3
-    mesh = sharding.make_mesh(config, jax.devices()[:1])
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, jax.devices()[:1])
     s = trainer.setup(config, mesh)
     state = s.init_fn()
     batch = sharding.global_batch(batch, mesh)
@@ -320,7 +320,7 @@ def test_embed_and_untrained_checkpoint(tmp_path, tiny_batch):
     config = smoke("temporal_gap")
     path = save_untrained.save_untrained(config, tmp_path)
     assert path.is_dir() and json.loads((tmp_path / "config.json").read_text())["task"]["name"] == "temporal_gap"
-    s = trainer.setup(config, sharding.make_mesh(config))
+    s = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model))
     restored = checkpoint.Checkpointer(tmp_path, config).restore(s.abstract_state, 0)
     assert int(restored.step) == 0 and "batch_stats" in restored.model_state
     with pytest.raises(FileExistsError, match="already holds a checkpoint"):

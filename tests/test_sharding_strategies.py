@@ -40,7 +40,7 @@ def expected_bytes(leaves, data, model, fsdp):
 
 
 def state_and_names(config):
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     s = trainer.setup(config, mesh)
     state = s.init_fn()
     names = nn.get_partition_spec(
@@ -84,7 +84,7 @@ def test_per_device_bytes_follow_the_strategy(states, key):
 def test_fsdp_step_equals_one_device(states):
     batch = next(synthetic_batches(strategy_config(1, 1, False), 0))
     config1 = strategy_config(1, 1, False)
-    mesh1 = sharding.make_mesh(config1, jax.devices()[:1])
+    mesh1 = sharding.make_mesh(config1.mesh.data, config1.mesh.model, jax.devices()[:1])
     s1 = trainer.setup(config1, mesh1)
     ref_state, ref_metrics = s1.train_step(s1.init_fn(), sharding.global_batch(batch, mesh1))
     ref = jax.device_get(ref_state.params)

@@ -37,7 +37,7 @@ def synthetic_batches(config, start_step, nan_at=None):
 
 
 def run_one_step(config, devices):
-    mesh = sharding.make_mesh(config, devices)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model, devices)
     s = trainer.setup(config, mesh)
     state = s.init_fn()
     batch = next(synthetic_batches(config, 0))
@@ -58,7 +58,7 @@ def test_sharded_step_equals_single_device():
 
 def test_mlp_weights_are_split_over_model_axis():
     config = smoke_config(**{"mesh.data": 4, "mesh.model": 2})
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     s = trainer.setup(config, mesh)
     kernel = s.abstract_state.params["conformer"]["block0"]["ffn1"]["in"]["kernel"]
     assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, "model")
@@ -74,7 +74,7 @@ def test_resume_continues_from_saved_step(tmp_path):
     first.checkpoint.every_steps = 2
     trainer.train(first, tmp_path / "b", data_iterator_fn=lambda s: synthetic_batches(first, s))
     # Restoring reads back the saved step and optimizer state.
-    s = trainer.setup(first, sharding.make_mesh(first))
+    s = trainer.setup(first, sharding.make_mesh(first.mesh.data, first.mesh.model))
     from audiossl_jax.train.checkpoint import Checkpointer
 
     ckpt = Checkpointer(tmp_path / "b", first)
@@ -116,7 +116,7 @@ def test_loss_falls_on_builtin_data(tmp_path):
     config.log_every_steps = 50
     config.checkpoint.every_steps = 200
     config.schedule.warmup_steps = 20
-    s = trainer.setup(config, sharding.make_mesh(config, jax.devices()[:1]))
+    s = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model, jax.devices()[:1]))
     initial = jax.device_get(s.init_fn())
     final = trainer.train(config, tmp_path / "run")
 

@@ -53,7 +53,7 @@ def local_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
 def _setup(config: ml_collections.ConfigDict) -> Any:
     from audiossl_jax.train import trainer
 
-    return trainer.setup(config, sharding.make_mesh(config))
+    return trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model))
 
 
 def init_encoder(config: ml_collections.ConfigDict) -> tuple[Task, dict[str, Any]]:
@@ -167,7 +167,7 @@ def embed_dataset(
     """
     from audiossl_jax.data import registry
 
-    mesh = sharding.make_mesh(ml_collections.ConfigDict({"mesh": {"data": -1, "model": 1}}))
+    mesh = sharding.make_mesh()
     sharding.check_batch_size(batch_size, mesh)
     total = registry.get_dataset_info(data_cfg, split).num_examples
     embed = embed_fn(task) if fn is None else fn

@@ -286,7 +286,7 @@ def run(
 
     config_lib.validate(config)
     task = ClassificationTask(config)
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     val_split = validation_split(config)
     best = BestCheckpoint(workdir, val_split, "mAP" if task.multi_label else "accuracy") if val_split else None
 

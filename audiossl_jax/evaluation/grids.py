@@ -206,7 +206,7 @@ def finetune_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, split
 
     config_lib.validate(config)
     state = trainer.train(config, workdir)
-    task, mesh = ClassificationTask(config), sharding.make_mesh(config)
+    task, mesh = ClassificationTask(config), sharding.make_mesh(config.mesh.data, config.mesh.model)
     variables = {"params": state.params, **state.model_state}
     out: dict[str, float] = {}
     for split in splits:

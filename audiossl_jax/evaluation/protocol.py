@@ -500,7 +500,7 @@ class Evaluator:
             per_clip=int(sl.per_clip),
             seed=replica_seed(self.config, run.replica),
             batch_size=c.batch_size,
-            mesh=sharding.make_mesh(c),
+            mesh=sharding.make_mesh(c.mesh.data, c.mesh.model),
         )
         (run_dir / f"eval_slices_{c.data.eval_split.replace('/', '_')}.json").write_text(json.dumps(result, indent=2))
         return "accuracy", result["accuracy"], result["clip_accuracy"], self.num_train(c, run.task)

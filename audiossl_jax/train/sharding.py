@@ -42,9 +42,10 @@ DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (
 )
 
 
-def mesh_shape(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, int]:
-    """Resolves ``config.mesh.{data,model}`` (-1 = all remaining devices) to a shape."""
-    data, model = int(config.mesh.data), int(config.mesh.model)
+def mesh_shape(data: int, model: int, num_devices: int) -> tuple[int, int]:
+    """Resolves the mesh sizes ``config.mesh.{data,model}`` (-1 = all remaining devices) to a shape."""
+    given = data, model
+    data, model = int(data), int(model)
     for key, value in (("data", data), ("model", model)):
         if value == 0 or value < -1:
             raise ValueError(f"config.mesh.{key}={value}: use a positive size or -1 (all remaining devices).")
@@ -56,17 +57,18 @@ def mesh_shape(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int
         model = num_devices // data
     if data * model != num_devices:
         raise ValueError(
-            f"config.mesh (data={config.mesh.data}, model={config.mesh.model}) needs "
+            f"config.mesh (data={given[0]}, model={given[1]}) needs "
             f"{data * model} devices but {num_devices} are available; set config.mesh.data=-1 "
             "to use all devices for data parallelism."
         )
     return data, model
 
 
-def make_mesh(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """Builds the ("data", "model") mesh from ``config.mesh`` over ``devices`` (default: all)."""
+def make_mesh(data: int = -1, model: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """The ("data", "model") mesh of those sizes (``config.mesh.data``, ``config.mesh.model``; -1: all
+    remaining devices) over ``devices`` (default: all). The default is data parallel over every device."""
     devices = list(jax.devices() if devices is None else devices)
-    shape = mesh_shape(config, len(devices))
+    shape = mesh_shape(data, model, len(devices))
     return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
 
 

@@ -386,7 +386,7 @@ def _train(
     on_checkpoint: Callable[[int, TrainState], Mapping[str, float]] | None = None,
 ) -> TrainState:
     is_chief = jax.process_index() == 0
-    mesh = sharding.make_mesh(config)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     per_host_batch = sharding.check_batch_size(config.batch_size, mesh)
     if data_iterator_fn is None:
         from audiossl_jax.data import pipeline
