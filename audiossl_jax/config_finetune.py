@@ -3,7 +3,7 @@
 ``variant_config(size, variant)`` is what ``configs/eval_finetune_cf{S,L}.py:<variant>``
 return: cf_S or cf_L (the model keys of ``config_lib.wav2vec2_pretrain_config``, so
 that size's pre-training checkpoints load) fine-tuned with the recipe of
-``evaluation.finetune.finetune_config``.
+``config_lib.finetune_config``.
 
 Variants:
 
@@ -33,8 +33,7 @@ from typing import NamedTuple
 
 import ml_collections
 
-from audiossl_jax.config_lib import repo_path
-from audiossl_jax.evaluation.finetune import finetune_config
+from audiossl_jax.config_lib import finetune_config, repo_path
 
 SHARED_DATA = repo_path("../shared/data")  # ../shared/data next to the checkout, whatever the working directory
 

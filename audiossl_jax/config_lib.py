@@ -12,9 +12,11 @@ import pathlib
 
 import ml_collections
 from absl import logging
+from ml_collections import config_dict
 
 from audiossl_jax import frontend
-from audiossl_jax.data import subset
+from audiossl_jax.data import pipeline, subset
+from audiossl_jax.models.classifier import POOLINGS
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -86,8 +88,6 @@ def wav2vec2_pretrain_config(size: str, variant: str | None) -> ml_collections.C
     ``variant``: None (the paper's recipe), 'demo' (a small model on the built-in data,
     a few minutes on a laptop CPU) or 'smoke' (seconds; for tests).
     """
-    from audiossl_jax.data import pipeline
-
     c = trainer_config()
     c.total_steps = 300_000
     c.batch_size = 128
@@ -235,9 +235,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     subset.check(c.data.get("train_fraction", 1.0), c.data.get("train_size", 0))
     validate_data(c)
     if c.mode == "finetune":
-        from audiossl_jax.tasks.classification import validate_config
-
-        validate_config(c)
+        validate_finetune(c)
         return
     require(c.total_steps > 0, "total_steps", c.total_steps, "must be positive.")
     require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive.")
@@ -272,3 +270,182 @@ def validate(c: ml_collections.ConfigDict) -> None:
             f"gives {steps} latent steps, too few to mask two of them; use longer crops.",
         )
         warn_negatives(c, steps)
+
+
+def validate_finetune(c: ml_collections.ConfigDict) -> None:
+    """Checks a fine-tuning config (mode 'finetune'); errors name the key."""
+
+    def check(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            value = c
+            for part in key.split("."):
+                value = value[part]
+            require(ok, key, value, what)
+
+    t, m = c.task, c.model
+    cnn = is_cnn(c)
+    check(c.mode == "finetune", "mode", "a classification config runs in mode 'finetune'.")
+    check(t.name == "classification", "task.name", "must be 'classification'.")
+    check(t.num_classes >= 2, "task.num_classes", "must be >= 2.")
+    check(t.jitter_samples >= 0, "task.jitter_samples", "must be >= 0.")
+    check(0 <= t.time_mask_max_fraction < 1, "task.time_mask_max_fraction", "must lie in [0, 1).")
+    check(t.mixup_beta > 0, "task.mixup_beta", "must be > 0.")
+    check(t.consistency_weight >= 0, "task.consistency_weight", "must be >= 0.")
+    check(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
+    check(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
+    if t.get("pooling") not in POOLINGS:
+        raise ValueError(
+            f"config.task.pooling={t.get('pooling')!r}: must be one of {POOLINGS} "
+            "('linear_softmax': the paper's AudioSet head; 'mean': its head of every other task)."
+        )
+    check(
+        t.multi_label or t.pooling != "linear_softmax",
+        "task.pooling",
+        "pools frame-level sigmoid probabilities, so it needs config.task.multi_label=True; "
+        "single-label tasks use 'mean'.",
+    )
+    if t.get("freeze_encoder", False):
+        check(
+            c.optimizer.weight_decay == 0,
+            "optimizer.weight_decay",
+            "must be 0 with config.task.freeze_encoder=True (decay would move the frozen encoder).",
+        )
+    if cnn:
+        if int(t.get("slice_frames", 0)) < 1:
+            raise ValueError(
+                f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
+                "(config.model.channels) needs the pretext run's slice length (>= 1)."
+            )
+        crop_frames = frontend.crop_frames(c.data.crop_seconds, frontend.FrontendConfig.from_config(c.frontend))
+        check(
+            crop_frames >= t.slice_frames,
+            "data.crop_seconds",
+            f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).",
+        )
+    else:
+        validate_conformer(m)
+    check(c.batch_size > 0 and c.total_steps > 0, "batch_size", "batch_size and total_steps must be positive.")
+
+
+def is_cnn(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config.model`` is the CNN encoder (it has ``channels``) rather than the conformer."""
+    return "channels" in config.model
+
+
+CONFORMER_TASKS = ("wav2vec2", "classification")
+
+
+def classification_task(num_classes: int, multi_label: bool, pooling: str = "mean") -> ml_collections.ConfigDict:
+    """The ``config.task`` of fine-tuning: head, augmentation, consistency loss, checkpoint to load.
+
+    The paper's recipe for "all downstream tasks": jitter of up to 200 samples, one time
+    mask of up to 2 s per 10 s, mixup Beta(0.5, 0.5), and the consistency loss (symmetric
+    KL x 2). ``pooling``: 'mean' (every task but AudioSet) or 'linear_softmax' (AudioSet).
+    """
+    t = ml_collections.ConfigDict(
+        dict(
+            name="classification",
+            num_classes=num_classes,
+            multi_label=multi_label,
+            pooling=pooling,
+            jitter_samples=200,
+            time_mask_max_fraction=0.2,
+            mixup=True,
+            mixup_beta=0.5,
+            consistency=True,
+            consistency_weight=2.0,
+            output_dropout=0.0,
+            pool_eps=1e-6,
+            freeze_encoder=False,
+        )
+    )
+    t.pretrained_workdir = config_dict.placeholder(str)
+    t.pretrained_step = config_dict.placeholder(int)
+    return t
+
+
+def tri_stage_schedule(peak_learning_rate: float) -> ml_collections.ConfigDict:
+    """Tri-stage LR: 30% warm-up from 1% of the peak, 30% hold, 40% exponential decay to 5%."""
+    return ml_collections.ConfigDict(
+        dict(
+            name="tri_stage",
+            peak_learning_rate=peak_learning_rate,
+            warmup_fraction=0.3,
+            hold_fraction=0.3,
+            decay_fraction=0.4,
+            init_scale=0.01,
+            final_scale=0.05,
+        )
+    )
+
+
+def finetune_config(
+    size: str, variant: str | None, *, num_classes: int, multi_label: bool, pooling: str = "mean"
+) -> ml_collections.ConfigDict:
+    """Fine-tuning of the conformer of ``wav2vec2_pretrain_config(size, variant)``.
+
+    The model keys equal the pre-training config's, so its checkpoints load. Recipe
+    (Srivastava et al., 2022): whole encoder updated, tri-stage LR (30% warm-up, 30%
+    hold, 40% exponential decay), the augmentations and consistency loss of
+    ``classification_task``, head ``pooling``.
+    """
+    c = wav2vec2_pretrain_config(size, variant)
+    c.mode = "finetune"
+    c.total_steps = 20_000 if variant is None else c.total_steps
+    c.model.name = c.model.name.replace("wav2vec2", "finetune")
+    c.schedule = tri_stage_schedule(1e-4 if variant is None else 1e-3)
+    c.task = classification_task(num_classes, multi_label, pooling)
+    add_best_checkpoint_keys(c)
+    return c
+
+
+def finetune_config_from(
+    encoder_config: ml_collections.ConfigDict, workdir: str, *, num_classes: int, multi_label: bool
+) -> ml_collections.ConfigDict:
+    """Fine-tuning of the encoder of the run in ``workdir`` (its stored ``encoder_config``).
+
+    Keeps the run's frontend and model keys (so its checkpoint loads), sets mode
+    'finetune', the classification task with ``task.pretrained_workdir=workdir`` and the
+    tri-stage schedule at the run's peak rate. Data, steps and batch size are the
+    caller's to set. Conformer runs (task 'wav2vec2' or 'classification') and CNN runs
+    (any pretext task of Tagliasacchi et al.: ``model.channels``; their
+    ``task.slice_frames`` is kept) fine-tune.
+    """
+    task = encoder_config.task.name
+    cnn = is_cnn(encoder_config)
+    if not cnn and task not in CONFORMER_TASKS:
+        raise ValueError(
+            f"{workdir}: task.name={task!r} with no config.model.channels is neither a conformer run "
+            f"(task.name in {CONFORMER_TASKS}) nor a CNN run; it cannot be fine-tuned."
+        )
+    c = ml_collections.ConfigDict(encoder_config.to_dict())
+    c.mode = "finetune"
+    if not c.model.name.endswith("finetune"):
+        c.model.name = c.model.name.replace("wav2vec2", "finetune") if not cnn else f"{c.model.name}_finetune"
+    c.schedule = tri_stage_schedule(float(encoder_config.schedule.peak_learning_rate))
+    previous = encoder_config.task if task == "classification" else {}
+    c.task = classification_task(num_classes, multi_label)
+    if cnn:
+        c.task.slice_frames = int(encoder_config.task.slice_frames)
+    for key in (
+        "jitter_samples",
+        "time_mask_max_fraction",
+        "mixup",
+        "mixup_beta",
+        "consistency",
+        "consistency_weight",
+        "output_dropout",
+        "pool_eps",
+    ):
+        if key in previous:
+            c.task[key] = previous[key]
+    c.task.pretrained_workdir = str(workdir)
+    add_best_checkpoint_keys(c)
+    return c
+
+
+def add_best_checkpoint_keys(c: ml_collections.ConfigDict) -> None:
+    """``config.checkpoint.best_split``: the split that picks the best checkpoint (None: the
+    dataset's 'validation' split when it has one, else no selection)."""
+    if "best_split" not in c.checkpoint:
+        c.checkpoint.best_split = config_dict.placeholder(str)

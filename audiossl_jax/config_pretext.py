@@ -14,6 +14,7 @@ from __future__ import annotations
 import ml_collections
 
 from audiossl_jax import config_lib, frontend
+from audiossl_jax.data import pipeline
 from audiossl_jax.models.cnn import PAPER_CHANNELS
 
 # Task name -> the paper's learning rate.
@@ -57,8 +58,6 @@ def pretext_config(task: str, variant: str | None) -> ml_collections.ConfigDict:
     ``variant``: None (the paper's recipe), 'demo' (a narrower encoder on the built-in
     data, a few minutes on a laptop CPU) or 'smoke' (seconds; for tests).
     """
-    from audiossl_jax.data import pipeline
-
     if task not in LEARNING_RATES:
         raise ValueError(f"unknown pretext task {task!r}; use one of {sorted(LEARNING_RATES)}.")
     c = config_lib.trainer_config()

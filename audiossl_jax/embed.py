@@ -37,6 +37,10 @@ from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isor
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
+from audiossl_jax import inference  # noqa: E402
+from audiossl_jax.data import audio_folder, audio_io  # noqa: E402
+from audiossl_jax.evaluation import embeddings  # noqa: E402
+
 FLAGS = flags.FLAGS
 FORMATS = (".parquet", ".npz")
 
@@ -70,8 +74,6 @@ def embed_part(
     encoder: Any, root: pathlib.Path, files: list[str], *, layers: bool, batch_windows: int
 ) -> dict[str, np.ndarray]:
     """Embeds ``files`` (absolute paths): per-file frames joined, plus the files that failed and why."""
-    from audiossl_jax import inference
-    from audiossl_jax.data import audio_io
 
     sounds, names, failed = [], [], []
     for path in files:
@@ -161,9 +163,6 @@ def run(
     files_per_part: int = 32,
 ) -> dict[str, Any]:
     """Embeds the folder ``root`` into ``out`` (module docstring); returns the output's metadata."""
-    from audiossl_jax import inference
-    from audiossl_jax.data import audio_folder
-    from audiossl_jax.evaluation import embeddings
 
     root, out = pathlib.Path(root).absolute(), pathlib.Path(out)
     if out.suffix not in FORMATS:

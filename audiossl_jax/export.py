@@ -28,6 +28,9 @@ from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isor
 
 from absl import app, flags, logging  # noqa: E402
 
+from audiossl_jax import inference  # noqa: E402
+from audiossl_jax.train import restore  # noqa: E402
+
 FLAGS = flags.FLAGS
 SAVED_MODEL_DIR = "saved_model"
 
@@ -47,13 +50,11 @@ def write_variables(encoder: Any, run_config: Any, out: pathlib.Path) -> dict[st
     import jax
     import orbax.checkpoint as ocp
 
-    from audiossl_jax import inference
-
     variables = jax.device_get(encoder.variables)
     with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(out.absolute() / inference.VARIABLES_DIR, variables)
+        ckpt.save(out.absolute() / restore.VARIABLES_DIR, variables)
     meta = {
-        "format_version": inference.FORMAT_VERSION,
+        "format_version": restore.FORMAT_VERSION,
         "workdir": encoder.source.get("workdir"),
         "step": encoder.source.get("step"),
         "sample_rate": encoder.sample_rate,
@@ -62,8 +63,8 @@ def write_variables(encoder: Any, run_config: Any, out: pathlib.Path) -> dict[st
         "step_samples": encoder.step_samples,
         "parameters": int(sum(x.size for x in jax.tree.leaves(variables["params"]))),
     }
-    (out / "config.json").write_text(run_config.to_json_best_effort(indent=2))
-    (out / inference.EXPORT_FILE).write_text(json.dumps(meta, indent=1))
+    (out / restore.CONFIG_FILE).write_text(run_config.to_json_best_effort(indent=2))
+    (out / restore.EXPORT_FILE).write_text(json.dumps(meta, indent=1))
     return meta
 
 
@@ -161,19 +162,17 @@ def export(
 
     ``out`` must not exist (it is written in a temporary sibling and renamed when complete).
     """
-    from audiossl_jax import inference
-    from audiossl_jax.evaluation import embeddings
 
     out = pathlib.Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; pass a new --out (an export is never overwritten)")
-    if inference.is_export(workdir):
+    if restore.is_export(workdir):
         raise ValueError(f"{workdir} is already an export; pass the training workdir")
     encoder = inference.load(workdir, step)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    meta = write_variables(encoder, embeddings.load_config(workdir), partial)
+    meta = write_variables(encoder, restore.load_config(workdir), partial)
     if saved_model:
         write_saved_model(encoder, partial, batch_windows=batch_windows, platforms=platforms)
     partial.rename(out)

@@ -22,8 +22,6 @@ crop, rounded down to whole embedding steps, embeds the windows in fixed-size ba
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -34,82 +32,24 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from audiossl_jax import config_lib, tasks
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.tasks.base import Task
+from audiossl_jax.train import restore
+from audiossl_jax.train.restore import ModelLoadError  # what ``load`` raises, for callers of this API
 
 Array = jax.Array
 
-EXPORT_FILE = "export.json"
-VARIABLES_DIR = "variables"
-FORMAT_VERSION = 1
 DEFAULT_BATCH_WINDOWS = 16
 
 
-class ModelLoadError(ValueError):
-    """A path that holds neither a training run nor an export (or an export of another format)."""
-
-
-def is_export(path: str | pathlib.Path) -> bool:
-    """Whether ``path`` is a directory written by ``audiossl_jax.export``."""
-    return (pathlib.Path(path) / EXPORT_FILE).is_file()
-
-
 def inference_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The run config on this machine's devices (``embeddings.local_config``), without
+    """The run config on this machine's devices (``restore.local_config``), without
     rematerialisation (a training-memory setting; the forward pass is the same)."""
-    from audiossl_jax.evaluation import embeddings
-
-    config = embeddings.local_config(config)
+    config = restore.local_config(config)
     if "remat" in config.model:
         config.model.remat = False
     return config
-
-
-def abstract_variables(task: Task, config: ml_collections.ConfigDict) -> Any:
-    """Shapes and dtypes of the task's variables (unboxed), without computing them."""
-    from audiossl_jax.train import trainer
-
-    batch = trainer.example_batch(config, 1)
-    return jax.eval_shape(lambda: nn.unbox(task.init(jax.random.PRNGKey(0), batch)))
-
-
-def read_export(path: str | pathlib.Path) -> dict[str, Any]:
-    """The metadata of an export (``export.json``); ModelLoadError for another format version."""
-    path = pathlib.Path(path)
-    meta = json.loads((path / EXPORT_FILE).read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path / EXPORT_FILE}: format_version {meta.get('format_version')!r}, this code reads "
-            f"version {FORMAT_VERSION}; export the run again with this version."
-        )
-    return meta
-
-
-def check_export_step(path: str | pathlib.Path, step: int | None) -> None:
-    """ValueError unless ``step`` is None or the one step the export at ``path`` holds."""
-    held = read_export(path).get("step")
-    if step is not None and step != held:
-        raise ValueError(f"{path} is an export of step {held} only, not step {step}; leave the step unset")
-
-
-def load_export(path: str | pathlib.Path) -> tuple[Task, dict[str, Any], ml_collections.ConfigDict, dict[str, Any]]:
-    """(task, variables, config, metadata) of an exported directory (parameters only)."""
-    import orbax.checkpoint as ocp
-
-    from audiossl_jax import tasks
-    from audiossl_jax.evaluation import embeddings
-
-    path = pathlib.Path(path).absolute()
-    meta = read_export(path)
-    config = inference_config(embeddings.load_config(path))
-    task = tasks.get_task(config)
-    target = abstract_variables(task, config)
-    with ocp.StandardCheckpointer() as ckpt:
-        variables = ckpt.restore(path / VARIABLES_DIR, target)
-    logging.info(
-        "loaded %s (task %r, step %s) from the export %s", config.model.name, config.task.name, meta.get("step"), path
-    )
-    return task, dict(variables), config, meta
 
 
 @dataclasses.dataclass
@@ -241,32 +181,19 @@ class SoundEmbedding:
 
 
 def load(path: str | pathlib.Path, step: int | None = None, *, window_seconds: float | None = None) -> Encoder:
-    """The encoder of a training workdir (checkpoint ``step``, default the latest) or an export."""
-    from audiossl_jax import tasks
-    from audiossl_jax.evaluation import embeddings
-
+    """The encoder of a training workdir (checkpoint ``step``, default the latest) or an export:
+    its weights (``restore.restore_variables``) and the one task its config names."""
     path = pathlib.Path(path)
-    if is_export(path):
-        check_export_step(path, step)
-        task, variables, config, meta = load_export(path)
-        return Encoder(
-            task,
-            variables,
-            config,
-            {"export": str(path), "step": meta.get("step"), "workdir": meta.get("workdir")},
-            window_seconds,
-        )
-    if not (path / embeddings.CONFIG_FILE).is_file():
+    if not (restore.is_export(path) or (path / restore.CONFIG_FILE).is_file()):
         raise ModelLoadError(
             f"{path}: neither a training workdir (config.json + checkpoints/) nor an export "
-            f"({EXPORT_FILE}); pass the directory of a run or of `python -m audiossl_jax.export`"
+            f"({restore.EXPORT_FILE}); pass the directory of a run or of `python -m audiossl_jax.export`"
         )
-    step = embeddings.latest_step(path) if step is None else step
-    _, variables = embeddings.load_encoder(path, step)
-    config = inference_config(embeddings.load_config(path))
-    return Encoder(
-        tasks.get_task(config), dict(variables), config, {"workdir": str(path), "step": step}, window_seconds
-    )
+    run = restore.restore_variables(path, step)
+    config = inference_config(run.config)
+    if not config_lib.is_cnn(config):
+        config_lib.validate_conformer(config.model)  # a run of an older layout is refused by name
+    return Encoder(tasks.get_task(config), run.variables, config, run.source, window_seconds)
 
 
 def _windows(sound: np.ndarray, w: int) -> list[tuple[np.ndarray, int]]:

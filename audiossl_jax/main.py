@@ -31,13 +31,20 @@ from __future__ import annotations
 import pathlib
 import shlex
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
+import jax  # noqa: E402
 import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from audiossl_jax import config_lib  # noqa: E402
+from audiossl_jax.data.registry import DatasetError  # noqa: E402
+from audiossl_jax.evaluation import finetune, grids  # noqa: E402
+from audiossl_jax.train import checkpoint, optim, sharding, trainer  # noqa: E402
+from audiossl_jax.train import workdir as workdir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli.define_config("Experiment config file, e.g. configs/pretrain_cfS.py:demo.")
@@ -81,58 +88,63 @@ def next_commands(config: ml_collections.ConfigDict, workdir: str) -> list[str]:
     return [*embed, probe]
 
 
+def pretrain(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """``mode='pretrain'``: trains, then prints the commands that evaluate the new encoder."""
+    trainer.train(config, workdir)
+    if jax.process_index() == 0:
+        print(
+            "\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
+            "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, workdir)),
+            flush=True,
+        )
+
+
+def grid(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """``mode='grid'``: runs every point, then prints the table."""
+    grids.run(config, workdir)
+    print((pathlib.Path(workdir) / grids.TABLE_MD).read_text())
+
+
+# config.mode -> (the config's validation, the job). A grid validates every point's run config.
+JOBS: dict[str, tuple[Callable[[ml_collections.ConfigDict], None], Callable[[ml_collections.ConfigDict, str], Any]]] = {
+    "pretrain": (config_lib.validate, pretrain),
+    "finetune": (config_lib.validate, finetune.run),
+    "grid": (grids.validate, grid),
+}
+
+
 def main(argv: list[str]) -> None:
     cli.start(argv)
     config = FLAGS.config
     if not (FLAGS.workdir or "").strip():
         sys.exit("error: --workdir is empty; pass --workdir=DIR (a new directory for a new run, the old one to resume)")
-    grid = config.get("mode") == "grid"
-    if grid:
-        from audiossl_jax.evaluation import grids
+    mode = config.get("mode")
     with cli.user_errors(ValueError, prefix="invalid config: "):
-        grids.validate(config) if grid else config_lib.validate(config)
-
-    import jax
-
-    from audiossl_jax.data.registry import DatasetError
-    from audiossl_jax.train import checkpoint, optim, sharding, trainer, workdir
-
+        config_lib.require(mode in JOBS, "mode", mode, f"use one of {sorted(JOBS)}.")
+        validate, job = JOBS[mode]
+        validate(config)
     with cli.user_errors(ValueError):
         sharding.initialize_distributed(
             FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
         )
     if jax.process_index() != 0:
         logging.set_verbosity(logging.WARNING)
-    if not grid:
+    if mode != "grid":
         with cli.user_errors(ValueError, prefix="invalid config: "):
             sharding.check_batch_size(config.batch_size, sharding.make_mesh(config.mesh.data, config.mesh.model))
             optim.make_optimizer(config)
     # A grid's points and a fine-tuning run (its pretrained_workdir, its dataset's classes) fail on
     # data or settings only once they run: their errors are the user's too.
-    late_checks = grid or config.mode == "finetune"
+    late_checks = mode != "pretrain"
     user_errors = (
         DatasetError,
         trainer.NonFiniteLossError,
-        workdir.WorkdirError,
+        workdir_lib.WorkdirError,
         checkpoint.CheckpointMismatchError,
     ) + ((ValueError, FileNotFoundError) if late_checks else ())
     with cli.user_errors(*user_errors):
         try:
-            if grid:
-                grids.run(config, FLAGS.workdir)
-                print((pathlib.Path(FLAGS.workdir) / grids.TABLE_MD).read_text())
-            elif config.mode == "finetune":
-                from audiossl_jax.evaluation import finetune
-
-                finetune.run(config, FLAGS.workdir)
-            else:
-                trainer.train(config, FLAGS.workdir)
-                if jax.process_index() == 0:
-                    print(
-                        "\nNext: embed both splits with this encoder and fit a linear probe (prints its test "
-                        "accuracy):\n" + "\n".join(f"  {c}" for c in next_commands(config, FLAGS.workdir)),
-                        flush=True,
-                    )
+            job(config, FLAGS.workdir)
         except trainer.Preempted as e:
             logging.warning("%s", e)
             print(str(e), file=sys.stderr, flush=True)

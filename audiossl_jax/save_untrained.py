@@ -12,10 +12,12 @@ import pathlib
 
 from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
+import jax  # noqa: E402
 import ml_collections  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from audiossl_jax import config_lib  # noqa: E402
+from audiossl_jax.train import checkpoint, restore, sharding, trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -28,10 +30,6 @@ def define_flags() -> None:
 
 def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
     """Saves the initial state as step 0; returns the checkpoint directory."""
-    import jax
-
-    from audiossl_jax.train import checkpoint, sharding, trainer
-
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint.Checkpointer(workdir, config)
@@ -42,10 +40,9 @@ def save_untrained(config: ml_collections.ConfigDict, workdir: str | pathlib.Pat
                 f"{ckpt.directory} already holds a checkpoint (step {existing}); choose an empty --workdir."
             )
         mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
-        s = trainer.setup(config, mesh)
-        state = s.init_fn()
+        state = trainer.setup(config, mesh).init_fn()
         if jax.process_index() == 0:
-            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+            (workdir / restore.CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
         ckpt.save(0, state, force=True)
     finally:
         ckpt.close()

@@ -48,7 +48,7 @@ def bench_step(config, steps: int) -> float:
     """Median seconds per train step of `config` (synthetic input, compiled once)."""
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     s = trainer.setup(config, mesh)
-    batch = trainer.example_batch(config, config.batch_size)
+    batch = pipeline.example_batch(config, config.batch_size)
     batch["waveform"] = (0.1 * np.random.default_rng(0).normal(size=batch["waveform"].shape)).astype(np.float32)
     batch = sharding.global_batch(batch, mesh)
     holder = {"state": s.init_fn()}

@@ -11,9 +11,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from audiossl_jax import export, inference, tasks
-from audiossl_jax.evaluation import embeddings, finetune
-from audiossl_jax.train import trainer
+from audiossl_jax import config_lib, export, inference, tasks
+from audiossl_jax.data import pipeline
+from audiossl_jax.evaluation import embeddings
+from audiossl_jax.train import restore
 
 # TensorFlow's own tf.lite utilities import JAX when it is installed: the subprocess makes JAX (and this
 # package) unimportable first, as on a machine that has only TensorFlow.
@@ -51,8 +52,8 @@ def leaves_equal(a, b):
 def test_conformer_export_runs_without_jax(conformer_smoke_run, tmp_path):
     run, out = conformer_smoke_run, tmp_path / "export"
     meta = export.export(run, out, batch_windows=4, platforms=("cpu",))
-    stored = json.loads((out / inference.EXPORT_FILE).read_text())
-    assert stored["format_version"] == inference.FORMAT_VERSION and stored["step"] == 0
+    stored = json.loads((out / restore.EXPORT_FILE).read_text())
+    assert stored["format_version"] == restore.FORMAT_VERSION and stored["step"] == 0
     assert (
         stored["parameters"]
         == meta["parameters"]
@@ -60,7 +61,7 @@ def test_conformer_export_runs_without_jax(conformer_smoke_run, tmp_path):
     )
     # Parameters only: no optimizer moments or RNG. (Sizes are not compared here: an untrained run's
     # Adam moments are zeros, which Orbax stores compressed; docs/hear.md reports a trained run's.)
-    held = ocp.StandardCheckpointer().metadata(out / inference.VARIABLES_DIR)
+    held = ocp.StandardCheckpointer().metadata(out / restore.VARIABLES_DIR)
     assert set(getattr(held, "item_metadata", held).keys()) == {"params"}
     with pytest.raises(FileExistsError, match="never overwritten"):
         export.export(run, out)
@@ -103,25 +104,27 @@ def test_conformer_export_runs_without_jax(conformer_smoke_run, tmp_path):
 def test_cnn_export_feeds_finetuning(cnn_smoke_run, tmp_path):
     run, out = cnn_smoke_run, tmp_path / "export"
     export.export(run, out, saved_model=False)
-    held = ocp.StandardCheckpointer().metadata(out / inference.VARIABLES_DIR)
+    held = ocp.StandardCheckpointer().metadata(out / restore.VARIABLES_DIR)
     assert set(getattr(held, "item_metadata", held).keys()) == {"params", "batch_stats"}
     source = embeddings.load_encoder(run)[1]
     # Fine-tuning takes the export as task.pretrained_workdir: encoder parameters and BatchNorm statistics.
-    ft = finetune.finetune_config_from(embeddings.load_config(out), str(out), num_classes=3, multi_label=False)
+    ft = config_lib.finetune_config_from(restore.load_config(out), str(out), num_classes=3, multi_label=False)
     task = tasks.get_task(ft)
-    variables = jax.device_get(task.init(jax.random.PRNGKey(1), trainer.example_batch(ft, 1)))
+    variables = jax.device_get(task.init(jax.random.PRNGKey(1), pipeline.example_batch(ft, 1)))
     variables = nn.unbox(variables)
-    params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
+    params, state = task.load_pretrained(
+        variables["params"], {"batch_stats": variables["batch_stats"]}, restore.restore_variables(out).variables
+    )
     leaves_equal(params["encoder"], source["params"]["encoder"])
     leaves_equal(state["batch_stats"]["encoder"], source["batch_stats"]["encoder"])
     with pytest.raises(ValueError, match="export of step 0 only, not step 3"):
         embeddings.load_encoder(out, 3)
-    assert embeddings.latest_step(out) == 0 and not (out / "checkpoints").exists()
+    assert restore.latest_step(out) == 0 and not (out / "checkpoints").exists()
     with pytest.raises(ValueError, match="already an export"):
         export.export(out, tmp_path / "again")
 
 
 def test_export_format_version_is_checked(tmp_path):
-    (tmp_path / inference.EXPORT_FILE).write_text(json.dumps({"format_version": 99}))
+    (tmp_path / restore.EXPORT_FILE).write_text(json.dumps({"format_version": 99}))
     with pytest.raises(inference.ModelLoadError, match="format_version 99"):
         inference.load(tmp_path)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from audiossl_jax import config_lib
-from audiossl_jax.data import registry
+from audiossl_jax.data import pipeline, registry
 from audiossl_jax.evaluation import embed, embeddings, finetune
 from audiossl_jax.tasks import classification
-from audiossl_jax.train import trainer
+from audiossl_jax.train import restore, trainer
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,12 @@ def test_embed_dataset_covers_every_example_once(pretrained):
 
 
 def test_load_encoder_names_missing_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(restore.ModelLoadError, match=r"neither a training workdir \(config.json"):
         embeddings.load_encoder(tmp_path)
 
 
 def finetune_config(**task):
-    c = finetune.finetune_config("S", "smoke", num_classes=12, multi_label=False)
+    c = config_lib.finetune_config("S", "smoke", num_classes=12, multi_label=False)
     c.total_steps, c.checkpoint.every_steps = 2, 2
     for k, v in task.items():
         c.task[k] = v
@@ -59,19 +59,16 @@ def finetune_config(**task):
 
 def host_params(task, config):
     """Freshly initialised, unboxed parameters as numpy arrays."""
-    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(config, 1)))
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), pipeline.example_batch(config, 1)))
     return jax.tree.map(np.asarray, jax.device_get(variables["params"]))
 
 
 def test_load_pretrained_copies_the_encoder(pretrained):
     workdir, params = pretrained
     c = finetune_config()
-    scratch = classification.ClassificationTask(c)
-    init = host_params(scratch, c)
-    kept, state = scratch.load_pretrained(init, {})
-    assert kept is init and state == {}  # no checkpoint: train from scratch
-    task = classification.ClassificationTask(finetune_config(pretrained_workdir=str(workdir)))
-    loaded, _ = task.load_pretrained(init, {})
+    task = classification.ClassificationTask(c)
+    init = host_params(task, c)
+    loaded, _ = task.load_pretrained(init, {}, restore.restore_variables(workdir).variables)
     for key in ("feature_norm", "feature_proj", "context_in", "conformer", "context_out"):
         for a, b in zip(jax.tree.leaves(loaded["encoder"][key]), jax.tree.leaves(params[key])):
             np.testing.assert_array_equal(a, b)
@@ -84,13 +81,18 @@ def test_load_pretrained_rejects_other_sizes(pretrained):
     c.model.ffn_dim = 48
     task = classification.ClassificationTask(c)
     with pytest.raises(ValueError, match=r"shape .* use the pretrained run's model sizes"):
-        task.load_pretrained(host_params(task, c), {})
+        task.load_pretrained(host_params(task, c), {}, restore.restore_variables(workdir).variables)
 
 
-def test_finetune_runs_end_to_end_with_consistency(pretrained, tmp_path):
+def test_finetune_runs_end_to_end_with_consistency(pretrained, tmp_path, monkeypatch):
+    """...and builds its task once: the trainer reads the pretrained weights (``train.restore``), the
+    evaluation scores with the task it trained."""
     workdir, _ = pretrained
     c = finetune_config(pretrained_workdir=str(workdir), consistency=True, multi_label=True)
+    built, init = [], classification.ClassificationTask.__init__
+    monkeypatch.setattr(classification.ClassificationTask, "__init__", lambda self, c: built.append(c) or init(self, c))
     result = finetune.run(c, tmp_path)
+    assert len(built) == 1
     assert set(result) >= {"mAP", "lwlrap", "mauc"} and 0 <= result["mAP"] <= 1
     assert json.loads((tmp_path / "eval_test.json").read_text()) == result
 
@@ -111,11 +113,11 @@ def test_symmetric_kl_matches_numpy():
 
 def test_bad_finetune_config_names_the_key():
     with pytest.raises(ValueError, match=r"config.task.output_dropout=1.5"):
-        classification.ClassificationTask(finetune_config(output_dropout=1.5))
+        config_lib.validate(finetune_config(output_dropout=1.5))
     c = finetune_config()
     c.model.kernel_size = 4  # the conformer checks of pre-training apply to fine-tuning too
     with pytest.raises(ValueError, match=r"config.model.kernel_size=4: must be a positive odd number"):
-        classification.ClassificationTask(c)
+        config_lib.validate(c)
 
 
 def write_tagged_folder(root, tags):
@@ -135,7 +137,7 @@ def write_tagged_folder(root, tags):
 def test_multi_label_finetune_on_a_tagged_folder(tmp_path):
     tags = ["rock;guitar", "piano", "rock", "guitar;piano;rock", "piano;rock", "guitar", "rock;guitar", "piano"]
     names = write_tagged_folder(tmp_path / "audio", tags)
-    c = finetune.finetune_config("S", "smoke", num_classes=len(names), multi_label=True)
+    c = config_lib.finetune_config("S", "smoke", num_classes=len(names), multi_label=True)
     c.total_steps, c.checkpoint.every_steps, c.batch_size = 2, 2, 8
     c.data.update(
         dict(
@@ -148,10 +150,8 @@ def test_multi_label_finetune_on_a_tagged_folder(tmp_path):
             class_balanced=True,
         )
     )
-    example = trainer.example_batch(c, 4)
+    example = pipeline.example_batch(c, 4)
     assert example["label"].shape == (4, 3) and example["label"].dtype == np.float32
-    from audiossl_jax.data import pipeline
-
     batch = next(pipeline.make_eval_iterator(c.data, "train", batch_size=8))
     want = np.zeros((6, 3), np.float32)  # multi-hot from the CSV, re-derived here
     for row, cell in enumerate(t for i, t in enumerate(tags) if i % 4 != 3):
@@ -171,7 +171,7 @@ def test_multi_label_example_batch_needs_num_classes():
     c = config_lib.wav2vec2_pretrain_config("S", "smoke")
     c.data.multi_label = True
     with pytest.raises(ValueError, match=r"config.task.num_classes"):
-        trainer.example_batch(c, 2)
+        pipeline.example_batch(c, 2)
 
 
 def test_embed_module_and_main_import_together():
@@ -232,7 +232,7 @@ def cnn_pretrained(tmp_path_factory):
 
 
 def cnn_finetune_config(encoder_config, workdir, num_classes=12):
-    c = finetune.finetune_config_from(encoder_config, str(workdir), num_classes=num_classes, multi_label=False)
+    c = config_lib.finetune_config_from(encoder_config, str(workdir), num_classes=num_classes, multi_label=False)
     c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 3, 3, 1
     return c
 
@@ -240,13 +240,15 @@ def cnn_finetune_config(encoder_config, workdir, num_classes=12):
 def test_load_pretrained_copies_cnn_params_and_batch_stats(cnn_pretrained):
     encoder_config, workdir, params, model_state = cnn_pretrained
     c = cnn_finetune_config(encoder_config, workdir)
-    assert c.task.slice_frames == 32 and classification.is_cnn(c)
+    assert c.task.slice_frames == 32 and config_lib.is_cnn(c)
     task = classification.ClassificationTask(c)
     assert (task.frames_per_step, task.num_classes, task.multi_label) == (32, 12, False)  # the declared interface
-    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), pipeline.example_batch(c, 1)))
     init = jax.tree.map(np.asarray, jax.device_get(dict(variables)))
     init_params, init_state = init.pop("params"), init
-    loaded_params, loaded_state = task.load_pretrained(init_params, init_state)
+    loaded_params, loaded_state = task.load_pretrained(
+        init_params, init_state, restore.restore_variables(workdir).variables
+    )
     want_stats = model_state["batch_stats"]["encoder"]
     assert not np.allclose(want_stats["bn0"]["mean"], 0)  # the pretext run moved its running averages
     for got, want in (
@@ -267,8 +269,10 @@ def test_cnn_slice_encoder_matches_the_pretext_embedding(cnn_pretrained):
     pretext_task, pretext_vars = embeddings.load_encoder(workdir)
     c = cnn_finetune_config(encoder_config, workdir)
     task = classification.ClassificationTask(c)
-    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
-    params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), pipeline.example_batch(c, 1)))
+    params, state = task.load_pretrained(
+        variables["params"], {"batch_stats": variables["batch_stats"]}, restore.restore_variables(workdir).variables
+    )
     rng = np.random.default_rng(0)
     batch = {
         "waveform": rng.uniform(-0.5, 0.5, (2, 32000)).astype(np.float32),
@@ -340,7 +344,7 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
     encoder_config, workdir, _, model_state = cnn_pretrained
     tags = ["rock;guitar", "piano", "rock", "guitar;piano;rock", "piano;rock", "guitar", "rock;guitar", "piano"]
     names = write_tagged_folder(tmp_path / "audio", tags)
-    c = finetune.finetune_config_from(encoder_config, str(workdir), num_classes=len(names), multi_label=True)
+    c = config_lib.finetune_config_from(encoder_config, str(workdir), num_classes=len(names), multi_label=True)
     c.task.pooling = "linear_softmax"
     c.total_steps, c.checkpoint.every_steps, c.log_every_steps, c.batch_size = 3, 3, 1, 8
     c.data.update(
@@ -355,8 +359,10 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
         )
     )
     task = classification.ClassificationTask(c)
-    variables = nn.unbox(task.init(jax.random.PRNGKey(0), trainer.example_batch(c, 1)))
-    params, state = task.load_pretrained(variables["params"], {"batch_stats": variables["batch_stats"]})
+    variables = nn.unbox(task.init(jax.random.PRNGKey(0), pipeline.example_batch(c, 1)))
+    params, state = task.load_pretrained(
+        variables["params"], {"batch_stats": variables["batch_stats"]}, restore.restore_variables(workdir).variables
+    )
     variables = {"params": params, **state}
     rng = np.random.default_rng(1)
     batch = {
@@ -407,7 +413,8 @@ def test_paper_variants_choose_head_batch_and_recipe():
                 0.3,
                 0.4,
             )
-            model = classification.ClassificationTask(c).model  # validates; builds no parameters
+            config_lib.validate(c)
+            model = classification.ClassificationTask(c).model  # builds no parameters
             heads[variant] = (model.pooling, model.multi_label)
             assert c.data.class_balanced == (variant == "audioset"), variant
     assert heads["audioset"] == heads["audioset_balanced"] == ("linear_softmax", True)
@@ -421,9 +428,9 @@ def test_paper_variants_choose_head_batch_and_recipe():
     for variant, b in batch.items():  # more output dropout for the low-resource (batch 64) tasks
         assert config_finetune.variant_config("S", variant).task.output_dropout == (0.1 if b == 64 else 0.0)
     with pytest.raises(ValueError, match=r"config.task.pooling='linear_softmax'.*multi_label=True"):
-        classification.ClassificationTask(finetune_config(pooling="linear_softmax"))
+        config_lib.validate(finetune_config(pooling="linear_softmax"))
     with pytest.raises(ValueError, match=r"config.task.pooling='max'"):
-        classification.ClassificationTask(finetune_config(pooling="max"))
+        config_lib.validate(finetune_config(pooling="max"))
 
 
 def test_both_heads_match_numpy():
@@ -436,7 +443,7 @@ def test_both_heads_match_numpy():
     y = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
     tasks = {}
     for multi, pooling in ((False, "mean"), (True, "mean"), (True, "linear_softmax")):
-        c = finetune.finetune_config("S", "smoke", num_classes=3, multi_label=multi, pooling=pooling)
+        c = config_lib.finetune_config("S", "smoke", num_classes=3, multi_label=multi, pooling=pooling)
         tasks[multi, pooling] = classification.ClassificationTask(c)
     variables = nn.unbox(tasks[False, "mean"].init(jax.random.PRNGKey(0), {**batch, "label": y[:, 0]}))
     frames, valid, _ = (np.asarray(a, np.float64) for a in tasks[False, "mean"].embed(variables, batch))

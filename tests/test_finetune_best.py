@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from audiossl_jax import config_lib
 from audiossl_jax.evaluation import embed, finetune
 
 
@@ -45,7 +46,7 @@ def scalars(workdir):
 
 
 def test_finetune_logs_the_validation_metric_and_evaluates_the_best_step(tmp_path):
-    c = finetune.finetune_config("S", "smoke", num_classes=12, multi_label=False)
+    c = config_lib.finetune_config("S", "smoke", num_classes=12, multi_label=False)
     c.data = embed.data_config("synthetic_audio/tiny", crop_seconds=1.0)
     c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 4, 2, 2
     c.checkpoint.best_split = "test"

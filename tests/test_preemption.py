@@ -25,8 +25,7 @@ import pytest
 
 from audiossl_jax import config_lib
 from audiossl_jax.data import registry
-from audiossl_jax.evaluation import embeddings
-from audiossl_jax.train import checkpoint, sharding, trainer
+from audiossl_jax.train import checkpoint, restore, sharding, trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(
@@ -100,7 +99,7 @@ def checkpoint_steps(workdir: pathlib.Path) -> list[int]:
 
 def saved_state(workdir: pathlib.Path, step: int) -> list[Any]:
     """Every leaf (step, params, optimizer state, model state, key) saved at ``step``, on the host."""
-    config = embeddings.load_config(workdir)
+    config = restore.load_config(workdir)
     abstract = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model)).abstract_state
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
@@ -167,7 +166,7 @@ def test_sigkill_then_rerun_ends_bitwise_equal(
         if f.is_file():
             f.unlink()
     with caplog.at_level(logging.INFO):
-        trainer.train(embeddings.load_config(workdir), workdir)
+        trainer.train(restore.load_config(workdir), workdir)
     messages = [r.getMessage() for r in caplog.records]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     for step in (TOTAL + EVERY, TOTAL):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_trainer import smoke_config, synthetic_batches
 
+from audiossl_jax.data import pipeline
 from audiossl_jax.train import sharding, trainer
 
 MIN_SIZE = 1024
@@ -44,7 +45,7 @@ def state_and_names(config):
     s = trainer.setup(config, mesh)
     state = s.init_fn()
     names = nn.get_partition_spec(
-        jax.eval_shape(lambda: s.task.init(jax.random.key(0), trainer.example_batch(config, 1)))
+        jax.eval_shape(lambda: s.task.init(jax.random.key(0), pipeline.example_batch(config, 1)))
     )["params"]
     return s, state, names
 

@@ -265,4 +265,4 @@ def test_layout_is_the_papers():
     del old["latent_dim"]
     old.final_dim = 32
     with pytest.raises(ValueError, match=r"config.model=.*has no latent_dim.*older code version"):
-        wav2vec2.Wav2Vec2Conformer.from_config(old, "float32")
+        config_lib.validate_conformer(old)

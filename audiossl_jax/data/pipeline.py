@@ -60,6 +60,31 @@ def crop_samples(data_cfg: ml_collections.ConfigDict) -> int:
     return frontend.seconds_to_samples(data_cfg.crop_seconds, data_cfg.sample_rate)
 
 
+def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> Batch:
+    """A zero batch with the layout the training pipeline yields for the run ``config`` (its
+    ``data``, ``frontend`` and ``task``): waveform [B, N], length [B], label [B] int32.
+
+    With ``config.data.multi_label`` the label is multi-hot float32 [B, C], C =
+    ``config.task.num_classes``.
+    """
+    n = frontend.seconds_to_samples(config.data.crop_seconds, config.frontend.sample_rate)
+    if config.data.get("multi_label", False):
+        num_classes = config.task.get("num_classes", None)
+        if not num_classes or num_classes < 1:
+            raise ValueError(
+                f"config.data.multi_label=True needs config.task.num_classes (got {num_classes!r}) for the "
+                "multi-hot label [B, C]; set it to the number of classes of the dataset."
+            )
+        label = np.zeros((batch_size, int(num_classes)), np.float32)
+    else:
+        label = np.zeros((batch_size,), np.int32)
+    return {
+        "waveform": np.zeros((batch_size, n), np.float32),
+        "length": np.full((batch_size,), n, np.int32),
+        "label": label,
+    }
+
+
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 

@@ -22,6 +22,10 @@ from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isor
 import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
+from audiossl_jax.data import pipeline, registry  # noqa: E402
+from audiossl_jax.evaluation import embeddings  # noqa: E402
+from audiossl_jax.train import restore  # noqa: E402
+
 FLAGS = flags.FLAGS
 
 
@@ -51,7 +55,6 @@ def data_config(
     sample_rate: int = 16000,
 ) -> ml_collections.ConfigDict:
     """An evaluation data config (see ``data.pipeline.default_data_config``)."""
-    from audiossl_jax.data import pipeline
 
     cfg = pipeline.default_data_config()
     cfg.name, cfg.label_key, cfg.crop_seconds, cfg.sample_rate = name, label_key, crop_seconds, sample_rate
@@ -100,13 +103,10 @@ def main(argv: list[str]) -> None:
     cli.start(argv)
     import numpy as np
 
-    from audiossl_jax.data import registry
-    from audiossl_jax.evaluation import embeddings
-
     step = FLAGS.step
     with cli.user_errors(registry.DatasetError, FileNotFoundError, ValueError, rewrite=with_own_flags):
         outs = output_paths(FLAGS.out, FLAGS.split)
-        run_config = embeddings.load_config(FLAGS.workdir)
+        run_config = restore.load_config(FLAGS.workdir)
         data_cfg = data_config(
             FLAGS.data,
             path=FLAGS.data_path,
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> None:
         if FLAGS.untrained:
             task, variables = embeddings.init_encoder(run_config)
         else:
-            step = embeddings.latest_step(FLAGS.workdir) if step is None else step
+            step = restore.latest_step(FLAGS.workdir) if step is None else step
             task, variables = embeddings.load_encoder(FLAGS.workdir, step)
         fn = embeddings.embed_fn(task)  # compiled once, for every split
         for split, out in outs.items():

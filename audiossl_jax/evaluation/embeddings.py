@@ -1,8 +1,8 @@
 """Pretrained encoders from their checkpoints, and embeddings of whole dataset splits.
 
-A checkpoint directory (``workdir``) holds ``config.json`` and Orbax
-``checkpoints/<step>/{state,config}`` written by ``train.trainer.train``; the config
-names the task, so one loader serves every encoder of either paper. Embeddings come
+A run directory (``workdir``) or an export holds ``config.json`` and the weights
+(``train.restore``); the config names the task, so one loader (``inference.load``) serves
+every encoder of either paper. Embeddings come
 from ``Task.embed``: frames [B, T, D], their validity [B, T] and times [T] (seconds);
 the scene embedding is the masked mean of the frames, [B, D].
 """
@@ -17,91 +17,34 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from audiossl_jax import frontend
+from audiossl_jax import frontend, inference, tasks
+from audiossl_jax.data import pipeline, registry
 from audiossl_jax.tasks.base import Task
-from audiossl_jax.train import checkpoint, sharding
+from audiossl_jax.train import sharding, trainer
 
 Array = jax.Array
 
-CONFIG_FILE = "config.json"
-
-
-def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-    """The run config stored in ``<workdir>/config.json``."""
-    path = pathlib.Path(workdir) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: --workdir must be the directory of a training run "
-            "(it holds config.json and checkpoints/)"
-        )
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
-
-
-def local_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of the run config on this machine's devices: all of them on the ``data`` axis,
-    parameters replicated (no tensor parallelism or FSDP)."""
-    config = ml_collections.ConfigDict(config.to_dict())
-    config.mesh.data, config.mesh.model, config.mesh.rules, config.mesh.fsdp = -1, 1, [], False
-    return config
-
-
-def _setup(config: ml_collections.ConfigDict) -> Any:
-    from audiossl_jax.train import trainer
-
-    return trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model))
-
 
 def init_encoder(config: ml_collections.ConfigDict) -> tuple[Task, dict[str, Any]]:
-    """A freshly initialised (untrained) encoder of ``config``: (task, variables)."""
-    s = _setup(local_config(config))
-    state = s.init_fn()
-    return s.task, {"params": state.params, **state.model_state}
-
-
-def _existing_step(ckpt: checkpoint.Checkpointer) -> int:
-    step = ckpt.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint under {ckpt.directory}: train first, or pass another --workdir")
-    return step
-
-
-def latest_step(workdir: str | pathlib.Path) -> int:
-    """The newest checkpoint step in ``workdir`` (an export's own step); FileNotFoundError when there is none."""
-    from audiossl_jax import inference
-
-    if inference.is_export(workdir):
-        return int(inference.read_export(workdir)["step"])
-    ckpt = checkpoint.Checkpointer(workdir, local_config(load_config(workdir)))
-    try:
-        return _existing_step(ckpt)
-    finally:
-        ckpt.close()
+    """A freshly initialised (untrained) encoder of the run config ``config``: (task, variables), the
+    initialisation its run starts from (``trainer.init_variables``), replicated over this machine's devices."""
+    config = inference.inference_config(config)
+    task = tasks.get_task(config)
+    variables = nn.unbox(jax.jit(lambda: trainer.init_variables(task, config))())
+    return task, jax.device_put(variables, sharding.replicated(sharding.make_mesh()))
 
 
 def load_encoder(workdir: str | pathlib.Path, step: int | None = None) -> tuple[Task, dict[str, Any]]:
     """The task and variables saved in ``workdir`` at ``step`` (default: the latest), or those of an
-    export directory (``python -m audiossl_jax.export``; it holds its run's one step)."""
-    from audiossl_jax import inference
-
-    if inference.is_export(workdir):
-        inference.check_export_step(workdir, step)
-        task, variables, _, _ = inference.load_export(workdir)
-        return task, variables
-    config = local_config(load_config(workdir))
-    ckpt = checkpoint.Checkpointer(workdir, config)
-    try:
-        step = _existing_step(ckpt) if step is None else step
-        s = _setup(config)
-        state = ckpt.restore(s.abstract_state, step)
-    finally:
-        ckpt.close()
-    logging.info("loaded %s (task %r) at step %d from %s", config.model.name, config.task.name, step, workdir)
-    return s.task, {"params": state.params, **state.model_state}
+    export directory (``python -m audiossl_jax.export``; it holds its run's one step): ``inference.load``."""
+    encoder = inference.load(workdir, step)
+    return encoder.task, encoder.variables
 
 
 def map_split(
@@ -118,8 +61,6 @@ def map_split(
     Yields (fn's outputs on the host, the batch's real rows bool [b], their labels) for
     each batch holding a real example; ValueError when the split has none.
     """
-    from audiossl_jax.data import pipeline
-
     seen = False
     for batch in pipeline.make_eval_iterator(data_cfg, split, batch_size=batch_size):
         rows = batch.pop("valid")
@@ -165,8 +106,6 @@ def embed_dataset(
     ``progress(done_examples, total_or_None)`` is called after each batch. ``fn``: the
     ``embed_fn(task)`` to reuse across splits (default: a new one, compiled on first use).
     """
-    from audiossl_jax.data import registry
-
     mesh = sharding.make_mesh()
     sharding.check_batch_size(batch_size, mesh)
     total = registry.get_dataset_info(data_cfg, split).num_examples
@@ -237,8 +176,6 @@ def cached_scene_embeddings(
     step. When the file lacks an example of the split, ``encoder()`` -> (task, variables)
     is called and the split embedded again (``embed_dataset``), its rows merged into the file.
     """
-    from audiossl_jax.data import registry
-
     src, _ = registry.load_source(data_cfg, split)
     if not len(src):
         raise ValueError(f"dataset {data_cfg.name!r} split {split!r} has no examples")

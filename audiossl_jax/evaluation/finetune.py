@@ -1,4 +1,5 @@
-"""Fine-tuning runs: the config builder, the run (shared trainer) and its evaluation.
+"""Fine-tuning runs: the run (shared trainer) and its evaluation; the config builders are
+``config_lib.finetune_config`` and ``config_lib.finetune_config_from``.
 
     python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:synthetic \
         --workdir=runs/ft --config.task.pretrained_workdir=runs/demo
@@ -30,137 +31,16 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
-from ml_collections import config_dict
 
-from audiossl_jax import config_lib
-from audiossl_jax.evaluation import metrics
-from audiossl_jax.tasks.classification import ClassificationTask, is_cnn
-from audiossl_jax.train import sharding
-
-CONFORMER_TASKS = ("wav2vec2", "classification")
-
-
-def classification_task(num_classes: int, multi_label: bool, pooling: str = "mean") -> ml_collections.ConfigDict:
-    """The ``config.task`` of fine-tuning: head, augmentation, consistency loss, checkpoint to load.
-
-    The paper's recipe for "all downstream tasks": jitter of up to 200 samples, one time
-    mask of up to 2 s per 10 s, mixup Beta(0.5, 0.5), and the consistency loss (symmetric
-    KL x 2). ``pooling``: 'mean' (every task but AudioSet) or 'linear_softmax' (AudioSet).
-    """
-    t = ml_collections.ConfigDict(
-        dict(
-            name="classification",
-            num_classes=num_classes,
-            multi_label=multi_label,
-            pooling=pooling,
-            jitter_samples=200,
-            time_mask_max_fraction=0.2,
-            mixup=True,
-            mixup_beta=0.5,
-            consistency=True,
-            consistency_weight=2.0,
-            output_dropout=0.0,
-            pool_eps=1e-6,
-            freeze_encoder=False,
-        )
-    )
-    t.pretrained_workdir = config_dict.placeholder(str)
-    t.pretrained_step = config_dict.placeholder(int)
-    return t
-
-
-def tri_stage_schedule(peak_learning_rate: float) -> ml_collections.ConfigDict:
-    """Tri-stage LR: 30% warm-up from 1% of the peak, 30% hold, 40% exponential decay to 5%."""
-    return ml_collections.ConfigDict(
-        dict(
-            name="tri_stage",
-            peak_learning_rate=peak_learning_rate,
-            warmup_fraction=0.3,
-            hold_fraction=0.3,
-            decay_fraction=0.4,
-            init_scale=0.01,
-            final_scale=0.05,
-        )
-    )
-
-
-def finetune_config(
-    size: str, variant: str | None, *, num_classes: int, multi_label: bool, pooling: str = "mean"
-) -> ml_collections.ConfigDict:
-    """Fine-tuning of the conformer of ``config_lib.wav2vec2_pretrain_config(size, variant)``.
-
-    The model keys equal the pre-training config's, so its checkpoints load. Recipe
-    (Srivastava et al., 2022): whole encoder updated, tri-stage LR (30% warm-up, 30%
-    hold, 40% exponential decay), the augmentations and consistency loss of
-    ``classification_task``, head ``pooling``.
-    """
-    c = config_lib.wav2vec2_pretrain_config(size, variant)
-    c.mode = "finetune"
-    c.total_steps = 20_000 if variant is None else c.total_steps
-    c.model.name = c.model.name.replace("wav2vec2", "finetune")
-    c.schedule = tri_stage_schedule(1e-4 if variant is None else 1e-3)
-    c.task = classification_task(num_classes, multi_label, pooling)
-    add_best_checkpoint_keys(c)
-    return c
-
-
-def finetune_config_from(
-    encoder_config: ml_collections.ConfigDict, workdir: str, *, num_classes: int, multi_label: bool
-) -> ml_collections.ConfigDict:
-    """Fine-tuning of the encoder of the run in ``workdir`` (its stored ``encoder_config``).
-
-    Keeps the run's frontend and model keys (so its checkpoint loads), sets mode
-    'finetune', the classification task with ``task.pretrained_workdir=workdir`` and the
-    tri-stage schedule at the run's peak rate. Data, steps and batch size are the
-    caller's to set. Conformer runs (task 'wav2vec2' or 'classification') and CNN runs
-    (any pretext task of Tagliasacchi et al.: ``model.channels``; their
-    ``task.slice_frames`` is kept) fine-tune.
-    """
-    task = encoder_config.task.name
-    cnn = is_cnn(encoder_config)
-    if not cnn and task not in CONFORMER_TASKS:
-        raise ValueError(
-            f"{workdir}: task.name={task!r} with no config.model.channels is neither a conformer run "
-            f"(task.name in {CONFORMER_TASKS}) nor a CNN run; it cannot be fine-tuned."
-        )
-    c = ml_collections.ConfigDict(encoder_config.to_dict())
-    c.mode = "finetune"
-    if not c.model.name.endswith("finetune"):
-        c.model.name = c.model.name.replace("wav2vec2", "finetune") if not cnn else f"{c.model.name}_finetune"
-    c.schedule = tri_stage_schedule(float(encoder_config.schedule.peak_learning_rate))
-    previous = encoder_config.task if task == "classification" else {}
-    c.task = classification_task(num_classes, multi_label)
-    if cnn:
-        c.task.slice_frames = int(encoder_config.task.slice_frames)
-    for key in (
-        "jitter_samples",
-        "time_mask_max_fraction",
-        "mixup",
-        "mixup_beta",
-        "consistency",
-        "consistency_weight",
-        "output_dropout",
-        "pool_eps",
-    ):
-        if key in previous:
-            c.task[key] = previous[key]
-    c.task.pretrained_workdir = str(workdir)
-    add_best_checkpoint_keys(c)
-    return c
-
-
-def add_best_checkpoint_keys(c: ml_collections.ConfigDict) -> None:
-    """``config.checkpoint.best_split``: the split that picks the best checkpoint (None: the
-    dataset's 'validation' split when it has one, else no selection)."""
-    if "best_split" not in c.checkpoint:
-        c.checkpoint.best_split = config_dict.placeholder(str)
+from audiossl_jax.data import registry
+from audiossl_jax.evaluation import embeddings, metrics
+from audiossl_jax.tasks.classification import ClassificationTask
+from audiossl_jax.train import sharding, trainer
 
 
 def validation_split(config: ml_collections.ConfigDict) -> str | None:
     """The split scored at each checkpoint: ``config.checkpoint.best_split``, else 'validation'
     when the dataset has it, else None. Refuses the evaluation split (its score would be biased)."""
-    from audiossl_jax.data import registry
-
     split = config.checkpoint.get("best_split", None)
     if split is None:
         try:
@@ -248,8 +128,6 @@ def evaluate(
     mesh: jax.sharding.Mesh,
 ) -> dict[str, float]:
     """Scores every example of ``split`` once; ``metrics.classification_metrics`` of them."""
-    from audiossl_jax.evaluation import embeddings
-
     labels, scores = [], []
     for score, rows, label in embeddings.map_split(
         jax.jit(task.predict), variables, data_cfg, split, batch_size=batch_size, mesh=mesh
@@ -280,11 +158,9 @@ def run(
 ) -> dict[str, float]:
     """Fine-tunes (resuming when ``workdir`` has checkpoints), evaluates, writes the json.
 
+    ``config`` is a validated fine-tuning config (``config_lib.validate``: the entry point's job).
     ``data_iterator_fn`` replaces the configured training pipeline (``trainer.train``).
     """
-    from audiossl_jax.train import trainer
-
-    config_lib.validate(config)
     task = ClassificationTask(config)
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     val_split = validation_split(config)
@@ -315,7 +191,7 @@ def run(
         return {f"{val_split}/{k}": v for k, v in scores.items()}
 
     state = trainer.train(
-        config, workdir, data_iterator_fn=data_iterator_fn, on_checkpoint=on_checkpoint if best else None
+        config, workdir, task=task, data_iterator_fn=data_iterator_fn, on_checkpoint=on_checkpoint if best else None
     )
     variables = {"params": state.params, **state.model_state}
     step = int(state.step)

@@ -41,6 +41,13 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from audiossl_jax import config_lib
+from audiossl_jax.config_lib import require
+from audiossl_jax.data import registry, subset
+from audiossl_jax.evaluation import finetune, protocol
+from audiossl_jax.tasks.classification import ClassificationTask
+from audiossl_jax.train import sharding, trainer
+
 GRIDS = ("sweep", "label_fractions", "cv", "ablation")
 METRICS_FILE, TEST_METRICS_FILE = "metrics.json", "test_metrics.json"
 TABLE_MD, TABLE_CSV, FIGURE_FILE, SUMMARY_FILE = "table.md", "table.csv", "figure.png", "summary.json"
@@ -192,21 +199,15 @@ def _write_summary(workdir: pathlib.Path, summary: Mapping[str, Any]) -> None:
 
 
 def finetune_run(config: ml_collections.ConfigDict, workdir: pathlib.Path, splits: Sequence[str]) -> dict[str, float]:
-    """Fine-tunes ``config`` in ``workdir`` (resuming; a finished run is only restored) and
-    scores every example of each split with ``finetune.evaluate``.
+    """Fine-tunes ``config`` (validated with the grid: ``validate``) in ``workdir`` (resuming; a
+    finished run is only restored) and scores every example of each split with ``finetune.evaluate``.
 
     Returns {"<split>/<metric>": value} for every metric of every split, and
     "num_train": the labelled training clips (``data.train_fraction``/``train_size`` applied).
     """
-    from audiossl_jax import config_lib
-    from audiossl_jax.data import registry, subset
-    from audiossl_jax.evaluation import finetune
-    from audiossl_jax.tasks.classification import ClassificationTask
-    from audiossl_jax.train import sharding, trainer
 
-    config_lib.validate(config)
-    state = trainer.train(config, workdir)
     task, mesh = ClassificationTask(config), sharding.make_mesh(config.mesh.data, config.mesh.model)
+    state = trainer.train(config, workdir, task=task)
     variables = {"params": state.params, **state.model_state}
     out: dict[str, float] = {}
     for split in splits:
@@ -388,7 +389,6 @@ def run_label_fractions(
 def _pretrained_dir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> pathlib.Path:
     """``label_fractions.pretrained``: a run directory, or ``train:<config.py[:variant]>``
     pre-trained here into ``workdir/encoders/pretrained`` (resuming; ``protocol.resolve_encoder``)."""
-    from audiossl_jax.evaluation import protocol
 
     spec = config.label_fractions.pretrained
     if not spec:
@@ -473,15 +473,11 @@ def run_ablation(
     config: ml_collections.ConfigDict,
     workdir: pathlib.Path,
     runner: Runner = finetune_run,
-    pretrainer: Pretrainer | None = None,
+    pretrainer: Pretrainer = trainer.train,
 ) -> dict[str, Any]:
     """Pre-trains each point (``<point>/pretrain``), then fine-tunes it on every config of
     ``config.downstream`` (``<point>/<task>``, with the point's model keys and its
     checkpoint); metrics ``<task>/<split>/<metric>``."""
-    if pretrainer is None:
-        from audiossl_jax.train import trainer
-
-        pretrainer = trainer.train
     tasks = list(config.downstream.keys())
 
     def run_point(point: Point, directory: pathlib.Path) -> dict[str, float]:
@@ -555,8 +551,6 @@ POINTS = {"sweep": sweep_points, "label_fractions": label_fraction_points, "cv":
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks the grid's keys and validates every point's config before anything runs."""
-    from audiossl_jax import config_lib
-    from audiossl_jax.config_lib import require
 
     require(config.grid in GRIDS, "grid", config.grid, f"use one of {GRIDS}.")
     require(

@@ -57,8 +57,14 @@ from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isor
 
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
 
-from audiossl_jax.evaluation import report  # noqa: E402
+from audiossl_jax import config_lib, save_untrained  # noqa: E402
+from audiossl_jax.config_lib import require  # noqa: E402
+from audiossl_jax.data import pipeline, registry, subset  # noqa: E402
+from audiossl_jax.evaluation import embeddings, finetune, linear, report, slices  # noqa: E402
+from audiossl_jax.tasks.classification import ClassificationTask  # noqa: E402
+from audiossl_jax.train import checkpoint, restore, sharding, trainer  # noqa: E402
 
 RECIPES = ("slices", "clips")
 TRAIN_PREFIX, UNTRAINED_PREFIX = "train:", "untrained:"
@@ -83,7 +89,6 @@ class Run:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Rejects an inconsistent protocol config; errors name the key and what to do."""
-    from audiossl_jax.config_lib import require
 
     names = list(config.encoders.keys())
     scale = config.get("scale", "normalised")
@@ -163,9 +168,8 @@ def encoder_config(spec: str) -> ml_collections.ConfigDict:
     ``train:``/``untrained:`` spec, the ``config.json`` of a run directory."""
     if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
         return load_config_file(spec.split(":", 1)[1])
-    from audiossl_jax.evaluation import embeddings
 
-    return embeddings.load_config(spec)
+    return restore.load_config(spec)
 
 
 def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -233,7 +237,6 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
 
 def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path:
     """The run directory of encoder ``name``: given, or trained / saved untrained into ``workdir/encoders/name``."""
-    from audiossl_jax import config_lib
 
     if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
         return pathlib.Path(spec)
@@ -242,9 +245,6 @@ def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path
     config_lib.validate(config)
     target = workdir / "encoders" / name
     if untrained:
-        from audiossl_jax import save_untrained
-        from audiossl_jax.train import checkpoint
-
         ckpt = checkpoint.Checkpointer(target, config)
         try:
             done = ckpt.latest_step() is not None
@@ -254,8 +254,6 @@ def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path
             logging.info("encoder %s: saving the untrained %s into %s", name, config.model.name, target)
             save_untrained.save_untrained(config, target)
     else:
-        from audiossl_jax.train import trainer
-
         logging.info("encoder %s: training %s into %s (resumes)", name, config.model.name, target)
         trainer.train(config, target)
     return target
@@ -267,7 +265,6 @@ TASK_FORMAT = "name:key=value[,key=value...], e.g. birds:name=audio_folder,path=
 def add_tasks(config: ml_collections.ConfigDict, specs: list[str]) -> None:
     """Adds each ``--task`` spec (``TASK_FORMAT``: data config keys of ``pipeline.default_data_config``,
     values typed as there) to ``config.tasks``; ValueError naming the spec and what to write otherwise."""
-    from audiossl_jax.data import pipeline
 
     defaults = pipeline.default_data_config()
     for spec in specs:
@@ -306,7 +303,6 @@ def typed_value(text: str, kind: type, where: str) -> Any:
 
 def task_data_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
     """The data config of ``task``: ``pipeline.default_data_config()`` updated with ``config.tasks[task]``."""
-    from audiossl_jax.data import pipeline
 
     data = pipeline.default_data_config()
     for key, value in config.tasks[task].items():
@@ -335,7 +331,6 @@ class Evaluator:
         return self._dirs[name]
 
     def info(self, task: str, split: str) -> Any:
-        from audiossl_jax.data import registry
 
         if (task, split) not in self._info:
             self._info[task, split] = registry.get_dataset_info(task_data_config(self.config, task), split)
@@ -356,11 +351,10 @@ class Evaluator:
         """Scene embeddings [N, D] of ``split`` and ``task``'s labels; the embeddings are cached in
         workdir/embeddings/<encoder>/step<step>/<audio fingerprint>/<split>.npz, shared by every task
         that reads the same audio (``embeddings.cached_scene_embeddings``: label columns of one folder)."""
-        from audiossl_jax.evaluation import embeddings
 
         enc_dir = self.encoder_dir(encoder)
         if encoder not in self._steps:
-            self._steps[encoder] = embeddings.latest_step(enc_dir)
+            self._steps[encoder] = restore.latest_step(enc_dir)
 
         def load() -> tuple[Any, Any]:
             if self._loaded is None or self._loaded[0] != encoder:
@@ -368,7 +362,7 @@ class Evaluator:
             return self._loaded[1], self._loaded[2]
 
         data = task_data_config(self.config, task)
-        data.sample_rate = int(embeddings.load_config(enc_dir).frontend.sample_rate)
+        data.sample_rate = int(restore.load_config(enc_dir).frontend.sample_rate)
         return embeddings.cached_scene_embeddings(
             self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}",
             data,
@@ -388,8 +382,6 @@ class Evaluator:
         return data
 
     def frozen(self, run: Run) -> tuple[str, float, int]:
-        from audiossl_jax.data import pipeline
-        from audiossl_jax.evaluation import linear
 
         data = self.run_data_config(run)
         num_classes, multi_label = self.num_classes(run.task)
@@ -411,13 +403,12 @@ class Evaluator:
 
     def classifier_config(self, run: Run) -> ml_collections.ConfigDict:
         """The fine-tuning config of ``run``'s encoder on its task, data and replica seed."""
-        from audiossl_jax.evaluation import embeddings, finetune
 
         enc_dir = self.encoder_dir(run.encoder)
         num_classes, multi_label = self.num_classes(run.task)
-        c = embeddings.local_config(
-            finetune.finetune_config_from(
-                embeddings.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label
+        c = restore.local_config(
+            config_lib.finetune_config_from(
+                restore.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label
             )
         )
         c.data = self.run_data_config(run)
@@ -426,7 +417,6 @@ class Evaluator:
         return c
 
     def num_train(self, c: ml_collections.ConfigDict, task: str) -> int:
-        from audiossl_jax.data import subset
 
         num_examples = self.info(task, c.data.train_split).num_examples
         return subset.subset_size(num_examples, c.data.train_fraction, c.data.train_size) or num_examples
@@ -436,7 +426,6 @@ class Evaluator:
         return self.workdir / f"{arm}finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
 
     def finetuned(self, run: Run) -> tuple[str, float, int]:
-        from audiossl_jax.evaluation import finetune
 
         f = self.config.finetune
         c = self.classifier_config(run)
@@ -446,6 +435,7 @@ class Evaluator:
         c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
         c.schedule.peak_learning_rate = float(f.peak_learning_rate)
         c.task.consistency, c.task.output_dropout = bool(f.consistency), float(f.output_dropout)
+        config_lib.validate(c)
         result = finetune.run(c, self.run_dir(run))
         metric = "mAP" if c.task.multi_label else "accuracy"
         return metric, float(result[metric]), self.num_train(c, run.task)
@@ -453,10 +443,6 @@ class Evaluator:
     def sliced(self, run: Run) -> tuple[str, float, float, int]:
         """The paper's recipe: train on random slices (frozen: the linear layer only; fine-tuned:
         everything) with constant-rate Adam, then ``slices.evaluate_slices`` on the test split."""
-        from audiossl_jax import config_lib
-        from audiossl_jax.evaluation import slices
-        from audiossl_jax.tasks.classification import ClassificationTask
-        from audiossl_jax.train import sharding, trainer
 
         sl = self.config.slices
         c = self.classifier_config(run)
@@ -488,11 +474,12 @@ class Evaluator:
         c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
         config_lib.validate(c)
         run_dir = self.run_dir(run)
-        state = trainer.train(c, run_dir)
+        task = ClassificationTask(c)
+        state = trainer.train(c, run_dir, task=task)
         eval_data = ml_collections.ConfigDict(c.data.to_dict())
         eval_data.crop_seconds = clip_seconds  # whole clips (up to the task's crop), sliced at random
         result = slices.evaluate_slices(
-            ClassificationTask(c),
+            task,
             {"params": state.params, **state.model_state},
             eval_data,
             c.data.eval_split,
@@ -594,18 +581,14 @@ def main(argv: list[str]) -> None:
     """Command entry point; shows this package's INFO lines only (``logs.show_own_info``)."""
     from absl import flags
 
-    from audiossl_jax.data.registry import DatasetError
-
     cli.start(argv)
-    with cli.user_errors(DatasetError, FileNotFoundError, ValueError):
+    with cli.user_errors(registry.DatasetError, FileNotFoundError, ValueError):
         add_tasks(flags.FLAGS.config, flags.FLAGS.task)
         run(flags.FLAGS.config, flags.FLAGS.workdir, max_runs=flags.FLAGS.max_runs)
     print((pathlib.Path(flags.FLAGS.workdir) / report.TABLE_FILE).read_text())
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
     cli.define_config("Protocol config file, e.g. configs/eval_protocol.py:demo.")
     cli.define_workdir("Directory for the encoders, runs, results.csv and the reports.")
     flags.DEFINE_integer("max_runs", None, "Stop after this many new runs (the rest run on the next call).")

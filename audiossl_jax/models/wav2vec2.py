@@ -32,7 +32,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiossl_jax import config_lib
 from audiossl_jax.models.conformer import Conformer, kernel_sizes
 from audiossl_jax.models.layers import PARAM_DTYPE, dense, layer_norm
 
@@ -79,7 +78,6 @@ class Wav2Vec2Conformer(nn.Module):
     @classmethod
     def from_config(cls, m: Any, dtype: Any) -> Wav2Vec2Conformer:
         """The model of ``config.model`` (pre-training and fine-tuning build it alike, so checkpoints load)."""
-        config_lib.validate_conformer(m)
         return cls(
             stack=m.stack,
             latent_dim=m.latent_dim,

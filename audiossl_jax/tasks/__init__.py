@@ -6,41 +6,28 @@ from collections.abc import Callable
 
 import ml_collections
 
+from audiossl_jax.tasks import audio2vec
+from audiossl_jax.tasks.arrow_of_time import ArrowOfTimeTask
 from audiossl_jax.tasks.base import Task
+from audiossl_jax.tasks.classification import ClassificationTask
+from audiossl_jax.tasks.supervised import SupervisedTask
+from audiossl_jax.tasks.temporal_gap import TemporalGapTask
+from audiossl_jax.tasks.triplet import TripletTask
+from audiossl_jax.tasks.wav2vec2 import Wav2Vec2Task
 
-TASK_NAMES = (
-    "wav2vec2",
-    "audio2vec_cbow",
-    "audio2vec_skipgram",
-    "temporal_gap",
-    "autoencoder",
-    "arrow_of_time",
-    "triplet",
-    "supervised",
-    "classification",
-)
-
-
-def _builders() -> dict[str, Callable[[ml_collections.ConfigDict], Task]]:
-    from audiossl_jax.tasks import audio2vec
-    from audiossl_jax.tasks.arrow_of_time import ArrowOfTimeTask
-    from audiossl_jax.tasks.classification import ClassificationTask
-    from audiossl_jax.tasks.supervised import SupervisedTask
-    from audiossl_jax.tasks.temporal_gap import TemporalGapTask
-    from audiossl_jax.tasks.triplet import TripletTask
-    from audiossl_jax.tasks.wav2vec2 import Wav2Vec2Task
-
-    return {
-        "wav2vec2": Wav2Vec2Task,
-        "audio2vec_cbow": audio2vec.cbow,
-        "audio2vec_skipgram": audio2vec.skipgram,
-        "temporal_gap": TemporalGapTask,
-        "autoencoder": audio2vec.AutoEncoderTask,
-        "arrow_of_time": ArrowOfTimeTask,
-        "triplet": TripletTask,
-        "supervised": SupervisedTask,
-        "classification": ClassificationTask,
-    }
+# config.task.name -> the task it builds.
+BUILDERS: dict[str, Callable[[ml_collections.ConfigDict], Task]] = {
+    "wav2vec2": Wav2Vec2Task,
+    "audio2vec_cbow": audio2vec.cbow,
+    "audio2vec_skipgram": audio2vec.skipgram,
+    "temporal_gap": TemporalGapTask,
+    "autoencoder": audio2vec.AutoEncoderTask,
+    "arrow_of_time": ArrowOfTimeTask,
+    "triplet": TripletTask,
+    "supervised": SupervisedTask,
+    "classification": ClassificationTask,
+}
+TASK_NAMES = tuple(BUILDERS)
 
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
@@ -48,4 +35,4 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
     name = config.task.name
     if name not in TASK_NAMES:
         raise ValueError(f"config.task.name={name!r} is not a known task; use one of {sorted(TASK_NAMES)}.")
-    return _builders()[name](config)
+    return BUILDERS[name](config)

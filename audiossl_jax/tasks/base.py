@@ -59,15 +59,20 @@ class Task(abc.ABC):
     ) -> tuple[Array, tuple[Metrics, dict[str, Any]]]:
         """Returns (scalar float32 loss, (metrics, updated non-parameter collections))."""
 
-    def load_pretrained(self, params: Any, model_state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """Replaces parts of freshly initialised ``params`` and non-parameter collections
-        (``model_state``, e.g. BatchNorm ``batch_stats``) with pretrained values.
+    def load_pretrained(
+        self, params: Any, model_state: dict[str, Any], source: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Merges pretrained variables ``source`` (``{"params": ..., "batch_stats": ...}`` of another
+        run, read by ``train.restore``) into freshly initialised ``params`` and non-parameter
+        collections ``model_state`` (host trees); returns the (params, model_state) to use.
 
-        Called by the trainer on the host once, when a run starts from scratch (not on
-        resume). Returns the (params, model_state) to use (leaves may be numpy arrays);
-        the default keeps the random initialisation.
+        The trainer calls it once, when a run with ``config.task.pretrained_workdir`` starts from
+        scratch (not on resume). A task that takes no pretrained weights refuses.
         """
-        return params, model_state
+        raise ValueError(
+            f"config.task.pretrained_workdir is set, but task {type(self).__name__} starts from no "
+            "pretrained weights; remove it"
+        )
 
     @abc.abstractmethod
     def embed(self, variables: Mapping[str, Any], batch: Batch) -> tuple[Array, Array, Array]:

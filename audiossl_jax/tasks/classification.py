@@ -36,7 +36,7 @@ import numpy as np
 
 from audiossl_jax import augment, config_lib
 from audiossl_jax import frontend as frontend_lib
-from audiossl_jax.models.classifier import POOLINGS, Classifier
+from audiossl_jax.models.classifier import Classifier
 from audiossl_jax.models.cnn import SliceEncoder, encoder_kwargs
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 from audiossl_jax.tasks.base import Batch, Metrics, Task
@@ -64,75 +64,14 @@ def symmetric_kl(a: Array, b: Array, multi_label: bool, eps: float) -> Array:
     return ((jnp.exp(la) - jnp.exp(lb)) * (la - lb)).sum(axis=-1)
 
 
-def validate_config(c: ml_collections.ConfigDict) -> None:
-    """Checks a fine-tuning config (mode 'finetune'); errors name the key."""
-
-    def require(ok: bool, key: str, what: str) -> None:
-        if not ok:
-            value = c
-            for part in key.split("."):
-                value = value[part]
-            config_lib.require(ok, key, value, what)
-
-    t, m = c.task, c.model
-    cnn = is_cnn(c)
-    require(c.mode == "finetune", "mode", "a classification config runs in mode 'finetune'.")
-    require(t.name == "classification", "task.name", "must be 'classification'.")
-    require(t.num_classes >= 2, "task.num_classes", "must be >= 2.")
-    require(t.jitter_samples >= 0, "task.jitter_samples", "must be >= 0.")
-    require(0 <= t.time_mask_max_fraction < 1, "task.time_mask_max_fraction", "must lie in [0, 1).")
-    require(t.mixup_beta > 0, "task.mixup_beta", "must be > 0.")
-    require(t.consistency_weight >= 0, "task.consistency_weight", "must be >= 0.")
-    require(0 <= t.output_dropout < 1, "task.output_dropout", "must lie in [0, 1).")
-    require(0 < t.pool_eps < 0.5, "task.pool_eps", "must lie in (0, 0.5).")
-    if t.get("pooling") not in POOLINGS:
-        raise ValueError(
-            f"config.task.pooling={t.get('pooling')!r}: must be one of {POOLINGS} "
-            "('linear_softmax': the paper's AudioSet head; 'mean': its head of every other task)."
-        )
-    require(
-        t.multi_label or t.pooling != "linear_softmax",
-        "task.pooling",
-        "pools frame-level sigmoid probabilities, so it needs config.task.multi_label=True; "
-        "single-label tasks use 'mean'.",
-    )
-    if t.get("freeze_encoder", False):
-        require(
-            c.optimizer.weight_decay == 0,
-            "optimizer.weight_decay",
-            "must be 0 with config.task.freeze_encoder=True (decay would move the frozen encoder).",
-        )
-    if cnn:
-        if int(t.get("slice_frames", 0)) < 1:
-            raise ValueError(
-                f"config.task.slice_frames={t.get('slice_frames')!r}: a CNN encoder "
-                "(config.model.channels) needs the pretext run's slice length (>= 1)."
-            )
-        crop_frames = frontend_lib.crop_frames(c.data.crop_seconds, frontend_lib.FrontendConfig.from_config(c.frontend))
-        require(
-            crop_frames >= t.slice_frames,
-            "data.crop_seconds",
-            f"gives {crop_frames} frames, fewer than one slice (config.task.slice_frames={t.slice_frames}).",
-        )
-    else:
-        config_lib.validate_conformer(m)
-    require(c.batch_size > 0 and c.total_steps > 0, "batch_size", "batch_size and total_steps must be positive.")
-
-
-def is_cnn(config: ml_collections.ConfigDict) -> bool:
-    """Whether ``config.model`` is the CNN encoder (it has ``channels``) rather than the conformer."""
-    return "channels" in config.model
-
-
 class ClassificationTask(Task):
     """Fine-tuning task; configured by ``config.model`` (the encoder) and ``config.task``."""
 
     def __init__(self, config: ml_collections.ConfigDict):
-        validate_config(config)
         self.frontend = frontend_lib.FrontendConfig.from_config(config.frontend)
         m, t = config.model, config.task
         dtype = jnp.dtype(config.compute_dtype)
-        self.cnn = is_cnn(config)
+        self.cnn = config_lib.is_cnn(config)
         if self.cnn:
             encoder = SliceEncoder(**encoder_kwargs(m), dtype=dtype, slice_frames=int(t.slice_frames))
             self.frames_per_step = int(t.slice_frames)
@@ -234,21 +173,18 @@ class ClassificationTask(Task):
         frames, mask = self.model.apply(variables, logmel, frame_mask, method=Classifier.embed)
         return frames, mask, frontend_lib.group_times(frames.shape[1], self.frontend, self.frames_per_step)
 
-    def load_pretrained(self, params: Any, model_state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """Copies the encoder of ``task.pretrained_workdir`` into ``params`` and ``model_state``.
+    def load_pretrained(
+        self, params: Any, model_state: dict[str, Any], source: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Copies the encoder of ``source`` (the variables of ``task.pretrained_workdir``) into
+        ``params`` and ``model_state``.
 
         Any run with the same encoder kind and sizes: a wav2vec 2.0 or fine-tuned run for
         the conformer; a pretext (or fine-tuned) CNN run, whose BatchNorm ``batch_stats``
         come along. The head keeps its random initialisation.
         """
-        workdir = self._t.pretrained_workdir
-        if not workdir:
-            return params, model_state
-        from audiossl_jax.evaluation import embeddings
-
-        _, variables = embeddings.load_encoder(workdir, self._t.pretrained_step)
-        source = jax.device_get(dict(variables))
-        target = {"params": jax.device_get(params), **jax.device_get(dict(model_state))}
+        workdir = self._t.get("pretrained_workdir", None)
+        target = {"params": params, **model_state}
         loaded = {}
         for collection, tree in target.items():
             if "encoder" not in tree:

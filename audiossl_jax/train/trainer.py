@@ -38,10 +38,10 @@ from etils import epath
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from audiossl_jax import frontend as frontend_lib
 from audiossl_jax import tasks
+from audiossl_jax.data import pipeline, registry
 from audiossl_jax.tasks.base import Batch, Task
-from audiossl_jax.train import checkpoint, optim, sharding
+from audiossl_jax.train import checkpoint, optim, restore, sharding
 from audiossl_jax.train import workdir as workdir_lib
 
 Array = jax.Array
@@ -128,28 +128,11 @@ class Setup:
     schedule: optax.Schedule
 
 
-def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, np.ndarray]:
-    """A zero batch with the pipeline's shapes: waveform [B, N], length [B], label [B] int32.
-
-    With ``config.data.multi_label`` the label is multi-hot float32 [B, C], C =
-    ``config.task.num_classes``.
-    """
-    n = frontend_lib.seconds_to_samples(config.data.crop_seconds, config.frontend.sample_rate)
-    if config.data.get("multi_label", False):
-        num_classes = config.task.get("num_classes", None)
-        if not num_classes or num_classes < 1:
-            raise ValueError(
-                f"config.data.multi_label=True needs config.task.num_classes (got {num_classes!r}) for the "
-                "multi-hot label [B, C]; set it to the number of classes of the dataset."
-            )
-        label = np.zeros((batch_size, int(num_classes)), np.float32)
-    else:
-        label = np.zeros((batch_size,), np.int32)
-    return {
-        "waveform": np.zeros((batch_size, n), np.float32),
-        "length": np.full((batch_size,), n, np.int32),
-        "label": label,
-    }
+def init_variables(task: Task, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The task's initial variables (boxed with logical axis names), drawn from ``config.seed``: what
+    every run of ``config`` starts from (``save_untrained`` saves them, ``--untrained`` embeds with them)."""
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+    return task.init(rng, pipeline.example_batch(config, 1))
 
 
 def _split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -157,16 +140,16 @@ def _split_variables(variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]
     return variables.pop("params"), variables
 
 
-def setup(config: ml_collections.ConfigDict, mesh: Mesh) -> Setup:
-    """Builds the task, the state's shardings on ``mesh`` and the jitted functions."""
-    task = tasks.get_task(config)
+def setup(config: ml_collections.ConfigDict, mesh: Mesh, task: Task | None = None) -> Setup:
+    """The state's shardings on ``mesh`` and the jitted functions of ``task`` (default: the one
+    ``config.task`` names)."""
+    task = tasks.get_task(config) if task is None else task
     rules = sharding.logical_rules(config)
     tx, schedule = optim.make_optimizer(config)
-    init_batch = example_batch(config, 1)
 
     def boxed_init() -> TrainState:
         rng = jax.random.PRNGKey(config.seed)
-        params, model_state = _split_variables(task.init(jax.random.fold_in(rng, 1), init_batch))
+        params, model_state = _split_variables(init_variables(task, config))
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -210,7 +193,7 @@ def setup(config: ml_collections.ConfigDict, mesh: Mesh) -> Setup:
         )
         return new_state, metrics
 
-    batch_shardings = {k: sharding.batch_sharding(mesh) for k in init_batch}
+    batch_shardings = {k: sharding.batch_sharding(mesh) for k in pipeline.example_batch(config, 1)}
     jitted_step = jax.jit(
         train_step,
         in_shardings=(state_sharding, batch_shardings),
@@ -311,8 +294,6 @@ def _log_and_check_data(config: ml_collections.ConfigDict) -> None:
 
     Fails within seconds, before the model is built, when the dataset is not prepared.
     """
-    from audiossl_jax.data import registry
-
     d = config.data
     info = registry.get_dataset_info(d, d.train_split)
     sizes = [f"{d.train_split!r} {info.num_examples} examples"]
@@ -353,11 +334,16 @@ def train(
     config: ml_collections.ConfigDict,
     workdir: str | pathlib.Path | epath.Path,
     *,
+    task: Task | None = None,
     data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None = None,
     on_checkpoint: Callable[[int, TrainState], Mapping[str, float]] | None = None,
 ) -> TrainState:
     """Trains ``config.total_steps`` steps in ``workdir``, resuming from its last checkpoint.
 
+    ``task``: the task of ``config`` when the caller holds it already (fine-tuning evaluates with
+    it); default: built from ``config.task``. A run starting from scratch with
+    ``config.task.pretrained_workdir`` set takes that run's weights (``restore.restore_variables``
+    at ``task.pretrained_step``, merged by ``Task.load_pretrained``).
     ``data_iterator_fn(start_step)`` may replace the configured input pipeline (tests).
     ``on_checkpoint(step, state)``, called on every process at each checkpoint step (not
     on preemption), returns scalars written to the summaries at that step (fine-tuning's
@@ -373,7 +359,7 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     lock = _lock(workdir)
     try:
-        return _train(config, workdir, data_iterator_fn, on_checkpoint)
+        return _train(config, workdir, task, data_iterator_fn, on_checkpoint)
     finally:
         if lock is not None:
             lock.release()
@@ -382,6 +368,7 @@ def train(
 def _train(
     config: ml_collections.ConfigDict,
     workdir: epath.Path,
+    task: Task | None,
     data_iterator_fn: Callable[[int], Iterator[Mapping[str, np.ndarray]]] | None,
     on_checkpoint: Callable[[int, TrainState], Mapping[str, float]] | None = None,
 ) -> TrainState:
@@ -389,8 +376,6 @@ def _train(
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     per_host_batch = sharding.check_batch_size(config.batch_size, mesh)
     if data_iterator_fn is None:
-        from audiossl_jax.data import pipeline
-
         _log_and_check_data(config)
 
         def data_iterator_fn(start_step: int) -> Iterator[Mapping[str, np.ndarray]]:
@@ -405,7 +390,7 @@ def _train(
 
     ckpt = checkpoint.Checkpointer(workdir, config)
     try:
-        s = setup(config, mesh)
+        s = setup(config, mesh, task)
         logging.info("%s", sharding.describe(s.mesh))
         counts = parameter_table(s.abstract_state.params)
         logging.info("parameters (%s):\n%s", config.model.name, format_parameter_table(counts))
@@ -413,7 +398,7 @@ def _train(
     except BaseException:
         ckpt.close()
         raise
-    config_file = workdir / "config.json"
+    config_file = workdir / restore.CONFIG_FILE
     if restored is not None:
         state, start = restored
         logging.info("resuming from the checkpoint at step %d in %s", start, ckpt.directory)
@@ -426,8 +411,12 @@ def _train(
             )
         start = 0
         state = s.init_fn()
-        params, model_state = s.task.load_pretrained(state.params, state.model_state)
-        if params is not state.params or model_state is not state.model_state:
+        pretrained = config.task.get("pretrained_workdir", None)
+        if pretrained:
+            source = restore.restore_variables(pretrained, config.task.get("pretrained_step", None))
+            params, model_state = s.task.load_pretrained(
+                jax.device_get(state.params), jax.device_get(state.model_state), jax.device_get(source.variables)
+            )
             state = state.replace(
                 params=jax.device_put(params, s.state_sharding.params),
                 model_state=jax.device_put(model_state, s.state_sharding.model_state),
