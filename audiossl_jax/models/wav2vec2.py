@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from audiossl_jax import config_lib
 from audiossl_jax.models.conformer import Conformer, kernel_sizes
-from audiossl_jax.models.layers import PARAM_DTYPE, dense, layer_norm
+from audiossl_jax.models.layers import PARAM_DTYPE, Dropout, dense, layer_norm
 
 Array = jax.Array
 
@@ -113,7 +113,7 @@ class Wav2Vec2Conformer(nn.Module):
             name="conformer",
         )
         self.context_out = dense(self.latent_dim, ("embed", "latent"), self.dtype, "context_out")
-        self.dropout_layer = nn.Dropout(self.feature_dropout)
+        self.dropout_layer = Dropout(self.feature_dropout)
 
     def latents(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
         """Feature encoder: logmel [B, T, F], frame_mask [B, T] -> Z [B, T', L], mask [B, T']."""
