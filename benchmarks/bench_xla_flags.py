@@ -1,6 +1,7 @@
-"""Which XLA:CPU backend flags speed up our pre-training step: each flag set side by side in one run.
+"""Which XLA:CPU backend flags (or code versions) speed up our pre-training step, side by side in one run.
 
     python benchmarks/bench_xla_flags.py [--size S] [--steps 3] [--rounds 2] [--sets "A;B;..."] [--quick]
+    python benchmarks/bench_xla_flags.py --sets "" --trees "/tmp/before;."   # a change, before and after
 
 XLA reads ``XLA_FLAGS`` once, when the backend starts, so every flag set runs in a child
 process of its own (this file with ``--child``), and the sets take turns round by round
@@ -12,6 +13,8 @@ that fails is reported with its error, never dropped. The default sets are the G
 and fusion backends that jaxlib 0.10's XLA:CPU offers: oneDNN, XNNPACK and YNNPACK.
 Only ratios to the default set within one run mean anything on a shared CPU; the
 script measures the load of other processes and warns when the machine is not idle.
+``--trees`` runs every set with the package imported from each of several checkouts
+(e.g. ``git worktree add /tmp/before HEAD~1``), to time a change the same way.
 """
 
 from __future__ import annotations
@@ -55,11 +58,11 @@ def child(case: Case, steps: int) -> dict[str, float]:
     return {"compile_s": ours.compile_s, "train_s": train, "infer_s": infer, "matmul_gflops": 2 * n**3 / sec / 1e9}
 
 
-def run_child(flags: str, args: argparse.Namespace) -> dict[str, float] | str:
-    """One child run of ``flags``: its result, or the reason it failed (last lines of its output)."""
+def run_child(tree: str, flags: str, args: argparse.Namespace) -> dict[str, float] | str:
+    """One child run of ``flags`` on the package of checkout ``tree``: its result, or why it failed."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--size", args.size, "--steps", str(args.steps)]
     cmd += ["--quick"] if args.quick else []
-    env = dict(os.environ, XLA_FLAGS=flags, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, XLA_FLAGS=flags, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.path.abspath(tree))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
@@ -69,7 +72,7 @@ def run_child(flags: str, args: argparse.Namespace) -> dict[str, float] | str:
 
 
 def summarise(sets: list[str], results: dict[str, list[dict[str, float] | str]]) -> str:
-    """The table: medians over rounds, ratios = the default set's time over this set's (> 1 = faster)."""
+    """The table: medians over rounds, ratios = the first set's time over this set's (> 1 = faster)."""
 
     def med(s: str, key: str) -> float:
         return float(np.median([r[key] for r in results[s] if isinstance(r, dict)]))
@@ -82,7 +85,7 @@ def summarise(sets: list[str], results: dict[str, list[dict[str, float] | str]])
         f"|{'-' * 50}|{'-' * 14}|{'-' * 10}|{'-' * 14}|{'-' * 10}|{'-' * 16}|{'-' * 11}|",
     ]
     for s in sets:
-        name = s or "(default)"
+        name = s.strip() or "(default)"
         fails = [r for r in results[s] if isinstance(r, str)]
         if len(fails) == len(results[s]):
             lines.append(f"| {name:<48} | {fails[0]} |")
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3, help="timed calls per set per round")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--sets", default=";".join(DEFAULT_SETS), help="';'-separated XLA_FLAGS values; first = baseline")
+    p.add_argument("--trees", default=".", help="';'-separated checkouts whose package each child imports")
     p.add_argument("--quick", action="store_true", help="tiny shapes, every code path (for the test)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -111,7 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(child(case, args.steps)), flush=True)
         return
-    sets = args.sets.split(";")
+    trees = args.trees.split(";")
+    for tree in trees:
+        if not os.path.isdir(os.path.join(tree, "audiossl_jax")):
+            raise SystemExit(f"--trees: {tree!r} holds no audiossl_jax package; give checkouts of this repository")
+    variants = [(t, f) for t in trees for f in args.sets.split(";")]
+    label = {v: (f"[{os.path.basename(os.path.abspath(v[0]))}] " if len(trees) > 1 else "") + v[1] for v in variants}
     load = other_load()
     print(
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {cpu_model()} | {os.cpu_count()} cores | "
@@ -122,12 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     warn = idle_warning(load, os.cpu_count() or 1)
     if warn:
         print(warn, flush=True)
-    results: dict[str, list[dict[str, float] | str]] = {s: [] for s in sets}
+    results: dict[str, list[dict[str, float] | str]] = {label[v]: [] for v in variants}
     for r in range(args.rounds):
-        for s in sets:
-            results[s].append(run_child(s, args))
-            print(f"round {r + 1}, {s or '(default)'}: {results[s][-1]}", flush=True)
-    print(summarise(sets, results))
+        for v in variants:
+            results[label[v]].append(run_child(*v, args))
+            print(f"round {r + 1}, {label[v] or '(default)'}: {results[label[v]][-1]}", flush=True)
+    print(summarise([label[v] for v in variants], results))
     after = other_load()
     print(f"after: other processes busy {after['other_cores_busy']:.2f} cores")
     warn = idle_warning(after, os.cpu_count() or 1)

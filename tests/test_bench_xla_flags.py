@@ -46,3 +46,13 @@ def test_quick_run_reports_every_set_and_an_unknown_flag_as_failed():
     assert len(table) == 3, out
     assert "(default)" in table[1] and "1.00x" in table[1]
     assert "--xla_no_such_flag_for_audiossl=1" in table[2] and "failed" in table[2]
+
+
+def test_trees_must_be_checkouts(tmp_path):
+    bench = _load_script()
+    try:
+        bench.main(["--trees", str(tmp_path)])
+    except SystemExit as e:
+        assert str(tmp_path) in str(e) and "audiossl_jax" in str(e)
+    else:
+        raise AssertionError("a folder without the package was accepted")
