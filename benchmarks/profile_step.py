@@ -5,8 +5,8 @@
 Each part of the step is jitted alone on the step's own shapes and timed forward and
 backward (median of ``--repeats``), then multiplied by how often the step runs it
 (24 FFNs, 12 convolution modules, 12 attention modules): the frontend, the three block
-parts (without dropout), the dropout masks' random bits (every dropout of the step, threefry and rbg
-keys), the distractor gather with the contrastive loss, and the AdamW update; next to
+parts (without dropout), the dropout masks' random bits (every dropout of the step: ours, Flax's
+``nn.Dropout``, ours with rbg keys), the distractor gather with the contrastive loss, and the AdamW update; next to
 the whole step. XLA's FLOP count of each part is printed with it. The lever rows time
 alternative formulations of the same part side by side in the same run.
 """
@@ -27,9 +27,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from audiossl_jax import config_lib, frontend  # noqa: E402
-from audiossl_jax.models import conformer  # noqa: E402
+from audiossl_jax.models import conformer, layers  # noqa: E402
 from audiossl_jax.tasks import wav2vec2 as w2v  # noqa: E402
 from audiossl_jax.train import optim, sharding, trainer  # noqa: E402
+
+LEVER_ROWS = ("dropout masks (flax nn.Dropout)", "dropout masks (ours, rbg)")
 
 
 def timed(fn: Callable[..., Any], *args: Any, repeats: int) -> tuple[float, float]:
@@ -120,9 +122,12 @@ def main() -> None:
         part(name, count, fwd_bwd(module, x, *extra), params, x, key)
     # Every dropout of one step: per block 2 FFNs x 2, conv 1, attention probabilities + output.
     drop_elems = m.num_blocks * (2 * (m.ffn_dim + d) + d + d + m.num_heads * steps) * b * steps + b * steps * d
-    for impl in ("threefry2x32", "rbg"):
-        k = jax.random.key(0, impl=impl)
-        part(f"dropout masks ({impl})", 1, lambda kk: jax.random.bernoulli(kk, 0.9, (drop_elems,)), k)
+    # Ours (models.layers: two 16-bit decisions per uint32 word) beside Flax's nn.Dropout
+    # (a float32 uniform per element), and ours with rbg keys instead of threefry.
+    threefry, rbg = jax.random.key(0), jax.random.key(0, impl="rbg")
+    part("dropout masks (ours, threefry)", 1, lambda kk: layers.keep_mask(kk, 0.1, (drop_elems,))[0], threefry)
+    part("dropout masks (flax nn.Dropout)", 1, lambda kk: jax.random.bernoulli(kk, 0.9, (drop_elems,)), threefry)
+    part("dropout masks (ours, rbg)", 1, lambda kk: layers.keep_mask(kk, 0.1, (drop_elems,))[0], rbg)
     slots = int(np.ceil(config.task.mask_prob * steps))
     ctx = jax.random.normal(key, (b, steps, m.latent_dim))
 
@@ -139,12 +144,13 @@ def main() -> None:
     opt_state = tx.init(state.params)
     part("AdamW update", 1, lambda g, o, pp: tx.update(g, o, pp), state.params, opt_state, state.params)
 
-    parts_s = sum(count * sec for name, count, sec, _ in rows if "rbg" not in name)
+    # The step's own dropout is ours with threefry keys; the other two mask rows are levers.
+    parts_s = sum(count * sec for name, count, sec, _ in rows if name not in LEVER_ROWS)
     total, of = (step_s, "step") if args.whole_step else (parts_s, "parts")
     print(
         f"cf_{args.size}, batch {b} x {args.seconds:g} s ({steps} steps), jax {jax.__version__}, "
         f"{jax.default_backend()}; whole train step: {step_s:.3f} s, {step_flops / 1e9:.1f} GFLOP; "
-        f"sum of the parts (dropout as threefry): {parts_s:.3f} s"
+        f"sum of the parts (dropout: ours, threefry): {parts_s:.3f} s"
     )
     print(
         f"| {'part':<38} | {'x/step':>6} | {'ms/call':>8} | {'ms/step':>8} | {'% of ' + of:>10} | {'GFLOP/step':>10} |"

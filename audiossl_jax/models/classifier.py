@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from audiossl_jax import frontend as frontend_lib
 from audiossl_jax.models.cnn import SliceEncoder
-from audiossl_jax.models.layers import dense
+from audiossl_jax.models.layers import Dropout, dense
 from audiossl_jax.models.wav2vec2 import Wav2Vec2Conformer
 
 Array = jax.Array
@@ -62,7 +62,7 @@ class Classifier(nn.Module):
         frames, valid = self.encoder.encode(logmel, frame_mask, train=train and not self.freeze_encoder)
         if self.freeze_encoder:
             frames = jax.lax.stop_gradient(frames)
-        frames = nn.Dropout(self.output_dropout)(frames, deterministic=not train)
+        frames = Dropout(self.output_dropout)(frames, deterministic=not train)
         head = dense(self.num_classes, ("embed", None), self.dtype, "head")
         if self.pooling == "linear_softmax":
             p = jax.nn.sigmoid(head(frames).astype(jnp.float32))

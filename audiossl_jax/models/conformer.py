@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from audiossl_jax.models.layers import PARAM_DTYPE, dense, layer_norm
+from audiossl_jax.models.layers import PARAM_DTYPE, Dropout, attention, dense, layer_norm
 
 Array = jax.Array
 
@@ -42,9 +42,9 @@ class FeedForward(nn.Module):
         y = layer_norm(self.dtype, "norm")(x)
         y = dense(self.ffn_dim, ("embed", "mlp"), self.dtype, "in")(y)
         y = nn.swish(y)
-        y = nn.Dropout(self.dropout)(y, deterministic=not train)
+        y = Dropout(self.dropout)(y, deterministic=not train)
         y = dense(d, ("mlp", "embed"), self.dtype, "out")(y)
-        return nn.Dropout(self.dropout)(y, deterministic=not train)
+        return Dropout(self.dropout)(y, deterministic=not train)
 
 
 class DepthwiseConv(nn.Module):
@@ -102,7 +102,7 @@ class ConvModule(nn.Module):
         y = layer_norm(self.dtype, "conv_norm")(y)
         y = nn.swish(y)
         y = dense(d, ("mlp", "embed"), self.dtype, "pointwise_out")(y)
-        return nn.Dropout(self.dropout)(y, deterministic=not train)
+        return Dropout(self.dropout)(y, deterministic=not train)
 
 
 class SelfAttention(nn.Module):
@@ -122,13 +122,14 @@ class SelfAttention(nn.Module):
             param_dtype=PARAM_DTYPE,
             dropout_rate=self.dropout,
             deterministic=not train,
+            attention_fn=attention,
             kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), ("embed", "heads", "kv")),
             out_kernel_init=nn.with_logical_partitioning(nn.initializers.xavier_uniform(), ("heads", "kv", "embed")),
             bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("heads", "kv")),
             out_bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
             name="mhsa",
         )(y, y, mask=attn_mask)
-        return nn.Dropout(self.dropout)(y, deterministic=not train)
+        return Dropout(self.dropout)(y, deterministic=not train)
 
 
 class ConformerBlock(nn.Module):

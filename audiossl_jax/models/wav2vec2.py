@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from audiossl_jax.models.conformer import Conformer, kernel_sizes
-from audiossl_jax.models.layers import PARAM_DTYPE, dense, layer_norm
+from audiossl_jax.models.layers import PARAM_DTYPE, Dropout, dense, layer_norm
 
 Array = jax.Array
 
@@ -111,7 +111,7 @@ class Wav2Vec2Conformer(nn.Module):
             name="conformer",
         )
         self.context_out = dense(self.latent_dim, ("embed", "latent"), self.dtype, "context_out")
-        self.dropout_layer = nn.Dropout(self.feature_dropout)
+        self.dropout_layer = Dropout(self.feature_dropout)
 
     def latents(self, logmel: Array, frame_mask: Array) -> tuple[Array, Array]:
         """Feature encoder: logmel [B, T, F], frame_mask [B, T] -> Z [B, T', L], mask [B, T']."""
