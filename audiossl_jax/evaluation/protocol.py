@@ -14,7 +14,9 @@ recipes (``config.recipe``):
   encoder's cached clip embeddings (``evaluation.linear``), ``finetuned`` the fine-tuning
   recipe of ``evaluation.finetune`` on whole crops.
 
-CNN and conformer encoders; training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
+CNN and conformer encoders, and feature baselines (``baseline:logmel_stats``: a linear probe on the
+log-mels' mean and std over time, ``evaluation.baselines``; 'clips' recipe; with nothing to
+fine-tune, its fine-tuned arm is the same probe); training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
 every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 
 * ``results.csv``: one row per run, appended as each finishes; a rerun skips the rows
@@ -58,7 +60,7 @@ from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isor
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from audiossl_jax.evaluation import report  # noqa: E402
+from audiossl_jax.evaluation import baselines, report  # noqa: E402
 
 RECIPES = ("slices", "clips")
 TRAIN_PREFIX, UNTRAINED_PREFIX = "train:", "untrained:"
@@ -144,8 +146,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
             isinstance(spec, str) and bool(spec),
             f"encoders.{name}",
             spec,
-            f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.",
+            f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>', '{UNTRAINED_PREFIX}<config.py[:variant]>' "
+            f"or '{baselines.PREFIX}<name>'.",
         )
+        if baselines.is_baseline(spec):
+            baselines.make(spec)
+            require(
+                config.recipe == "clips", f"encoders.{name}", spec, "a feature baseline needs config.recipe='clips'."
+            )
+            require(name not in report.references(config), f"encoders.{name}", spec, "a baseline is no reference.")
+            continue
         if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) and not (pathlib.Path(spec) / "config.json").is_file():
             raise FileNotFoundError(
                 f"config.encoders.{name}={spec!r}: {pathlib.Path(spec) / 'config.json'} not found; give the "
@@ -184,8 +194,12 @@ def check_references(config: ml_collections.ConfigDict) -> None:
     so eq. (1) compares it with the same encoder untrained; raises ValueError naming the key otherwise."""
     if report.is_raw(config):
         return
-    arch = {name: architecture(encoder_config(spec)) for name, spec in config.encoders.items()}
-    for name in config.encoders.keys():
+    arch = {
+        name: architecture(encoder_config(spec))
+        for name, spec in config.encoders.items()
+        if not baselines.is_baseline(spec)
+    }
+    for name in arch:  # a feature baseline has no architecture to match
         reference = report.reference_of(config, name)
         for key in ARCHITECTURE_KEYS:
             mine, theirs = arch[name][key], arch[reference][key]
@@ -233,14 +247,18 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
 
 def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path:
     """The run directory of encoder ``name``: given, or trained / saved untrained into ``workdir/encoders/name``."""
-    from audiossl_jax import config_lib
-
     if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
         return pathlib.Path(spec)
-    untrained = spec.startswith(UNTRAINED_PREFIX)
-    config = encoder_config(spec)
-    config_lib.validate(config)
     target = workdir / "encoders" / name
+    prepare_encoder(name, encoder_config(spec), target, untrained=spec.startswith(UNTRAINED_PREFIX))
+    return target
+
+
+def prepare_encoder(name: str, config: ml_collections.ConfigDict, target: pathlib.Path, *, untrained: bool) -> None:
+    """Trains ``config`` into ``target`` (resuming), or saves its random initialisation there once (``untrained``)."""
+    from audiossl_jax import config_lib
+
+    config_lib.validate(config)
     if untrained:
         from audiossl_jax import save_untrained
         from audiossl_jax.train import checkpoint
@@ -258,7 +276,6 @@ def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path
 
         logging.info("encoder %s: training %s into %s (resumes)", name, config.model.name, target)
         trainer.train(config, target)
-    return target
 
 
 TASK_FORMAT = "name:key=value[,key=value...], e.g. birds:name=audio_folder,path=/data/birds,label_key=species"
@@ -358,6 +375,19 @@ class Evaluator:
         that reads the same audio (``embeddings.cached_scene_embeddings``: label columns of one folder)."""
         from audiossl_jax.evaluation import embeddings
 
+        data = task_data_config(self.config, task)
+        spec = self.config.encoders[encoder]
+        if baselines.is_baseline(spec):
+            baseline = baselines.make(spec)
+            data.sample_rate = int(baseline.frontend.sample_rate)
+            return embeddings.cached_scene_embeddings(
+                self.workdir / "embeddings" / encoder / spec[len(baselines.PREFIX) :],
+                data,
+                split,
+                encoder=lambda: (baseline, {}),
+                batch_size=int(self.config.embed_batch_size),
+                progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"),
+            )
         enc_dir = self.encoder_dir(encoder)
         if encoder not in self._steps:
             self._steps[encoder] = embeddings.latest_step(enc_dir)
@@ -367,7 +397,6 @@ class Evaluator:
                 self._loaded = (encoder, *embeddings.load_encoder(enc_dir, self._steps[encoder]))
             return self._loaded[1], self._loaded[2]
 
-        data = task_data_config(self.config, task)
         data.sample_rate = int(embeddings.load_config(enc_dir).frontend.sample_rate)
         return embeddings.cached_scene_embeddings(
             self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}",
@@ -438,6 +467,8 @@ class Evaluator:
     def finetuned(self, run: Run) -> tuple[str, float, int]:
         from audiossl_jax.evaluation import finetune
 
+        if baselines.is_baseline(self.config.encoders[run.encoder]):
+            return self.frozen(run)  # fixed features: the linear probe is all there is to train
         f = self.config.finetune
         c = self.classifier_config(run)
         c.data.class_balanced = bool(f.class_balanced)
