@@ -80,3 +80,14 @@ def test_other_budget_is_refused(smoke_study, tmp_path):
         config.budget = 3
     with pytest.raises(ValueError, match="holds a study of budget 2"):
         study.run(config, workdir)
+
+
+def test_baseline_spec_is_checked():
+    c = protocol.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:smoke")
+    with c.unlocked():
+        c.encoders.logmel_stats = "baseline:logmel_mfcc"
+    with pytest.raises(ValueError, match="unknown baseline 'logmel_mfcc'"):
+        protocol.validate(c)
+    c.encoders.logmel_stats, c.recipe = "baseline:logmel_stats", "slices"
+    with pytest.raises(ValueError, match="recipe='clips'"):
+        protocol.validate(c)
