@@ -59,6 +59,9 @@ def test_table_has_baseline_and_supervised_rows(smoke_study):
     for row in (study.BASELINE, study.SUPERVISED, study.UNTRAINED, "temporal_gap"):
         assert f"| {row} |" in table
     assert "incomplete" not in table
+    targets = (workdir / study.TARGETS_FILE).read_text()
+    assert "- temporal_gap - untrained (normalised):" in targets and "1. every pre-trained encoder" in targets
+    assert "2. the best pre-trained encoder above logmel_stats" in targets and "3. the conformer" in targets
     compute = json.loads((workdir / study.COMPUTE_FILE).read_text())
     assert compute["temporal_gap"]["steps"] == 2 and len(compute["temporal_gap"]["calls"]) == 2
 

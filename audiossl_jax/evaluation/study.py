@@ -19,8 +19,9 @@
    ``logmel_stats``, the linear probe on the log-mels' mean and std over time
    (``evaluation.baselines``), a row of every table.
 
-Writes ``<workdir>/study.json`` (the study config, the budget) and ``compute.json``
-(per encoder: steps, pre-training wall time of every call, machine), besides the
+Writes ``<workdir>/study.json`` (the study config, the budget), ``compute.json``
+(per encoder: steps, pre-training wall time of every finished call, machine) and
+``targets.md`` (the issue's targets, reached or how far it got: ``targets``), besides the
 protocol's results.csv, table.md, figure.png and summary.json. One budget per workdir:
 a rerun with another budget is refused (its results.csv rows would be stale).
 """
@@ -55,7 +56,7 @@ CNN_METHODS = {
 CONFORMER = "wav2vec2"
 METHODS = (*CNN_METHODS, CONFORMER)
 SUPERVISED, UNTRAINED, UNTRAINED_CONFORMER, BASELINE = "supervised", "untrained", "untrained_conformer", "logmel_stats"
-STUDY_FILE, COMPUTE_FILE = "study.json", "compute.json"
+STUDY_FILE, COMPUTE_FILE, TARGETS_FILE = "study.json", "compute.json", "targets.md"
 # Keys of the study config that are not the protocol's.
 STUDY_KEYS = ("pool", "pool_tool", "pool_dataset", "budget", "methods", "pretrain", "supervised_label", "preset")
 
@@ -234,13 +235,75 @@ def pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[s
     return dirs
 
 
+def targets(config: ml_collections.ConfigDict, sections: list[dict]) -> str:
+    """The issue's targets, per (arm, training set), as Markdown: reached or how far it got.
+
+    1. every pre-trained encoder above its untrained reference: the mean over tasks of
+       (score - reference's score), normalised or raw as the table, with its bootstrap
+       interval over tasks (``report.bootstrap_mean``), reached when the interval's low end is > 0;
+    2. the best pre-trained encoder above ``logmel_stats`` on >= 2 tasks (mean over replicas);
+    3. the conformer fine-tuned on a third of the labels: not run here (the label-fraction grid).
+    """
+    import numpy as np
+
+    from audiossl_jax.evaluation import report
+
+    b = config.bootstrap
+    lines = ["# Targets of issue 15", ""]
+    for s in sections:
+        enc, tasks, mean = s["encoders"], s["tasks"], np.asarray(s["mean"], float)
+        methods = [m for m in config.methods if m in enc]
+        lines += [f"## {s['arm']}, {s['label']}", ""]
+        reached = []
+        for m in methods:
+            ref = enc.index(UNTRAINED_CONFORMER if m == CONFORMER else UNTRAINED)
+            i = enc.index(m)
+            if s["scale"] == "normalised":
+                diff = np.asarray(s["normalised"], float)[i] - np.asarray(s["normalised"], float)[ref]
+            else:
+                diff = mean[i] - mean[ref]
+            avg, low, high = (float(v[0]) for v in report.bootstrap_mean(diff, b.resamples, b.seed, b.interval))
+            reached.append(low > 0)
+            per_task = ", ".join(f"{t} {d:+.3f}" for t, d in zip(tasks, diff))
+            lines.append(
+                f"- {m} - {enc[ref]} ({s['scale']}): {avg:+.3f} [{low:+.3f}, {high:+.3f}] ({per_task})"
+                f"{' above 0' if low > 0 else ''}"
+            )
+        ok = bool(methods) and all(reached)
+        lines += [
+            "",
+            f"1. every pre-trained encoder above its untrained reference: {'REACHED' if ok else 'NOT reached'} "
+            f"({sum(reached)} of {len(methods)} with the interval above 0).",
+        ]
+        if BASELINE in enc and methods:
+            base = mean[enc.index(BASELINE)]
+            rows = np.stack([mean[enc.index(m)] for m in methods])
+            wins = int(np.sum(rows.max(axis=0) > base))
+            best = ", ".join(
+                f"{t}: best {methods[int(np.argmax(rows[:, j]))]} {rows[:, j].max():.3f} vs {base[j]:.3f}"
+                for j, t in enumerate(tasks)
+            )
+            lines.append(
+                f"2. the best pre-trained encoder above logmel_stats on >= 2 of {len(tasks)} tasks: "
+                f"{'REACHED' if wins >= 2 else 'NOT reached'} ({wins}; {best})."
+            )
+        lines += [
+            "3. the conformer pre-trained and fine-tuned on a third of the labels matches it from scratch: "
+            "not run by this command (configs/grid_label_fractions.py with the study's conformer).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None) -> list:
-    """The whole study: pool, pre-training, protocol; returns the protocol's report sections."""
+    """The whole study: pool, pre-training, protocol, ``targets.md``; returns the protocol's report sections."""
     workdir = pathlib.Path(workdir)
     check_workdir(config, workdir)
     ensure_pool(config)
     dirs = pretrain(config, workdir)
-    return protocol.run(protocol_config(config, dirs), workdir, max_runs=max_runs)
+    sections = protocol.run(protocol_config(config, dirs), workdir, max_runs=max_runs)
+    (workdir / TARGETS_FILE).write_text(targets(config, sections))
+    return sections
 
 
 def main(argv: list[str]) -> None:
