@@ -14,7 +14,9 @@ recipes (``config.recipe``):
   encoder's cached clip embeddings (``evaluation.linear``), ``finetuned`` the fine-tuning
   recipe of ``evaluation.finetune`` on whole crops.
 
-CNN and conformer encoders; training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
+CNN and conformer encoders, and feature baselines (``baseline:logmel_stats``: a linear probe on the
+log-mels' mean and std over time, ``evaluation.baselines``; 'clips' recipe; with nothing to
+fine-tune, its fine-tuned arm is the same probe); training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
 every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
 
 * ``results.csv``: one row per run, appended as each finishes; a rerun skips the rows
@@ -62,7 +64,7 @@ from absl import app, flags  # noqa: E402
 from audiossl_jax import config_lib, save_untrained  # noqa: E402
 from audiossl_jax.config_lib import require  # noqa: E402
 from audiossl_jax.data import pipeline, registry, subset  # noqa: E402
-from audiossl_jax.evaluation import embeddings, finetune, linear, report, slices  # noqa: E402
+from audiossl_jax.evaluation import baselines, embeddings, finetune, linear, report, slices  # noqa: E402
 from audiossl_jax.tasks.classification import ClassificationTask  # noqa: E402
 from audiossl_jax.train import checkpoint, restore, sharding, trainer  # noqa: E402
 
@@ -149,8 +151,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
             isinstance(spec, str) and bool(spec),
             f"encoders.{name}",
             spec,
-            f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>' or '{UNTRAINED_PREFIX}<config.py[:variant]>'.",
+            f"give a run directory, '{TRAIN_PREFIX}<config.py[:variant]>', '{UNTRAINED_PREFIX}<config.py[:variant]>' "
+            f"or '{baselines.PREFIX}<name>'.",
         )
+        if baselines.is_baseline(spec):
+            baselines.make(spec)
+            require(
+                config.recipe == "clips", f"encoders.{name}", spec, "a feature baseline needs config.recipe='clips'."
+            )
+            require(name not in report.references(config), f"encoders.{name}", spec, "a baseline is no reference.")
+            continue
         if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) and not (pathlib.Path(spec) / "config.json").is_file():
             raise FileNotFoundError(
                 f"config.encoders.{name}={spec!r}: {pathlib.Path(spec) / 'config.json'} not found; give the "
@@ -188,8 +198,12 @@ def check_references(config: ml_collections.ConfigDict) -> None:
     so eq. (1) compares it with the same encoder untrained; raises ValueError naming the key otherwise."""
     if report.is_raw(config):
         return
-    arch = {name: architecture(encoder_config(spec)) for name, spec in config.encoders.items()}
-    for name in config.encoders.keys():
+    arch = {
+        name: architecture(encoder_config(spec))
+        for name, spec in config.encoders.items()
+        if not baselines.is_baseline(spec)
+    }
+    for name in arch:  # a feature baseline has no architecture to match
         reference = report.reference_of(config, name)
         for key in ARCHITECTURE_KEYS:
             mine, theirs = arch[name][key], arch[reference][key]
@@ -237,13 +251,16 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
 
 def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path:
     """The run directory of encoder ``name``: given, or trained / saved untrained into ``workdir/encoders/name``."""
-
     if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
         return pathlib.Path(spec)
-    untrained = spec.startswith(UNTRAINED_PREFIX)
-    config = encoder_config(spec)
-    config_lib.validate(config)
     target = workdir / "encoders" / name
+    prepare_encoder(name, encoder_config(spec), target, untrained=spec.startswith(UNTRAINED_PREFIX))
+    return target
+
+
+def prepare_encoder(name: str, config: ml_collections.ConfigDict, target: pathlib.Path, *, untrained: bool) -> None:
+    """Trains ``config`` into ``target`` (resuming), or saves its random initialisation there once (``untrained``)."""
+    config_lib.validate(config)
     if untrained:
         ckpt = checkpoint.Checkpointer(target, config)
         try:
@@ -256,7 +273,6 @@ def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path
     else:
         logging.info("encoder %s: training %s into %s (resumes)", name, config.model.name, target)
         trainer.train(config, target)
-    return target
 
 
 TASK_FORMAT = "name:key=value[,key=value...], e.g. birds:name=audio_folder,path=/data/birds,label_key=species"
@@ -352,6 +368,19 @@ class Evaluator:
         workdir/embeddings/<encoder>/step<step>/<audio fingerprint>/<split>.npz, shared by every task
         that reads the same audio (``embeddings.cached_scene_embeddings``: label columns of one folder)."""
 
+        data = task_data_config(self.config, task)
+        spec = self.config.encoders[encoder]
+        if baselines.is_baseline(spec):
+            baseline = baselines.make(spec)
+            data.sample_rate = int(baseline.frontend.sample_rate)
+            return embeddings.cached_scene_embeddings(
+                self.workdir / "embeddings" / encoder / spec[len(baselines.PREFIX) :],
+                data,
+                split,
+                encoder=lambda: (baseline, {}),
+                batch_size=int(self.config.embed_batch_size),
+                progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"),
+            )
         enc_dir = self.encoder_dir(encoder)
         if encoder not in self._steps:
             self._steps[encoder] = restore.latest_step(enc_dir)
@@ -361,7 +390,6 @@ class Evaluator:
                 self._loaded = (encoder, *embeddings.load_encoder(enc_dir, self._steps[encoder]))
             return self._loaded[1], self._loaded[2]
 
-        data = task_data_config(self.config, task)
         data.sample_rate = int(restore.load_config(enc_dir).frontend.sample_rate)
         return embeddings.cached_scene_embeddings(
             self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}",
@@ -427,6 +455,8 @@ class Evaluator:
 
     def finetuned(self, run: Run) -> tuple[str, float, int]:
 
+        if baselines.is_baseline(self.config.encoders[run.encoder]):
+            return self.frozen(run)  # fixed features: the linear probe is all there is to train
         f = self.config.finetune
         c = self.classifier_config(run)
         c.data.class_balanced = bool(f.class_balanced)

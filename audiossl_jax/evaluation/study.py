@@ -1,0 +1,314 @@
+"""Does pre-training help? A small study on real audio, one command (issue 15).
+
+    python -m audiossl_jax.evaluation.study --config=configs/study_small.py --workdir=runs/study_small
+    python -m audiossl_jax.evaluation.study --config=configs/study_small.py --config.budget=20000 --workdir=runs/gpu
+
+1. The unlabeled pool (``config.pool``): an audio folder of short 16 kHz clips made from
+   free audio that Debian packages install, by ``../shared/tools/make_unlabeled_pool.py``.
+   When the folder has no metadata.csv the command runs that tool (``config.pool_tool``,
+   with this Python; its packages and soundfile/soxr must be installed, see its docstring)
+   and stops with the recipe when it cannot.
+2. Pre-training: every method of both papers (``config.methods``: the pretext tasks of
+   Tagliasacchi et al. 2020 on their CNN, the conformer wav2vec 2.0 of Srivastava et al.
+   2022) on the pool for ``config.budget`` steps each, at the study's scale
+   (``config.pretrain``: batch, crop, width, learning rate), into
+   ``<workdir>/encoders/<name>`` (resumes). Beside them: ``supervised``, the CNN trained
+   on the pool's ``config.supervised_label`` column for the same steps (the paper's
+   AudioSet-supervised row), and the untrained CNN and conformer (eq. 1's references).
+3. The protocol (``evaluation.protocol``) on ``config.tasks`` with the study's encoders plus
+   ``logmel_stats``, the linear probe on the log-mels' mean and std over time
+   (``evaluation.baselines``), a row of every table.
+
+Writes ``<workdir>/study.json`` (the study config, the budget), ``compute.json``
+(per encoder: steps, pre-training wall time of every finished call, machine) and
+``targets.md`` (the issue's targets, reached or how far it got: ``targets``), besides the
+protocol's results.csv, table.md, figure.png and summary.json. One budget per workdir:
+a rerun with another budget is refused (its results.csv rows would be stale).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
+
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from audiossl_jax import config_lib, config_pretext  # noqa: E402
+from audiossl_jax.data import pipeline, registry  # noqa: E402
+from audiossl_jax.data.registry import DatasetError  # noqa: E402
+from audiossl_jax.evaluation import baselines, protocol, report  # noqa: E402
+
+# Study name -> the pretext task of config_pretext (Tagliasacchi et al.), or the conformer.
+CNN_METHODS = {
+    "audio2vec_cbow": "audio2vec_cbow",
+    "audio2vec_sg": "audio2vec_skipgram",
+    "temporal_gap": "temporal_gap",
+    "triplet": "triplet",
+    "arrow_of_time": "arrow_of_time",
+    "autoencoder": "autoencoder",
+}
+CONFORMER = "wav2vec2"
+METHODS = (*CNN_METHODS, CONFORMER)
+SUPERVISED, UNTRAINED, UNTRAINED_CONFORMER, BASELINE = "supervised", "untrained", "untrained_conformer", "logmel_stats"
+STUDY_FILE, COMPUTE_FILE, TARGETS_FILE = "study.json", "compute.json", "targets.md"
+# Keys of the study config that are not the protocol's.
+STUDY_KEYS = ("pool", "pool_tool", "pool_dataset", "budget", "methods", "pretrain", "supervised_label", "preset")
+
+
+def study_config(variant: str = "") -> ml_collections.ConfigDict:
+    """``configs/study_small.py:<variant>``: '' (FSDD digits and speakers, donate-a-cry; CPU-sized) or 'smoke' (seconds)."""
+    if variant not in ("", "smoke"):
+        raise ValueError(f"unknown variant {variant!r}: use '' or 'smoke'.")
+    c = protocol.load_config_file(f"{config_lib.repo_path('configs/eval_protocol.py')}:{variant or 'demo'}")
+    c.pool = config_lib.repo_path("../pool")
+    c.pool_tool = config_lib.repo_path("../shared/tools/make_unlabeled_pool.py")
+    c.pool_dataset = "audio_folder"
+    c.budget = 1000  # pre-training steps of every encoder
+    c.methods = METHODS
+    c.supervised_label = "source_package"
+    c.preset = "demo"  # the config_pretext / wav2vec2 variant the study's encoders start from
+    # Our choice, from the measurements in docs/results.md; learning_rate 0: each method's own.
+    c.pretrain = ml_collections.ConfigDict(
+        dict(batch_size=32, crop_seconds=5.0, learning_rate=0.0, channels=(), embed_dim=0, log_every_steps=50)
+    )
+    c.encoders = ml_collections.ConfigDict()  # filled by ``encoder_configs``
+    c.replicas = 2
+    if variant == "smoke":
+        c.pool, c.pool_dataset, c.preset, c.budget = "", "synthetic_audio/tiny", "smoke", 2
+        c.methods, c.supervised_label = ("temporal_gap",), "label"
+        c.replicas, c.train_sets = 1, ("subset",)
+        c.pretrain.update(dict(batch_size=8, crop_seconds=2.0, log_every_steps=1))
+    else:
+        del c.tasks["synthetic"]
+    return c
+
+
+def pool_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The data config of pre-training: the pool folder (or ``config.pool_dataset``), random crops."""
+    data = pipeline.default_data_config()
+    data.name = config.pool_dataset
+    if config.pool_dataset == "audio_folder":
+        data.path = config.pool
+    data.crop_seconds = float(config.pretrain.crop_seconds)
+    return data
+
+
+def ensure_pool(config: ml_collections.ConfigDict) -> None:
+    """Builds the pool with ``config.pool_tool`` when ``config.pool`` has no metadata.csv; FileNotFoundError
+    naming the recipe when there is no tool, RuntimeError when the tool fails."""
+    if config.pool_dataset != "audio_folder":
+        return
+    pool = pathlib.Path(config.pool)
+    if (pool / "metadata.csv").is_file():
+        return
+    tool = pathlib.Path(config.pool_tool)
+    recipe = f"the recipe in the docstring of {tool} (apt-get install its Debian packages; pip install soundfile soxr)"
+    if not tool.is_file():
+        raise FileNotFoundError(
+            f"config.pool={pool}: no metadata.csv and no pool tool {tool}; build the pool by {recipe}"
+        )
+    logging.info("config.pool=%s has no metadata.csv: building it with %s (minutes)", pool, tool)
+    done = subprocess.run([sys.executable, str(tool), "--out", str(pool)], check=False)
+    if done.returncode != 0 or not (pool / "metadata.csv").is_file():
+        raise RuntimeError(
+            f"{tool} --out {pool} failed (exit {done.returncode}); follow {recipe}, "
+            "or set --config.pool to a built pool"
+        )
+
+
+def _scale(c: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A pre-training config at the study's scale: the pool, ``config.budget`` steps, ``config.pretrain``."""
+    p = config.pretrain
+    c.data = pool_data(config)
+    c.data.sample_rate = int(c.frontend.sample_rate)
+    c.total_steps = int(config.budget)
+    c.batch_size = int(p.batch_size)
+    c.log_every_steps = max(1, min(int(p.log_every_steps), c.total_steps))
+    c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
+    if p.learning_rate > 0:
+        c.schedule.peak_learning_rate = float(p.learning_rate)
+    if c.schedule.get("warmup_steps", 0):
+        c.schedule.warmup_steps = max(1, c.total_steps // 10)
+    return c
+
+
+def cnn_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
+    """``config_pretext.pretext_config(task, config.preset)`` at the study's scale (width: ``pretrain.channels``)."""
+    c = _scale(config_pretext.pretext_config(task, config.preset), config)
+    if config.pretrain.channels:
+        c.model.channels = tuple(int(x) for x in config.pretrain.channels)
+    if config.pretrain.embed_dim:
+        c.model.embed_dim = int(config.pretrain.embed_dim)
+    c.task.slice_frames = 96 if config.preset != "smoke" else 32  # one slicing for every CNN: one reference
+    return c
+
+
+def encoder_configs(config: ml_collections.ConfigDict) -> dict[str, tuple[ml_collections.ConfigDict, bool]]:
+    """Every encoder of the study: name -> (run config, untrained)."""
+    unknown = sorted(set(config.methods) - set(METHODS))
+    config_lib.require(not unknown, "methods", tuple(config.methods), f"unknown {unknown}; use a subset of {METHODS}.")
+    out = {UNTRAINED: (cnn_config(config, "supervised"), True)}
+    if config.supervised_label:  # '' leaves the supervised encoder out (quick measurements)
+        supervised = cnn_config(config, "supervised")
+        supervised.data.label_key = config.supervised_label
+        info = registry.get_dataset_info(supervised.data, supervised.data.train_split)
+        config_lib.require(
+            info.num_classes >= 2,
+            "supervised_label",
+            config.supervised_label,
+            f"the pool's column for the supervised encoder has {info.num_classes} classes; name a labelled column.",
+        )
+        supervised.task.num_classes, supervised.task.multi_label = int(info.num_classes), False
+        out[SUPERVISED] = (supervised, False)
+    for name in config.methods:
+        if name == CONFORMER:
+            conformer = _scale(config_lib.wav2vec2_pretrain_config("S", config.preset), config)
+            out[UNTRAINED_CONFORMER] = (conformer, True)
+            out[CONFORMER] = (conformer, False)
+        else:
+            out[name] = (cnn_config(config, CNN_METHODS[name]), False)
+    return out
+
+
+def protocol_config(config: ml_collections.ConfigDict, dirs: dict[str, pathlib.Path]) -> ml_collections.ConfigDict:
+    """The protocol config: the study's protocol keys, its encoders as run directories, the baseline."""
+    c = ml_collections.ConfigDict({k: v for k, v in config.to_dict().items() if k not in STUDY_KEYS})
+    c.encoders = {**{name: str(d) for name, d in dirs.items()}, BASELINE: f"{baselines.PREFIX}{BASELINE}"}
+    c.untrained = UNTRAINED
+    c.untrained_for = {CONFORMER: UNTRAINED_CONFORMER} if CONFORMER in dirs else {}
+    return c
+
+
+def check_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Writes ``study.json``, or refuses a workdir whose ``study.json`` has another budget."""
+    path = workdir / STUDY_FILE
+    if path.is_file():
+        before = json.loads(path.read_text()).get("budget")
+        if before != int(config.budget):
+            raise ValueError(
+                f"config.budget={config.budget}, but {workdir} holds a study of budget {before} (its results.csv "
+                "rows are of that budget); use another --workdir"
+            )
+    workdir.mkdir(parents=True, exist_ok=True)
+    path.write_text(config.to_json_best_effort(indent=2))
+
+
+def pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Trains (resuming) or saves every encoder into ``workdir/encoders/<name>``; logs each call's
+    wall time into ``compute.json``; returns name -> run directory."""
+    compute_path = workdir / COMPUTE_FILE
+    compute = json.loads(compute_path.read_text()) if compute_path.is_file() else {}
+    dirs = {}
+    for name, (c, untrained) in encoder_configs(config).items():
+        target = workdir / "encoders" / name
+        t0 = time.perf_counter()
+        protocol.prepare_encoder(name, c, target, untrained=untrained)
+        entry = compute.setdefault(name, {"calls": []})
+        entry.update(
+            steps=0 if untrained else int(c.total_steps),
+            batch_size=int(c.batch_size),
+            crop_seconds=float(c.data.crop_seconds),
+            model=str(c.model.name),
+            learning_rate=float(c.schedule.peak_learning_rate),
+        )
+        entry["calls"].append(
+            dict(
+                seconds=round(time.perf_counter() - t0, 1),
+                machine=f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+                date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            )
+        )
+        compute_path.write_text(json.dumps(compute, indent=2))
+        dirs[name] = target
+    return dirs
+
+
+def targets(config: ml_collections.ConfigDict, sections: list[dict]) -> str:
+    """The issue's targets, per (arm, training set), as Markdown: reached or how far it got.
+
+    1. every pre-trained encoder above its untrained reference: the mean over tasks of
+       (score - reference's score), normalised or raw as the table, with its bootstrap
+       interval over tasks (``report.bootstrap_mean``), reached when the interval's low end is > 0;
+    2. the best pre-trained encoder above ``logmel_stats`` on >= 2 tasks (mean over replicas);
+    3. the conformer fine-tuned on a third of the labels: not run here (the label-fraction grid).
+    """
+    b = config.bootstrap
+    lines = ["# Targets of issue 15", ""]
+    for s in sections:
+        enc, tasks, mean = s["encoders"], s["tasks"], np.asarray(s["mean"], float)
+        methods = [m for m in config.methods if m in enc]
+        lines += [f"## {s['arm']}, {s['label']}", ""]
+        reached = []
+        for m in methods:
+            ref = enc.index(UNTRAINED_CONFORMER if m == CONFORMER else UNTRAINED)
+            i = enc.index(m)
+            if s["scale"] == "normalised":
+                diff = np.asarray(s["normalised"], float)[i] - np.asarray(s["normalised"], float)[ref]
+            else:
+                diff = mean[i] - mean[ref]
+            avg, low, high = (float(v[0]) for v in report.bootstrap_mean(diff, b.resamples, b.seed, b.interval))
+            reached.append(low > 0)
+            per_task = ", ".join(f"{t} {d:+.3f}" for t, d in zip(tasks, diff))
+            lines.append(
+                f"- {m} - {enc[ref]} ({s['scale']}): {avg:+.3f} [{low:+.3f}, {high:+.3f}] ({per_task})"
+                f"{' above 0' if low > 0 else ''}"
+            )
+        ok = bool(methods) and all(reached)
+        lines += [
+            "",
+            f"1. every pre-trained encoder above its untrained reference: {'REACHED' if ok else 'NOT reached'} "
+            f"({sum(reached)} of {len(methods)} with the interval above 0).",
+        ]
+        if BASELINE in enc and methods:
+            base = mean[enc.index(BASELINE)]
+            rows = np.stack([mean[enc.index(m)] for m in methods])
+            wins = int(np.sum(rows.max(axis=0) > base))
+            best = ", ".join(
+                f"{t}: best {methods[int(np.argmax(rows[:, j]))]} {rows[:, j].max():.3f} vs {base[j]:.3f}"
+                for j, t in enumerate(tasks)
+            )
+            lines.append(
+                f"2. the best pre-trained encoder above logmel_stats on >= 2 of {len(tasks)} tasks: "
+                f"{'REACHED' if wins >= 2 else 'NOT reached'} ({wins}; {best})."
+            )
+        lines += [
+            "3. the conformer pre-trained and fine-tuned on a third of the labels matches it from scratch: "
+            "not run by this command (configs/grid_label_fractions.py with the study's conformer).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None) -> list:
+    """The whole study: pool, pre-training, protocol, ``targets.md``; returns the protocol's report sections."""
+    workdir = pathlib.Path(workdir)
+    check_workdir(config, workdir)
+    ensure_pool(config)
+    dirs = pretrain(config, workdir)
+    sections = protocol.run(protocol_config(config, dirs), workdir, max_runs=max_runs)
+    (workdir / TARGETS_FILE).write_text(targets(config, sections))
+    return sections
+
+
+def main(argv: list[str]) -> None:
+    cli.start(argv)
+    with cli.user_errors(DatasetError, FileNotFoundError, ValueError, RuntimeError):
+        run(flags.FLAGS.config, flags.FLAGS.workdir, max_runs=flags.FLAGS.max_runs)
+    print((pathlib.Path(flags.FLAGS.workdir) / "table.md").read_text())
+
+
+if __name__ == "__main__":
+    cli.define_config("Study config file, e.g. configs/study_small.py.")
+    cli.define_workdir("Directory for the encoders, the protocol's runs and reports, study.json and compute.json.")
+    flags.DEFINE_integer("max_runs", None, "Stop after this many new protocol runs (the rest run on the next call).")
+    app.run(main)

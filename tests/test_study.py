@@ -1,0 +1,96 @@
+"""The pre-training study (issue 15): the logmel mean+std baseline, budget -> steps, rows, resume."""
+
+import json
+import pathlib
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audiossl_jax import frontend
+from audiossl_jax.evaluation import baselines, protocol, report, study
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def smoke_config():
+    return protocol.load_config_file(f"{ROOT / 'configs' / 'study_small.py'}:smoke")
+
+
+def test_logmel_stats_match_numpy():
+    """Mean and std over the n // hop valid frames of each clip's log-mels, re-derived in NumPy."""
+    cfg = frontend.PRESETS[baselines.FRONTEND_PRESET]
+    rng = np.random.default_rng(0)
+    wave = rng.normal(0, 0.1, (3, 16000)).astype(np.float32)
+    length = np.array([16000, 9000, 2500], np.int32)
+    got = np.asarray(baselines.logmel_stats(jnp.asarray(wave), jnp.asarray(length), cfg))
+    assert got.shape == (3, 2 * cfg.n_mels)
+    for b in range(3):
+        clip = np.where(np.arange(16000) < length[b], wave[b], 0.0)
+        logmel = np.asarray(frontend.logmel(jnp.asarray(clip[None]), cfg))[0, : length[b] // cfg.hop_length]
+        want = np.concatenate([logmel.mean(0), logmel.std(0)])
+        np.testing.assert_allclose(got[b], want, rtol=1e-4, atol=1e-4)
+
+
+def test_budget_drives_every_encoders_steps():
+    c = smoke_config()
+    with c.unlocked():
+        c.budget, c.methods = 7, study.METHODS
+    configs = study.encoder_configs(c)
+    assert set(configs) == {*study.METHODS, study.SUPERVISED, study.UNTRAINED, study.UNTRAINED_CONFORMER}
+    assert {cfg.total_steps for cfg, untrained in configs.values() if not untrained} == {7}
+    assert {cfg.data.name for cfg, _ in configs.values()} == {"synthetic_audio/tiny"}
+    assert configs[study.SUPERVISED][0].task.num_classes == 12  # the pool's label column, from the dataset
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    config = smoke_config()
+    study.run(config, workdir, max_runs=3)
+    first = (workdir / report.CSV_FILE).read_text().splitlines()
+    study.run(config, workdir)
+    return config, workdir, first
+
+
+def test_table_has_baseline_and_supervised_rows(smoke_study):
+    _, workdir, _ = smoke_study
+    table = (workdir / report.TABLE_FILE).read_text()
+    for row in (study.BASELINE, study.SUPERVISED, study.UNTRAINED, "temporal_gap"):
+        assert f"| {row} |" in table
+    assert "incomplete" not in table
+    targets = (workdir / study.TARGETS_FILE).read_text()
+    assert "- temporal_gap - untrained (normalised):" in targets and "1. every pre-trained encoder" in targets
+    assert "2. the best pre-trained encoder above logmel_stats" in targets and "3. the conformer" in targets
+    compute = json.loads((workdir / study.COMPUTE_FILE).read_text())
+    assert compute["temporal_gap"]["steps"] == 2 and len(compute["temporal_gap"]["calls"]) == 2
+
+
+def test_resume_skips_done_rows(smoke_study):
+    config, workdir, first = smoke_study
+    lines = (workdir / report.CSV_FILE).read_text().splitlines()
+    assert len(first) == 1 + 3 and lines[:4] == first
+    rows = report.read_results(workdir / report.CSV_FILE)
+    keys = [(r["encoder"], r["task"], r["arm"], r["train_set"], r["replica"]) for r in rows]
+    assert len(set(keys)) == len(keys)
+    baseline = {(r["arm"], r["train_set"], r["replica"]): r["score"] for r in rows if r["encoder"] == study.BASELINE}
+    assert set(baseline) == {("frozen", s, r) for s in config.train_sets for r in range(config.replicas)}
+
+
+def test_other_budget_is_refused(smoke_study, tmp_path):
+    config, workdir, _ = smoke_study
+    with config.unlocked():
+        config.budget = 3
+    with pytest.raises(ValueError, match="holds a study of budget 2"):
+        study.run(config, workdir)
+
+
+def test_baseline_spec_is_checked():
+    c = protocol.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:smoke")
+    with c.unlocked():
+        c.encoders.logmel_stats = "baseline:logmel_mfcc"
+    with pytest.raises(ValueError, match="unknown baseline 'logmel_mfcc'"):
+        protocol.validate(c)
+    c.encoders.logmel_stats, c.recipe = "baseline:logmel_stats", "slices"
+    with pytest.raises(ValueError, match="recipe='clips'"):
+        protocol.validate(c)
