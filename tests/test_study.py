@@ -43,18 +43,15 @@ def test_budget_drives_every_encoders_steps():
     assert configs[study.SUPERVISED][0].task.num_classes == 12  # the pool's label column, from the dataset
 
 
-@pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
+def test_smoke_study_rows_targets_resume_and_budget(tmp_path):
+    """One smoke study (one test, so one xdist worker pays for it): its table and targets,
+    a resumed second call that keeps the first call's rows, and a changed budget refused."""
+    workdir = tmp_path / "study"
     config = smoke_config()
     study.run(config, workdir, max_runs=3)
     first = (workdir / report.CSV_FILE).read_text().splitlines()
     study.run(config, workdir)
-    return config, workdir, first
 
-
-def test_table_has_baseline_and_supervised_rows(smoke_study):
-    _, workdir, _ = smoke_study
     table = (workdir / report.TABLE_FILE).read_text()
     for row in (study.BASELINE, study.SUPERVISED, study.UNTRAINED, "temporal_gap"):
         assert f"| {row} |" in table
@@ -65,9 +62,6 @@ def test_table_has_baseline_and_supervised_rows(smoke_study):
     compute = json.loads((workdir / study.COMPUTE_FILE).read_text())
     assert compute["temporal_gap"]["steps"] == 2 and len(compute["temporal_gap"]["calls"]) == 2
 
-
-def test_resume_skips_done_rows(smoke_study):
-    config, workdir, first = smoke_study
     lines = (workdir / report.CSV_FILE).read_text().splitlines()
     assert len(first) == 1 + 3 and lines[:4] == first
     rows = report.read_results(workdir / report.CSV_FILE)
@@ -76,9 +70,6 @@ def test_resume_skips_done_rows(smoke_study):
     baseline = {(r["arm"], r["train_set"], r["replica"]): r["score"] for r in rows if r["encoder"] == study.BASELINE}
     assert set(baseline) == {("frozen", s, r) for s in config.train_sets for r in range(config.replicas)}
 
-
-def test_other_budget_is_refused(smoke_study, tmp_path):
-    config, workdir, _ = smoke_study
     with config.unlocked():
         config.budget = 3
     with pytest.raises(ValueError, match="holds a study of budget 2"):
