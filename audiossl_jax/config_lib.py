@@ -1,11 +1,14 @@
-"""Shared pieces of the ml_collections experiment configs, and their validation.
+"""Building blocks of the ml_collections experiment configs, their validation, and the loader of config files.
 
-Config files under ``configs/`` build on these functions; every number a paper table
-depends on is set in those files or here, never as a hidden default in the code.
+The recipes themselves (the papers' numbers) are the config files under ``configs/``, which
+build on these functions; one config file states another's recipe by loading it
+(``load_config_file``) and setting the keys that differ. No number a paper table depends
+on is a hidden default in the code.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import pathlib
@@ -15,7 +18,7 @@ from absl import logging
 from ml_collections import config_dict
 
 from audiossl_jax import frontend
-from audiossl_jax.data import pipeline, subset
+from audiossl_jax.data import subset
 from audiossl_jax.models.classifier import POOLINGS
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -30,15 +33,43 @@ def repo_path(relative: str) -> str:
     return os.path.normpath(REPO_ROOT / relative)
 
 
+# The shipped config files; a bare file name given to ``load_config_file`` is one of them.
+CONFIGS_DIR = REPO_ROOT / "configs"
+
+
+def config_file_path(path: str) -> pathlib.Path:
+    """The file a config name means: a bare file name (``pretrain_cfS.py``) is ``CONFIGS_DIR/<name>``,
+    any other path (``configs/x.py``, ``/abs/x.py``, ``./x.py``) is read as given."""
+    if "/" in path or os.sep in path:
+        return pathlib.Path(path)
+    if not CONFIGS_DIR.is_dir():
+        raise FileNotFoundError(
+            f"config {path!r} names a shipped config file, but {CONFIGS_DIR} does not exist: this audiossl_jax "
+            "is installed without its checkout (e.g. from a wheel). Install it from a clone of the repository "
+            "(pip install -e <clone>), or give the config file's path."
+        )
+    return CONFIGS_DIR / path
+
+
+def load_config_file(spec: str, **kwargs: object) -> ml_collections.ConfigDict:
+    """``name_or_path.py[:variant]`` -> the file's ``get_config(variant, **kwargs)``.
+
+    ``pretrain_cfS.py:smoke`` is a shipped config (``config_file_path``); a path is read as
+    given, relative to the working directory. ``kwargs`` reach the file's own keyword
+    arguments (``eval_finetune_cfL.py`` passes cf_L's pre-training file to cf_S's recipe).
+    """
+    path, _, variant = spec.partition(":")
+    file = config_file_path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} (from {spec!r}) not found; paths are relative to {os.getcwd()}")
+    module_spec = importlib.util.spec_from_file_location(f"_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant, **kwargs)
+
+
 # task.num_negatives above this many times the distinct distractors of a full crop is warned about.
 NEGATIVES_WARN_FACTOR = 4
-
-# Srivastava et al. (2022), Table 1 and Section 3: 12 conformer blocks; d=256, 8 heads
-# (cf_S) or d=768, 12 heads (cf_L); FFN 1024; kernels 31 then 15; dropout 0.1.
-CONFORMER_SIZES = {
-    "S": dict(model_dim=256, num_heads=8),
-    "L": dict(model_dim=768, num_heads=12),
-}
 
 
 def trainer_config() -> ml_collections.ConfigDict:
@@ -79,79 +110,6 @@ def trainer_config() -> ml_collections.ConfigDict:
     c.checkpoint.every_steps = 1000
     c.checkpoint.max_to_keep = 3
     c.checkpoint.asynchronous = True
-    return c
-
-
-def wav2vec2_pretrain_config(size: str, variant: str | None) -> ml_collections.ConfigDict:
-    """Conformer wav2vec 2.0 pre-training (Srivastava et al., 2022) at size 'S' or 'L'.
-
-    ``variant``: None (the paper's recipe), 'demo' (a small model on the built-in data,
-    a few minutes on a laptop CPU) or 'smoke' (seconds; for tests).
-    """
-    c = trainer_config()
-    c.total_steps = 300_000
-    c.batch_size = 128
-    c.log_every_steps = 100
-    c.schedule.warmup_steps = 10_000
-    c.schedule.peak_learning_rate = 3e-4
-    c.checkpoint.every_steps = 5000
-
-    c.frontend = frontend.preset_config_dict("conformer")
-
-    c.data = pipeline.default_data_config()
-    c.data.name = "audioset"
-    c.data.crop_seconds = 10.0
-
-    c.model = ml_collections.ConfigDict()
-    c.model.name = f"conformer_wav2vec2_{size}"
-    c.model.stack = 4
-    c.model.model_dim = CONFORMER_SIZES[size]["model_dim"]
-    c.model.num_heads = CONFORMER_SIZES[size]["num_heads"]
-    c.model.ffn_dim = 1024
-    c.model.num_blocks = 12
-    c.model.first_kernel_size = 31
-    c.model.kernel_size = 15
-    # Width L of the latents Z and of the context output C (Section 2.2; 256 reproduces the
-    # paper's four parameter counts, see models/wav2vec2.py).
-    c.model.latent_dim = 256
-    c.model.dropout = 0.1
-    c.model.feature_dropout = 0.1
-    c.model.remat = False
-
-    c.task = ml_collections.ConfigDict()
-    c.task.name = "wav2vec2"
-    c.task.mask_prob = 0.3
-    c.task.mask_span = 3
-    c.task.num_negatives = 100
-    c.task.temperature = 0.1
-
-    if variant in ("demo", "smoke"):
-        c.data.name = "synthetic_audio" if variant == "demo" else "synthetic_audio/tiny"
-        c.model.name += f"_{variant}"
-        c.model.first_kernel_size, c.model.kernel_size = 15, 7
-        c.checkpoint.asynchronous = False
-        c.schedule.peak_learning_rate = 1e-3
-    if variant == "demo":
-        # About 1M parameters, 600 steps: ~2.5 minutes on a 2-core laptop CPU.
-        c.total_steps = 600
-        c.batch_size = 32
-        c.data.crop_seconds = 4.0
-        c.model.model_dim, c.model.num_heads, c.model.ffn_dim, c.model.latent_dim = 128, 4, 256, 128
-        c.model.num_blocks = 4
-        c.schedule.warmup_steps = 60
-        c.log_every_steps = 25
-        c.checkpoint.every_steps = 200
-    elif variant == "smoke":
-        c.total_steps = 4
-        c.batch_size = 8
-        c.data.crop_seconds = 1.0
-        c.model.num_blocks = 1
-        c.model.model_dim, c.model.num_heads, c.model.ffn_dim, c.model.latent_dim = 32, 2, 64, 32
-        c.schedule.warmup_steps = 1
-        c.log_every_steps = 1
-        c.checkpoint.every_steps = 2
-    elif variant is not None:
-        raise ValueError(f"unknown config variant {variant!r}: use one of '', 'demo', 'smoke'.")
     return c
 
 
@@ -377,26 +335,6 @@ def tri_stage_schedule(peak_learning_rate: float) -> ml_collections.ConfigDict:
             final_scale=0.05,
         )
     )
-
-
-def finetune_config(
-    size: str, variant: str | None, *, num_classes: int, multi_label: bool, pooling: str = "mean"
-) -> ml_collections.ConfigDict:
-    """Fine-tuning of the conformer of ``wav2vec2_pretrain_config(size, variant)``.
-
-    The model keys equal the pre-training config's, so its checkpoints load. Recipe
-    (Srivastava et al., 2022): whole encoder updated, tri-stage LR (30% warm-up, 30%
-    hold, 40% exponential decay), the augmentations and consistency loss of
-    ``classification_task``, head ``pooling``.
-    """
-    c = wav2vec2_pretrain_config(size, variant)
-    c.mode = "finetune"
-    c.total_steps = 20_000 if variant is None else c.total_steps
-    c.model.name = c.model.name.replace("wav2vec2", "finetune")
-    c.schedule = tri_stage_schedule(1e-4 if variant is None else 1e-3)
-    c.task = classification_task(num_classes, multi_label, pooling)
-    add_best_checkpoint_keys(c)
-    return c
 
 
 def finetune_config_from(

@@ -85,12 +85,9 @@ def main() -> None:
             registry.get_dataset_info(cfg, cfg.train_split)
             clips, audio = bench_pipeline(cfg, 32, args.batches)
             rows.append((f"pipeline: {what}, {crop:g}-s crops", clips, audio, cores))
-    for name, size, variant in (
-        ("train step: demo (b=32, 4 s)", "S", "demo"),
-        ("train step: cf_S (b=8, 10 s)", "S", None),
-    ):
-        config = config_lib.wav2vec2_pretrain_config(size, variant)
-        if variant is None:
+    for name, variant in (("train step: demo (b=32, 4 s)", "demo"), ("train step: cf_S (b=8, 10 s)", "")):
+        config = config_lib.load_config_file(f"pretrain_cfS.py:{variant}")
+        if not variant:
             config.batch_size = 8
         sec = bench_step(config, args.steps)
         clips = config.batch_size / sec

@@ -47,7 +47,7 @@ def matmul_peak(dtype: jnp.dtype, n: int = 2048, repeats: int = 10) -> float:
 
 
 def bench_step(size: str, dtype: str, steps: int) -> dict[str, float]:
-    config = config_lib.wav2vec2_pretrain_config(size, None)
+    config = config_lib.load_config_file(f"pretrain_cf{size}.py")
     config.batch_size = BATCH
     config.data.crop_seconds = SECONDS
     config.compute_dtype = dtype

@@ -194,8 +194,8 @@ def compiled_bytes(compiled: Any) -> int:
 def ours_config(case: Case, dtype: str) -> Any:
     from audiossl_jax import config_lib
 
-    config = config_lib.wav2vec2_pretrain_config(
-        "S" if case.size == "tiny" else case.size, "smoke" if case.size == "tiny" else None
+    config = config_lib.load_config_file(
+        "pretrain_cfS.py:smoke" if case.size == "tiny" else f"pretrain_cf{case.size}.py"
     )
     d, h, f, n, k1, k = DIMS[case.size]
     m = config.model

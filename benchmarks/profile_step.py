@@ -81,7 +81,7 @@ def main() -> None:
     )
     args = p.parse_args()
 
-    config = config_lib.wav2vec2_pretrain_config(args.size, None)
+    config = config_lib.load_config_file(f"pretrain_cf{args.size}.py")
     config.batch_size, config.data.crop_seconds = args.batch, args.seconds
     m = config.model
     fe = frontend.FrontendConfig.from_config(config.frontend)

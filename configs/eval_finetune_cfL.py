@@ -3,12 +3,14 @@
     python -m audiossl_jax.main --config=configs/eval_finetune_cfL.py:audioset \
         --workdir=runs/ft_as_L --config.task.pretrained_workdir=runs/cfL
 
-The same variants as configs/eval_finetune_cfS.py (listed in audiossl_jax/config_finetune.py),
-on the cf_L model keys so a cf_L pre-training checkpoint loads.
+cf_S's fine-tuning recipe and variants (configs/eval_finetune_cfS.py) on the model keys of
+configs/pretrain_cfL.py, so a cf_L pre-training checkpoint loads.
 """
 
-from audiossl_jax import config_finetune
+import ml_collections
+
+from audiossl_jax import config_lib
 
 
-def get_config(variant: str = ""):
-    return config_finetune.variant_config("L", variant)
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    return config_lib.load_config_file(f"eval_finetune_cfS.py:{variant}", pretrain="pretrain_cfL.py")

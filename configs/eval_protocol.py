@@ -131,7 +131,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         "supervised": f"train:{repo_path('configs/pretrain_supervised.py')}{suffix}",
         **{name: f"train:{repo_path(f'configs/pretrain_{name}.py')}{suffix}" for name in pretext},
     }
-    if variant == "demo":  # the demo's Audio2Vec embeds 48-frame slices (config_pretext), the others 96
+    if variant == "demo":  # the demo's Audio2Vec embeds 48-frame slices (pretrain_audio2vec_cbow.py), the others 96
         c.encoders.untrained_audio2vec = f"untrained:{repo_path('configs/pretrain_audio2vec_cbow.py')}:demo"
         c.untrained_for = {name: "untrained_audio2vec" for name in ("audio2vec_cbow", "audio2vec_sg")}
     return c

@@ -9,8 +9,39 @@ for 1% (the Balanced set), 3%, 10%, 30% and 100% of Full AudioSet's labelled cli
 Variants: '' (the paper's) or 'smoke' (built-in data, seconds).
 """
 
-from audiossl_jax import config_grids
+import ml_collections
+
+from audiossl_jax import config_grids, config_lib
+from audiossl_jax.config_finetune import LABEL_FRACTIONS
 
 
-def get_config(variant: str = ""):
-    return config_grids.label_fractions_config(variant)
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    c = config_grids.grid_config("label_fractions", "mAP")
+    if variant == "smoke":
+        c.metric = "accuracy"
+        c.base = config_lib.load_config_file("eval_finetune_cfS.py:smoke")
+        c.label_fractions = ml_collections.ConfigDict(
+            dict(
+                labels=("half", "all"),
+                percents=(50, 100),
+                balanced_percent=0,
+                arms=("pretrained", "scratch"),
+                pretrained=f"train:{config_lib.repo_path('configs/pretrain_cfS.py')}:smoke",
+            )
+        )
+        return c
+    if variant:
+        raise ValueError(f"unknown variant {variant!r}: use '' (the paper's Table 1) or 'smoke'")
+    # cf_L fine-tuned on Full AudioSet at each fraction; the 1% column is the Balanced set itself.
+    c.base = config_lib.load_config_file("eval_finetune_cfL.py:audioset")
+    c.balanced = config_lib.load_config_file("eval_finetune_cfL.py:audioset_balanced")
+    c.label_fractions = ml_collections.ConfigDict(
+        dict(
+            labels=tuple(LABEL_FRACTIONS),
+            percents=tuple(LABEL_FRACTIONS.values()),
+            balanced_percent=1,
+            arms=("pretrained", "scratch"),
+            pretrained=f"train:{config_lib.repo_path('configs/pretrain_cfL.py')}",
+        )
+    )
+    return c

@@ -3,11 +3,16 @@
     python -m audiossl_jax.main --config=configs/pretrain_autoencoder.py:demo --workdir=runs/autoencoder
 
 Variants: '' (the paper's recipe), 'demo' (a narrower encoder on the built-in synthetic
-data; a few minutes on a laptop CPU), 'smoke' (seconds). See docs/pretext_tasks.md.
+data; a few minutes on a laptop CPU), 'smoke' (seconds). The CNN recipe it shares with the
+other pretext tasks: configs/common_pretext.py. See docs/pretext_tasks.md.
 """
 
-from audiossl_jax import config_pretext
+import ml_collections
+
+from audiossl_jax import config_lib
 
 
-def get_config(variant: str = ""):
-    return config_pretext.pretext_config("autoencoder", variant or None)
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    c = config_lib.load_config_file(f"common_pretext.py:{variant}", task="autoencoder")
+    c.schedule.peak_learning_rate = 1e-3  # "10^-3 for Audio2Vec, AutoEncoder"
+    return c

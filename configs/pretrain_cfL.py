@@ -3,13 +3,20 @@
     python -m audiossl_jax.main --config=configs/pretrain_cfL.py --workdir=runs/cfL
     python -m audiossl_jax.main --config=configs/pretrain_cfL.py:demo --workdir=runs/demo
 
-Variants: '' (the paper's recipe, 300k steps, on AudioSet: the paper's own ~67k-hour
-corpus is in-house), 'demo' (a small model on the built-in synthetic data; a few
-minutes on a laptop CPU), 'smoke' (seconds).
+cf_S's recipe (configs/pretrain_cfS.py, the same variants) with the large model's width:
+"768-D encoder embeddings and 12 attention heads" (Table 1). The 'demo' and 'smoke'
+variants keep their small models, under cf_L's model name.
 """
+
+import ml_collections
 
 from audiossl_jax import config_lib
 
 
-def get_config(variant: str = ""):
-    return config_lib.wav2vec2_pretrain_config("L", variant or None)
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    c = config_lib.load_config_file(f"pretrain_cfS.py:{variant}")
+    c.model.name = c.model.name.replace("_S", "_L")
+    if not variant:
+        c.model.model_dim = 768
+        c.model.num_heads = 12
+    return c

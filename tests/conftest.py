@@ -48,7 +48,7 @@ def conformer_smoke_run(tmp_path_factory) -> pathlib.Path:
     from audiossl_jax.save_untrained import save_untrained
 
     workdir = tmp_path_factory.mktemp("conformer_smoke")
-    c = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    c = config_lib.load_config_file("pretrain_cfS.py:smoke")
     c.model.num_blocks = 2
     save_untrained(c, workdir)
     return workdir
@@ -57,9 +57,9 @@ def conformer_smoke_run(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def cnn_smoke_run(tmp_path_factory) -> pathlib.Path:
     """An untrained (step-0) workdir of the smoke TemporalGap CNN (Tagliasacchi et al. encoder)."""
-    from audiossl_jax import config_pretext
+    from audiossl_jax import config_lib
     from audiossl_jax.save_untrained import save_untrained
 
     workdir = tmp_path_factory.mktemp("cnn_smoke")
-    save_untrained(config_pretext.pretext_config("temporal_gap", "smoke"), workdir)
+    save_untrained(config_lib.load_config_file("pretrain_temporal_gap.py:smoke"), workdir)
     return workdir

@@ -30,7 +30,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "config",
         (
             "audiossl_jax.config_lib",
-            "audiossl_jax.config_pretext",
             "audiossl_jax.config_finetune",
             "audiossl_jax.config_grids",
         ),

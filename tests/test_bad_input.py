@@ -100,7 +100,7 @@ def config_error(**overrides: object) -> Callable[[pathlib.Path], str]:
     """A runner: validates the cf_S smoke config with the overrides; returns the error (or '')."""
 
     def run(tmp: pathlib.Path) -> str:
-        config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+        config = config_lib.load_config_file("pretrain_cfS.py:smoke")
         config.update_from_flattened_dict(overrides)
         try:
             config_lib.validate(config)
@@ -315,7 +315,7 @@ def test_bad_input(case: Case, tmp_path: pathlib.Path, caplog: pytest.LogCapture
 def test_paper_recipe_is_not_warned_about_negatives(caplog: pytest.LogCaptureFixture) -> None:
     """10 s crops offer 37 distinct distractors; the paper's 100 (drawn with replacement) is within 4x."""
     with caplog.at_level(logging.WARNING):
-        config_lib.validate(config_lib.wav2vec2_pretrain_config("S", None))
+        config_lib.validate(config_lib.load_config_file("pretrain_cfS.py"))
     assert not [r for r in caplog.records if "num_negatives" in r.getMessage()]
 
 
@@ -328,7 +328,7 @@ def test_unlabelled_examples_refused_for_a_supervised_task(
         {"a.wav": "tone", "b.wav": "tone", "c.wav": "tone"},
         "filename,label,split\na.wav,cat,train\nb.wav,,train\nc.wav,dog,test\n",
     )(tmp_path)
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     config.data.update(dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd")))
     with caplog.at_level(logging.INFO):
         trainer._log_and_check_data(config)  # self-supervised: unlabelled rows are fine

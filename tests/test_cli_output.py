@@ -56,7 +56,7 @@ def test_printed_next_commands_run_and_print_legibly(tmp_path):
     prepared: TFDS would draw progress bars), then the linear probe on its output."""
     from audiossl_jax import main
 
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     config.data.data_dir = str(tmp_path / "tfds")
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -90,7 +90,7 @@ def test_readme_next_section_holds_the_commands_the_demo_prints():
 
     readme = (REPO / "README.md").read_text()
     demo = readme.split("## Next", 1)[1].split("\n## ", 1)[0]
-    printed = main.next_commands(config_lib.wav2vec2_pretrain_config("S", "demo"), "runs/demo")
+    printed = main.next_commands(config_lib.load_config_file("pretrain_cfS.py:demo"), "runs/demo")
     assert [f"    {c}" for c in printed] == [
         line for line in demo.splitlines() if line.startswith("    python -m audiossl_jax.evaluation.")
     ][:3]

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiossl_jax import config_pretext
+from audiossl_jax import config_lib
 from audiossl_jax.models import cnn
 from audiossl_jax.train import sharding, trainer
 
@@ -152,7 +152,7 @@ def _one_step(config, devices):
 @pytest.mark.parametrize("task,mesh", [("audio2vec_cbow", (8, 1)), ("temporal_gap", (4, 2))])
 def test_batch_norm_on_8_devices_equals_one_device(task, mesh):
     """Batch statistics over the batch sharded on 'data' are those of the global batch."""
-    config = config_pretext.pretext_config(task, "smoke")
+    config = config_lib.load_config_file(f"pretrain_{task}.py:smoke")
     config.model.channels = (4, 8)
     config.mesh.data, config.mesh.model = mesh
     params8, stats8, metrics8 = _one_step(config, jax.devices())
@@ -167,7 +167,7 @@ def test_batch_norm_on_8_devices_equals_one_device(task, mesh):
 
 def test_logical_axes_of_cnn_parameters_on_the_mesh():
     """conv_in / conv_out / embed / classes are replicated; the heads' mlp splits over 'model'."""
-    config = config_pretext.pretext_config("temporal_gap", "smoke")
+    config = config_lib.load_config_file("pretrain_temporal_gap.py:smoke")
     config.mesh.data, config.mesh.model = 4, 2
     s = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model))
     p = s.abstract_state.params

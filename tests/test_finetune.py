@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiossl_jax import config_lib
+from audiossl_jax import config_finetune, config_lib
 from audiossl_jax.data import pipeline, registry
 from audiossl_jax.evaluation import embed, embeddings, finetune
 from audiossl_jax.tasks import classification
@@ -19,7 +19,7 @@ from audiossl_jax.train import restore, trainer
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pretrain")
-    state = trainer.train(config_lib.wav2vec2_pretrain_config("S", "smoke"), workdir)
+    state = trainer.train(config_lib.load_config_file("pretrain_cfS.py:smoke"), workdir)
     return workdir, jax.device_get(state.params)
 
 
@@ -49,8 +49,15 @@ def test_load_encoder_names_missing_run(tmp_path):
         embeddings.load_encoder(tmp_path)
 
 
+def smoke_finetune_config(num_classes=12, multi_label=False, pooling="mean"):
+    """configs/eval_finetune_cfS.py:smoke with ``num_classes`` classes, no output dropout."""
+    c = config_lib.load_config_file("eval_finetune_cfS.py:smoke")
+    c.task.update(dict(num_classes=num_classes, multi_label=multi_label, pooling=pooling, output_dropout=0.0))
+    return c
+
+
 def finetune_config(**task):
-    c = config_lib.finetune_config("S", "smoke", num_classes=12, multi_label=False)
+    c = smoke_finetune_config()
     c.total_steps, c.checkpoint.every_steps = 2, 2
     for k, v in task.items():
         c.task[k] = v
@@ -137,7 +144,7 @@ def write_tagged_folder(root, tags):
 def test_multi_label_finetune_on_a_tagged_folder(tmp_path):
     tags = ["rock;guitar", "piano", "rock", "guitar;piano;rock", "piano;rock", "guitar", "rock;guitar", "piano"]
     names = write_tagged_folder(tmp_path / "audio", tags)
-    c = config_lib.finetune_config("S", "smoke", num_classes=len(names), multi_label=True)
+    c = smoke_finetune_config(len(names), multi_label=True)
     c.total_steps, c.checkpoint.every_steps, c.batch_size = 2, 2, 8
     c.data.update(
         dict(
@@ -168,7 +175,7 @@ def test_multi_label_finetune_on_a_tagged_folder(tmp_path):
 
 
 def test_multi_label_example_batch_needs_num_classes():
-    c = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    c = config_lib.load_config_file("pretrain_cfS.py:smoke")
     c.data.multi_label = True
     with pytest.raises(ValueError, match=r"config.task.num_classes"):
         pipeline.example_batch(c, 2)
@@ -222,10 +229,8 @@ def test_embed_command_caches_a_split_with_its_step(pretrained, tmp_path):
 
 @pytest.fixture(scope="module")
 def cnn_pretrained(tmp_path_factory):
-    from audiossl_jax import config_pretext
-
     workdir = tmp_path_factory.mktemp("cnn_pretrain")
-    c = config_pretext.pretext_config("supervised", "smoke")
+    c = config_lib.load_config_file("pretrain_supervised.py:smoke")
     c.model.channels = (4, 8)
     state = trainer.train(c, workdir)
     return c, workdir, jax.device_get(state.params), jax.device_get(state.model_state)
@@ -305,10 +310,9 @@ def test_cnn_finetune_runs_end_to_end(cnn_pretrained, tmp_path):
 
 
 def test_every_finetune_variant_validates_and_label_fractions_apply():
-    from audiossl_jax.evaluation import protocol
 
     path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval_finetune_cfS.py"
-    full = protocol.load_config_file(f"{path}:audioset")
+    full = config_lib.load_config_file(f"{path}:audioset")
     variants = [
         "audioset_balanced",
         "fsdkaggle2019_curated",
@@ -324,19 +328,19 @@ def test_every_finetune_variant_validates_and_label_fractions_apply():
         "smoke",
     ]
     for variant in variants:
-        config_lib.validate(protocol.load_config_file(f"{path}:{variant}"))
+        config_lib.validate(config_lib.load_config_file(f"{path}:{variant}"))
     for percent in (10, 20, 33, 50, 100):
-        c = protocol.load_config_file(f"{path}:audioset_f{percent}")
+        c = config_lib.load_config_file(f"{path}:audioset_f{percent}")
         config_lib.validate(c)
         assert c.data.train_fraction == percent / 100
         c.data.train_fraction = 1.0
         assert c.to_dict() == full.to_dict()  # nothing else differs from the full-label variant
-    assert protocol.load_config_file(f"{path}:audioset_balanced_f10").data.name == "audioset_balanced"
-    large = protocol.load_config_file(f"{path.with_name('eval_finetune_cfL.py')}:audioset_f50")
+    assert config_lib.load_config_file(f"{path}:audioset_balanced_f10").data.name == "audioset_balanced"
+    large = config_lib.load_config_file(f"{path.with_name('eval_finetune_cfL.py')}:audioset_f50")
     config_lib.validate(large)
     assert large.model.model_dim == 768 and large.data.train_fraction == 0.5 and large.task.num_classes == 527
     with pytest.raises(ValueError, match="_f<percent>"):
-        protocol.load_config_file(f"{path}:esc5")
+        config_lib.load_config_file(f"{path}:esc5")
 
 
 def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
@@ -397,12 +401,10 @@ def test_cnn_multi_label_finetune_pools_valid_slices(cnn_pretrained, tmp_path):
 def test_paper_variants_choose_head_batch_and_recipe():
     """Sec. 4: linear softmax pooling for AudioSet only, average pooling + linear elsewhere; batch 640 /
     64 for Full AudioSet / MagnaTagATune; augmentations and consistency loss in every variant."""
-    from audiossl_jax import config_finetune
-
     heads = {}
     for size in ("S", "L"):
         for variant in [*config_finetune.PAPER_TASKS, *config_finetune.SHARED_TASKS, "synthetic", "smoke"]:
-            c = config_finetune.variant_config(size, variant)
+            c = config_lib.load_config_file(f"eval_finetune_cf{size}.py:{variant}")
             t = c.task
             assert (t.jitter_samples, t.time_mask_max_fraction, t.mixup, t.mixup_beta) == (200, 0.2, True, 0.5)
             assert t.consistency and t.consistency_weight == 2.0, variant
@@ -422,11 +424,15 @@ def test_paper_variants_choose_head_batch_and_recipe():
         assert heads[variant] == ("mean", True)  # multi-label: average pooling + linear + sigmoid
     for variant in ("esc50", "dcase2019_1a", "kinetics700_audio", "fsdd_digits", "smoke"):
         assert heads[variant] == ("mean", False)
-    batch = {v: config_finetune.variant_config("L", v).batch_size for v in config_finetune.PAPER_TASKS}
+    batch = {
+        v: config_lib.load_config_file(f"eval_finetune_cfL.py:{v}").batch_size for v in config_finetune.PAPER_TASKS
+    }
     assert batch["audioset"] == 640 and batch["magnatagatune"] == 64
     assert batch == {**{v: 64 for v in batch}, "audioset": 640, "kinetics700_audio": 640}  # our choice
     for variant, b in batch.items():  # more output dropout for the low-resource (batch 64) tasks
-        assert config_finetune.variant_config("S", variant).task.output_dropout == (0.1 if b == 64 else 0.0)
+        assert config_lib.load_config_file(f"eval_finetune_cfS.py:{variant}").task.output_dropout == (
+            0.1 if b == 64 else 0.0
+        )
     with pytest.raises(ValueError, match=r"config.task.pooling='linear_softmax'.*multi_label=True"):
         config_lib.validate(finetune_config(pooling="linear_softmax"))
     with pytest.raises(ValueError, match=r"config.task.pooling='max'"):
@@ -443,7 +449,7 @@ def test_both_heads_match_numpy():
     y = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
     tasks = {}
     for multi, pooling in ((False, "mean"), (True, "mean"), (True, "linear_softmax")):
-        c = config_lib.finetune_config("S", "smoke", num_classes=3, multi_label=multi, pooling=pooling)
+        c = smoke_finetune_config(3, multi, pooling)
         tasks[multi, pooling] = classification.ClassificationTask(c)
     variables = nn.unbox(tasks[False, "mean"].init(jax.random.PRNGKey(0), {**batch, "label": y[:, 0]}))
     frames, valid, _ = (np.asarray(a, np.float64) for a in tasks[False, "mean"].embed(variables, batch))
@@ -470,7 +476,7 @@ def test_both_heads_match_numpy():
 def test_training_augments_in_the_papers_order_with_single_label_consistency(monkeypatch):
     """Jitter (waveform) -> time mask (logmels) -> mixup (the masked logmels), twice; the loss is
     the mean of the two cross-entropies + 2 x the symmetric KL of their softmaxes (NumPy)."""
-    from audiossl_jax import augment, config_finetune
+    from audiossl_jax import augment
 
     calls = []  # (name, input, output) as traced
     for name in ("temporal_jitter", "time_mask", "mixup"):
@@ -481,7 +487,7 @@ def test_training_augments_in_the_papers_order_with_single_label_consistency(mon
             return out
 
         monkeypatch.setattr(augment, name, record)
-    c = config_finetune.variant_config("S", "smoke")
+    c = config_lib.load_config_file("eval_finetune_cfS.py:smoke")
     task = classification.ClassificationTask(c)
     rng = np.random.default_rng(0)
     batch = {

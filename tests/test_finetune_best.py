@@ -46,7 +46,8 @@ def scalars(workdir):
 
 
 def test_finetune_logs_the_validation_metric_and_evaluates_the_best_step(tmp_path):
-    c = config_lib.finetune_config("S", "smoke", num_classes=12, multi_label=False)
+    c = config_lib.load_config_file("eval_finetune_cfS.py:smoke")
+    c.task.output_dropout = 0.0
     c.data = embed.data_config("synthetic_audio/tiny", crop_seconds=1.0)
     c.total_steps, c.checkpoint.every_steps, c.log_every_steps = 4, 2, 2
     c.checkpoint.best_split = "test"

@@ -11,14 +11,14 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from audiossl_jax import config_finetune, config_grids
-from audiossl_jax.evaluation import grids, protocol
+from audiossl_jax import config_finetune, config_grids, config_lib
+from audiossl_jax.evaluation import grids
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def grid_config(spec):
-    return protocol.load_config_file(str(REPO / "configs" / spec))
+    return config_lib.load_config_file(str(REPO / "configs" / spec))
 
 
 def read_csv(path):
@@ -220,7 +220,7 @@ def test_paper_grid_configs_name_the_right_splits_and_metrics():
         if task == "magnatagatune":  # the 12:1:3 split has a validation part
             assert c.sweep.val_split == "validation" and c.base.data.train_split == "train"
         else:  # a seeded 10% hold-out of the training split (Kinetics' 'validation' is its test split)
-            train = config_finetune.variant_config("S", task).data.train_split
+            train = config_lib.load_config_file(f"eval_finetune_cfS.py:{task}").data.train_split
             assert (c.sweep.val_split, c.base.data.train_split) == (f"{train}@holdout:10:0", f"{train}@rest:10:0")
         assert c.base.model.model_dim == (768 if task.startswith("audioset") else 256)
     audioset = grid_config("grid_sweep.py:audioset")

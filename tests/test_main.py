@@ -58,7 +58,7 @@ def test_out_of_range_value_is_named(tmp_path):
     ],
 )
 def test_validate_names_bad_keys(key, value, match):
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     parent, leaf = key.rsplit(".", 1) if "." in key else ("", key)
     node = config[parent] if parent else config
     node[leaf] = value
@@ -68,8 +68,8 @@ def test_validate_names_bad_keys(key, value, match):
 
 def test_demo_and_paper_configs_validate():
     for size in ("S", "L"):
-        for variant in (None, "demo", "smoke"):
-            config_lib.validate(config_lib.wav2vec2_pretrain_config(size, variant))
+        for variant in ("", "demo", "smoke"):
+            config_lib.validate(config_lib.load_config_file(f"pretrain_cf{size}.py:{variant}"))
 
 
 def test_smoke_run_prints_parameters_mesh_and_progress(tmp_path):

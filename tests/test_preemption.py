@@ -41,7 +41,7 @@ TOTAL, EVERY = 12, 2
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """A tfds data_dir with ``synthetic_audio/tiny`` prepared once for every run of this module."""
     path = tmp_path_factory.mktemp("tfds")
-    data = config_lib.wav2vec2_pretrain_config("S", "smoke").data
+    data = config_lib.load_config_file("pretrain_cfS.py:smoke").data
     data.data_dir = str(path)
     registry.load_source(data, data.train_split)
     return path

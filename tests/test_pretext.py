@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiossl_jax import config_pretext, save_untrained, tasks
+from audiossl_jax import config_lib, save_untrained, tasks
 from audiossl_jax.data import pipeline, registry
 from audiossl_jax.models.cnn import slice_validity
 from audiossl_jax.tasks import slice_task
@@ -17,8 +17,16 @@ from audiossl_jax.train import checkpoint, sharding, trainer
 T, F = 200, 64  # frames of a 2 s smoke crop, mel bins
 
 
+# Task name -> its config file configs/pretrain_<name>.py.
+CONFIG_FILES = {"audio2vec_skipgram": "audio2vec_sg"}
+
+
+def pretext_config(task, variant=""):
+    return config_lib.load_config_file(f"pretrain_{CONFIG_FILES.get(task, task)}.py:{variant}")
+
+
 def smoke(task, **overrides):
-    config = config_pretext.pretext_config(task, "smoke")
+    config = pretext_config(task, "smoke")
     config.model.channels = (4, 8)  # two layers: fast to compile
     config.update_from_flattened_dict(overrides)
     return config
@@ -158,7 +166,7 @@ def test_cbow_decodes_the_concatenated_context_embeddings():
     usable = np.asarray(s["usable"], np.float64)
     np.testing.assert_allclose(float(loss), (err * usable).sum() / usable.sum(), rtol=1e-5)
     # At the paper's sizes (P=2, d=128) the decoder's input is 512-d.
-    paper = config_pretext.pretext_config("audio2vec_cbow", None)
+    paper = pretext_config("audio2vec_cbow")
     paper_task = tasks.get_task(paper)
     batch = {
         "waveform": jnp.zeros((1, 160000)),
@@ -234,22 +242,25 @@ def test_supervised_multi_label_loss_is_sigmoid_bce():
 def test_paper_recipe_of_the_pretext_configs():
     """Adam at 1e-3 (Audio2Vec, AutoEncoder) or 1e-4 (others), batch 256, 3M iterations, AudioSet;
     the supervised encoder on AudioSet's 527 classes (multi-hot); its demo on the labelled built-in data."""
-    for name, lr in config_pretext.LEARNING_RATES.items():
-        c = config_pretext.pretext_config(name, None)
+    rates = {"audio2vec_cbow": 1e-3, "audio2vec_skipgram": 1e-3, "autoencoder": 1e-3, "temporal_gap": 1e-4}
+    rates.update(arrow_of_time=1e-4, triplet=1e-4, supervised=1e-4)
+    for name, lr in rates.items():
+        c = pretext_config(name)
+        assert c.task.name == name
         assert (c.total_steps, c.batch_size, c.schedule.peak_learning_rate) == (3_000_000, 256, lr)
         assert (c.optimizer.weight_decay, c.schedule.warmup_steps, c.schedule.final_scale) == (0.0, 0, 1.0)
         assert c.data.name == "audioset" and c.task.slice_frames == 96 and c.frontend.power == 1.0
         assert tuple(c.model.channels) == (64, 128, 256, 256, 512, 512) and c.model.embed_dim == 128
         assert (c.optimizer.b1, c.optimizer.b2, c.optimizer.eps, c.optimizer.grad_clip_norm) == (0.9, 0.999, 1e-8, 0.0)
-    cbow = config_pretext.pretext_config("audio2vec_cbow", None)
+    cbow = pretext_config("audio2vec_cbow")
     assert (cbow.task.context_slices, cbow.task.gap_frames) == (2, 2)  # P = 2, G = 2
     for name in ("temporal_gap", "arrow_of_time"):  # "a single hidden layer of size 64" (our choice for ArrowOfTime)
-        assert config_pretext.pretext_config(name, None).task.head_hidden == 64
-    assert config_pretext.pretext_config("triplet", None).task.margin == 0.1  # our choice: the paper gives none
-    sup = config_pretext.pretext_config("supervised", None)
+        assert pretext_config(name).task.head_hidden == 64
+    assert pretext_config("triplet").task.margin == 0.1  # our choice: the paper gives none
+    sup = pretext_config("supervised")
     assert sup.task.head_hidden == 0  # a linear head
     assert (sup.task.num_classes, sup.task.multi_label, sup.data.multi_label) == (527, True, True)
-    demo = config_pretext.pretext_config("supervised", "demo")
+    demo = pretext_config("supervised", "demo")
     assert (demo.data.name, demo.task.num_classes, demo.task.multi_label) == ("synthetic_audio", 12, False)
     tasks.get_task(demo)  # builds
 

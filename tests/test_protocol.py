@@ -6,13 +6,14 @@ import jax
 import numpy as np
 import pytest
 
+from audiossl_jax import config_lib
 from audiossl_jax.evaluation import protocol, report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def smoke_config(variant="smoke"):
-    return protocol.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:{variant}")
+    return config_lib.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:{variant}")
 
 
 def test_plan_runs_both_arms_of_the_untrained_encoder():

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from audiossl_jax import config_lib
 from audiossl_jax.evaluation import embed
 
 # Runs `evaluation.embed` for two splits in one process, counting model loads and forward traces,
@@ -84,26 +85,24 @@ def test_embed_output_paths():
 def test_shipped_config_paths_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
     """From another working directory, the data folders and encoder configs that shipped configs name
     are the repository's (../shared/data next to the checkout, configs/ inside it)."""
-    from audiossl_jax import config_finetune, config_grids, config_lib
-    from audiossl_jax.evaluation import protocol
 
     root = pathlib.Path(__file__).resolve().parents[1]
     assert config_lib.REPO_ROOT == root
     monkeypatch.chdir(tmp_path)
     for variant in ("demo", "smoke", "smoke_conformer", "paper"):
-        c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:{variant}")
+        c = config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:{variant}")
         for name, spec in c.encoders.items():
             path, _, sub = spec.split(":", 1)[1].partition(":")
             assert pathlib.Path(path).is_absolute() and pathlib.Path(path).parent == root / "configs", (name, spec)
-            protocol.load_config_file(f"{path}:{sub}" if sub else path)  # loads from tmp_path
+            config_lib.load_config_file(f"{path}:{sub}" if sub else path)  # loads from tmp_path
         for task in c.tasks.values():
             if task.get("path"):
                 assert pathlib.Path(task.path) == root.parent / "shared" / "data" / task.path.rsplit("/", 1)[1]
-    demo = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
+    demo = config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
     assert demo.tasks.fsdd_speaker.path == str(root.parent / "shared" / "data" / "fsdd")
-    cry = config_finetune.variant_config("S", "donateacry")
+    cry = config_lib.load_config_file("eval_finetune_cfS.py:donateacry")
     assert cry.data.path == str(root.parent / "shared" / "data" / "donateacry")
-    spec = config_grids.label_fractions_config("smoke").label_fractions.pretrained
+    spec = config_lib.load_config_file("grid_label_fractions.py:smoke").label_fractions.pretrained
     assert spec == f"train:{root / 'configs' / 'pretrain_cfS.py'}:smoke"
 
 
@@ -133,7 +132,7 @@ def test_a_split_is_embedded_once_for_every_label_column(tmp_path, monkeypatch):
 
     root = pathlib.Path(__file__).resolve().parents[1]
     columns = _two_column_folder(tmp_path / "audio")
-    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
+    c = config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
     c.encoders = {"untrained": f"untrained:{root / 'configs' / 'pretrain_supervised.py'}:smoke"}
     folder = dict(name="audio_folder", path=str(tmp_path / "audio"), data_dir=str(tmp_path / "dd"), crop_seconds=1.0)
     c.tasks = {
@@ -173,7 +172,7 @@ def test_raw_scale_runs_no_reference(tmp_path):
     from audiossl_jax.evaluation import protocol, report
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
+    c = config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
     c.encoders = {name: spec for name, spec in c.encoders.items() if name != "untrained"}
     c.untrained, c.train_sets = "", ("full",)
     with pytest.raises(ValueError, match=r"config.untrained='': must name one of .*config.scale='raw'"):
@@ -200,8 +199,8 @@ def test_untrained_reference_has_the_slicing_of_the_encoder_it_normalises():
 
     root = pathlib.Path(__file__).resolve().parents[1]
     for variant in ("demo", "smoke", "smoke_conformer", "paper"):
-        protocol.check_references(protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:{variant}"))
-    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
+        protocol.check_references(config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:{variant}"))
+    c = config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:demo")
 
     def slice_frames(name):
         return protocol.encoder_config(c.encoders[name]).task.slice_frames
@@ -232,7 +231,7 @@ def test_a_task_given_on_the_command_line_is_validated_and_run(tmp_path):
 
     root = pathlib.Path(__file__).resolve().parents[1]
     columns = _two_column_folder(tmp_path / "audio")
-    c = protocol.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
+    c = config_lib.load_config_file(f"{root / 'configs' / 'eval_protocol.py'}:smoke")
     c.encoders = {"untrained": f"untrained:{root / 'configs' / 'pretrain_supervised.py'}:smoke"}
     c.lock()  # as --config gives it
     protocol.add_tasks(
@@ -282,14 +281,13 @@ def test_a_task_given_on_the_command_line_is_validated_and_run(tmp_path):
 
     short = tmp_path / "my_protocol.py"  # the short config of docs/evaluation.md
     short.write_text(
-        "from audiossl_jax.config_lib import repo_path\n"
-        "from audiossl_jax.evaluation.protocol import load_config_file\n\n\n"
+        "from audiossl_jax.config_lib import load_config_file\n\n\n"
         'def get_config(variant=""):\n'
-        '    c = load_config_file(repo_path("configs/eval_protocol.py") + ":demo")\n'
+        '    c = load_config_file("eval_protocol.py:demo")\n'
         f'    c.tasks = {{"birds": dict(name="audio_folder", path="{tmp_path / "audio"}", label_key="speaker", '
         "crop_seconds=5.0)}\n"
         "    return c\n"
     )
-    mine = protocol.load_config_file(str(short))
+    mine = config_lib.load_config_file(str(short))
     protocol.validate(mine)
     assert list(mine.tasks.keys()) == ["birds"] and protocol.task_data_config(mine, "birds").label_key == "speaker"

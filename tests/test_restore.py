@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from audiossl_jax import config_pretext, inference
+from audiossl_jax import config_lib, inference
 from audiossl_jax.tasks import temporal_gap
 from audiossl_jax.train import optim, restore, trainer
 
@@ -15,7 +15,7 @@ from audiossl_jax.train import optim, restore, trainer
 def cnn_run(tmp_path_factory):
     """A 4-step smoke CNN run (parameters and BatchNorm statistics), checkpoints at steps 2 and 4."""
     workdir = tmp_path_factory.mktemp("cnn_run")
-    config = config_pretext.pretext_config("temporal_gap", "smoke")
+    config = config_lib.load_config_file("pretrain_temporal_gap.py:smoke")
     state = trainer.train(config, workdir)
     return workdir, jax.device_get({"params": state.params, **state.model_state})
 

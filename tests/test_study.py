@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from audiossl_jax import frontend
+from audiossl_jax import config_lib, frontend
 from audiossl_jax.evaluation import baselines, protocol, report, study
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def smoke_config():
-    return protocol.load_config_file(f"{ROOT / 'configs' / 'study_small.py'}:smoke")
+    return config_lib.load_config_file(f"{ROOT / 'configs' / 'study_small.py'}:smoke")
 
 
 def test_logmel_stats_match_numpy():
@@ -77,7 +77,7 @@ def test_smoke_study_rows_targets_resume_and_budget(tmp_path):
 
 
 def test_baseline_spec_is_checked():
-    c = protocol.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:smoke")
+    c = config_lib.load_config_file(f"{ROOT / 'configs' / 'eval_protocol.py'}:smoke")
     with c.unlocked():
         c.encoders.logmel_stats = "baseline:logmel_mfcc"
     with pytest.raises(ValueError, match="unknown baseline 'logmel_mfcc'"):

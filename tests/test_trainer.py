@@ -9,7 +9,7 @@ from audiossl_jax.train import sharding, trainer
 
 
 def smoke_config(**overrides):
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     config.update_from_flattened_dict(overrides)
     return config
 

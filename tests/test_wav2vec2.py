@@ -133,7 +133,7 @@ def _smoke_batch(config, lengths):
 
 
 def test_task_loss_at_init_is_near_log_k_plus_one():
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     config.data.crop_seconds = 4.0
     task = wav2vec2.Wav2Vec2Task(config)
     n = int(config.data.crop_seconds * config.frontend.sample_rate)
@@ -152,7 +152,7 @@ def test_padding_does_not_change_valid_outputs():
     """Frames past a clip's length never influence the loss inputs of its valid steps."""
     import flax.linen as nn
 
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     config.data.crop_seconds = 2.0
     task = wav2vec2.Wav2Vec2Task(config)
     n = int(config.data.crop_seconds * config.frontend.sample_rate)
@@ -201,7 +201,7 @@ def test_parameter_counts_match_paper():
 
     batch = {"waveform": jnp.zeros((1, 16000)), "length": jnp.array([16000]), "label": jnp.zeros((1,), jnp.int32)}
     for size, blocks, paper in PAPER_COUNTS:
-        config = config_lib.wav2vec2_pretrain_config(size, None)
+        config = config_lib.load_config_file(f"pretrain_cf{size}.py")
         config.model.num_blocks = blocks
         assert config.data.name == "audioset"  # our choice for the paper's in-house 67k-hour corpus
         task = wav2vec2.Wav2Vec2Task(config)
@@ -215,7 +215,7 @@ def test_layout_is_the_papers():
     """stack R=4 -> LN -> linear -> Z; mask Z; linear -> conformer -> linear -> C; targets are Z itself."""
     import flax.linen as nn
 
-    config = config_lib.wav2vec2_pretrain_config("S", "smoke")
+    config = config_lib.load_config_file("pretrain_cfS.py:smoke")
     task = wav2vec2.Wav2Vec2Task(config)
     m = config.model
     n = int(config.data.crop_seconds * config.frontend.sample_rate)
@@ -261,7 +261,7 @@ def test_layout_is_the_papers():
     assert np.abs(np.asarray(c_train) - np.asarray(context)).max() > 1e-3
 
     # A run written by the old layout (no model.latent_dim) is refused with an error naming the key.
-    old = config_lib.wav2vec2_pretrain_config("S", "smoke").model
+    old = config_lib.load_config_file("pretrain_cfS.py:smoke").model
     del old["latent_dim"]
     old.final_dim = 32
     with pytest.raises(ValueError, match=r"config.model=.*has no latent_dim.*older code version"):

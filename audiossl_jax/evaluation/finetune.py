@@ -1,5 +1,6 @@
-"""Fine-tuning runs: the run (shared trainer) and its evaluation; the config builders are
-``config_lib.finetune_config`` and ``config_lib.finetune_config_from``.
+"""Fine-tuning runs: the run (shared trainer) and its evaluation; the configs are
+``configs/eval_finetune_cf{S,L}.py`` (the paper's recipe) and ``config_lib.finetune_config_from``
+(the encoder of a given run).
 
     python -m audiossl_jax.main --config=configs/eval_finetune_cfS.py:synthetic \
         --workdir=runs/ft --config.task.pretrained_workdir=runs/demo

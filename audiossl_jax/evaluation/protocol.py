@@ -47,10 +47,8 @@ Tasks beyond the config's: ``--task=name:key=value,...`` (data config keys; repe
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
-import os
 import pathlib
 import time
 from typing import Any
@@ -177,7 +175,7 @@ def encoder_config(spec: str) -> ml_collections.ConfigDict:
     """The run config of an encoder spec, without training it: the config file of a
     ``train:``/``untrained:`` spec, the ``config.json`` of a run directory."""
     if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
-        return load_config_file(spec.split(":", 1)[1])
+        return config_lib.load_config_file(spec.split(":", 1)[1])
 
     return restore.load_config(spec)
 
@@ -235,18 +233,6 @@ def plan(config: ml_collections.ConfigDict) -> list[Run]:
 
 def replica_seed(config: ml_collections.ConfigDict, replica: int) -> int:
     return int(config.seed) + replica
-
-
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """``path/to/config.py[:variant]`` -> its ``get_config(variant)``."""
-    path, _, variant = spec.partition(":")
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"config file {file} (from {spec!r}) not found; paths are relative to {os.getcwd()}")
-    module_spec = importlib.util.spec_from_file_location(f"_protocol_config_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(variant)
 
 
 def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path:

@@ -43,54 +43,20 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from audiossl_jax import config_lib, config_pretext  # noqa: E402
+from audiossl_jax import config_lib  # noqa: E402
 from audiossl_jax.data import pipeline, registry  # noqa: E402
 from audiossl_jax.data.registry import DatasetError  # noqa: E402
 from audiossl_jax.evaluation import baselines, protocol, report  # noqa: E402
 
-# Study name -> the pretext task of config_pretext (Tagliasacchi et al.), or the conformer.
-CNN_METHODS = {
-    "audio2vec_cbow": "audio2vec_cbow",
-    "audio2vec_sg": "audio2vec_skipgram",
-    "temporal_gap": "temporal_gap",
-    "triplet": "triplet",
-    "arrow_of_time": "arrow_of_time",
-    "autoencoder": "autoencoder",
-}
+# The pretext tasks of Tagliasacchi et al., each configs/pretrain_<name>.py, and the conformer
+# (configs/pretrain_cfS.py).
+CNN_METHODS = ("audio2vec_cbow", "audio2vec_sg", "temporal_gap", "triplet", "arrow_of_time", "autoencoder")
 CONFORMER = "wav2vec2"
 METHODS = (*CNN_METHODS, CONFORMER)
 SUPERVISED, UNTRAINED, UNTRAINED_CONFORMER, BASELINE = "supervised", "untrained", "untrained_conformer", "logmel_stats"
 STUDY_FILE, COMPUTE_FILE, TARGETS_FILE = "study.json", "compute.json", "targets.md"
 # Keys of the study config that are not the protocol's.
 STUDY_KEYS = ("pool", "pool_tool", "pool_dataset", "budget", "methods", "pretrain", "supervised_label", "preset")
-
-
-def study_config(variant: str = "") -> ml_collections.ConfigDict:
-    """``configs/study_small.py:<variant>``: '' (FSDD digits and speakers, donate-a-cry; CPU-sized) or 'smoke' (seconds)."""
-    if variant not in ("", "smoke"):
-        raise ValueError(f"unknown variant {variant!r}: use '' or 'smoke'.")
-    c = protocol.load_config_file(f"{config_lib.repo_path('configs/eval_protocol.py')}:{variant or 'demo'}")
-    c.pool = config_lib.repo_path("../pool")
-    c.pool_tool = config_lib.repo_path("../shared/tools/make_unlabeled_pool.py")
-    c.pool_dataset = "audio_folder"
-    c.budget = 1000  # pre-training steps of every encoder
-    c.methods = METHODS
-    c.supervised_label = "source_package"
-    c.preset = "demo"  # the config_pretext / wav2vec2 variant the study's encoders start from
-    # Our choice, from the measurements in docs/results.md; learning_rate 0: each method's own.
-    c.pretrain = ml_collections.ConfigDict(
-        dict(batch_size=32, crop_seconds=5.0, learning_rate=0.0, channels=(), embed_dim=0, log_every_steps=50)
-    )
-    c.encoders = ml_collections.ConfigDict()  # filled by ``encoder_configs``
-    c.replicas = 2
-    if variant == "smoke":
-        c.pool, c.pool_dataset, c.preset, c.budget = "", "synthetic_audio/tiny", "smoke", 2
-        c.methods, c.supervised_label = ("temporal_gap",), "label"
-        c.replicas, c.train_sets = 1, ("subset",)
-        c.pretrain.update(dict(batch_size=8, crop_seconds=2.0, log_every_steps=1))
-    else:
-        del c.tasks["synthetic"]
-    return c
 
 
 def pool_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -142,9 +108,9 @@ def _scale(c: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> m
     return c
 
 
-def cnn_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
-    """``config_pretext.pretext_config(task, config.preset)`` at the study's scale (width: ``pretrain.channels``)."""
-    c = _scale(config_pretext.pretext_config(task, config.preset), config)
+def cnn_config(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+    """``configs/pretrain_<name>.py:<config.preset>`` at the study's scale (width: ``pretrain.channels``)."""
+    c = _scale(config_lib.load_config_file(f"pretrain_{name}.py:{config.preset}"), config)
     if config.pretrain.channels:
         c.model.channels = tuple(int(x) for x in config.pretrain.channels)
     if config.pretrain.embed_dim:
@@ -172,11 +138,11 @@ def encoder_configs(config: ml_collections.ConfigDict) -> dict[str, tuple[ml_col
         out[SUPERVISED] = (supervised, False)
     for name in config.methods:
         if name == CONFORMER:
-            conformer = _scale(config_lib.wav2vec2_pretrain_config("S", config.preset), config)
+            conformer = _scale(config_lib.load_config_file(f"pretrain_cfS.py:{config.preset}"), config)
             out[UNTRAINED_CONFORMER] = (conformer, True)
             out[CONFORMER] = (conformer, False)
         else:
-            out[name] = (cnn_config(config, CNN_METHODS[name]), False)
+            out[name] = (cnn_config(config, name), False)
     return out
 
 
