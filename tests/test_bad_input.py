@@ -369,3 +369,16 @@ def test_long_files_read_only_the_crop(tmp_path: pathlib.Path, caplog: pytest.Lo
         batch = next(pipeline.make_train_iterator(data, batch_size=2, seed=0))
     assert sorted(batch["length"].tolist()) == [4000, SR]
     assert any("1 of 2 clips are over 20x the 1.00 s crop (longest 180.0 s)" in r.getMessage() for r in caplog.records)
+
+
+def test_config_files_load_by_bare_name_or_path_and_a_missing_configs_dir_says_what_to_do(tmp_path, monkeypatch):
+    """'pretrain_cfS.py:smoke' is the checkout's configs/ file, a path is read as given; without configs/
+    (a wheel install) a bare name fails naming the fix."""
+    by_name = config_lib.load_config_file("pretrain_cfS.py:smoke")
+    by_path = config_lib.load_config_file(f"{config_lib.REPO_ROOT / 'configs' / 'pretrain_cfS.py'}:smoke")
+    assert by_name.to_dict() == by_path.to_dict() and by_name.model.name == "conformer_wav2vec2_S_smoke"
+    monkeypatch.setattr(config_lib, "CONFIGS_DIR", tmp_path / "configs")
+    with pytest.raises(FileNotFoundError, match=r"installed without its checkout.*pip install -e"):
+        config_lib.load_config_file("pretrain_cfS.py")
+    with pytest.raises(FileNotFoundError, match=r"config file .*nowhere\.py"):
+        config_lib.load_config_file(str(tmp_path / "nowhere.py"))
