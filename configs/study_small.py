@@ -6,7 +6,8 @@
 Pre-trains every method of both papers on the unlabeled pool (``--config.pool``, built by
 ../shared/tools/make_unlabeled_pool.py when missing) for ``--config.budget`` steps each,
 then runs the protocol (FSDD digits, FSDD speakers, donate-a-cry) with the untrained,
-supervised and log-mel mean+std baseline rows. Variants: '' (CPU-sized), 'smoke'
+supervised and log-mel mean+std baseline rows, and the conformer's label-fraction grid
+(pre-trained vs. from scratch on 10%, 33% and 100% of FSDD digits' labels). Variants: '' (CPU-sized), 'smoke'
 (seconds, synthetic data; for tests). See audiossl_jax/evaluation/study.py.
 """
 
@@ -34,11 +35,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     )
     c.encoders = ml_collections.ConfigDict()  # filled by ``study.encoder_configs``
     c.replicas = 2
+    # The conformer's label-fraction grid (study.py's docstring, 4.): "a third of the labels" is
+    # ``claim_percent``, compared with the conformer from scratch on 100%; () runs no grid.
+    c.label_fractions = ml_collections.ConfigDict(dict(task="fsdd_digits", percents=(10, 33, 100), claim_percent=33))
     if variant == "smoke":
         c.pool, c.pool_dataset, c.preset, c.budget = "", "synthetic_audio/tiny", "smoke", 2
         c.methods, c.supervised_label = ("temporal_gap",), "label"
         c.replicas, c.train_sets = 1, ("subset",)
         c.pretrain.update(dict(batch_size=8, crop_seconds=2.0, log_every_steps=1))
+        c.label_fractions.update(dict(task="synthetic_tiny", percents=(50, 100), claim_percent=50))
     else:
         del c.tasks["synthetic"]
     return c

@@ -85,3 +85,48 @@ def test_baseline_spec_is_checked():
     c.encoders.logmel_stats, c.recipe = "baseline:logmel_stats", "slices"
     with pytest.raises(ValueError, match="recipe='clips'"):
         protocol.validate(c)
+
+
+def test_label_fraction_grid_compares_the_study_conformer_with_itself_from_scratch(tmp_path):
+    """Target 3: the study's conformer fine-tuned on each percent of a task's labels, pre-trained and
+    from random weights, one point per replica seed; the summary and the target line against
+    scores worked by hand (a fake runner: the fine-tunings themselves are tested elsewhere)."""
+    config = smoke_config()
+    with config.unlocked():
+        config.methods, config.replicas = (study.CONFORMER,), 2
+    conformer, _ = study.encoder_configs(config)[study.CONFORMER]
+    enc = tmp_path / "encoders" / study.CONFORMER
+    protocol.prepare_encoder(study.CONFORMER, conformer, enc, untrained=True)  # its weights are not under test
+    protocol_cfg = study.protocol_config(config, {study.CONFORMER: enc})
+    seen = {}
+
+    def runner(c, directory, splits):
+        seen[directory.name] = c
+        pretrained = c.task.pretrained_workdir is not None
+        score = 0.5 + 0.4 * c.data.train_fraction + (0.1 if pretrained else 0.0) + 0.01 * (c.seed - config.seed)
+        return {f"{splits[0]}/accuracy": score, "num_train": 100.0 * c.data.train_fraction}
+
+    summary = study.label_fractions(config, protocol_cfg, tmp_path, runner)
+    assert sorted(seen) == sorted(
+        f"{a}_{p}pct_r{r}" for a in ("pretrained", "scratch") for p in (50, 100) for r in (0, 1)
+    )
+    pre, scratch = seen["pretrained_50pct_r1"], seen["scratch_50pct_r1"]
+    assert pre.task.pretrained_workdir == str(enc) and scratch.task.pretrained_workdir is None
+    assert pre.data.train_fraction == 0.5 and pre.seed == scratch.seed == config.seed + 1
+    assert pre.model.to_dict() == scratch.model.to_dict()  # the same conformer, its name aside:
+    assert {k: v for k, v in pre.model.items() if k != "name"} == {
+        k: v for k, v in conformer.model.items() if k != "name"
+    }
+    assert pre.total_steps == config.finetune.total_steps and pre.data.label_key == "label"
+    rows = {r["percent"]: r for r in summary["rows"]}
+    assert rows[50]["pretrained"] == pytest.approx(0.805) and rows[100]["scratch"] == pytest.approx(0.905)
+    assert rows[50]["pretrained_std"] == pytest.approx(0.005)
+    line = study.claim_line(config, summary)
+    assert "NOT reached" in line and "difference -0.100" in line and "0.800 vs 0.900, 0.810 vs 0.910" in line
+    assert (tmp_path / study.LABEL_FRACTIONS_DIR / "figure.png").is_file()
+    rows[50]["pretrained"] = 0.95
+    assert "REACHED" in study.claim_line(config, summary)
+    with config.unlocked():
+        config.label_fractions.percents = (50,)
+    with pytest.raises(ValueError, match=r"label_fractions.percents=\(50,\): must hold 100"):
+        study.label_fractions(config, protocol_cfg, tmp_path, runner)

@@ -318,27 +318,34 @@ def run_sweep(
 
 
 def label_fraction_points(config: ml_collections.ConfigDict) -> list[Point]:
-    """Per fraction (``label_fractions.percents``) and arm (``label_fractions.arms``) one point:
-    ``<arm>_<percent>pct``. The fraction ``balanced_percent`` fine-tunes on the grid config's
-    ``balanced`` run config (the Balanced set itself; 0: no such fraction); the others on
-    ``data.train_fraction`` of ``base``'s training split. Arm 'scratch' clears
-    ``task.pretrained_workdir``."""
+    """Per fraction (``label_fractions.percents``), arm (``label_fractions.arms``) and replica
+    (``label_fractions.replicas``, default 1) one point: ``<arm>_<percent>pct`` (``_r<k>`` appended
+    when there are several replicas, replica k seeded ``base.seed + k``). The fraction
+    ``balanced_percent`` fine-tunes on the grid config's ``balanced`` run config (the Balanced set
+    itself; 0: no such fraction); the others on ``data.train_fraction`` of ``base``'s training
+    split. Arm 'scratch' clears ``task.pretrained_workdir``."""
     lf = config.label_fractions
+    replicas = int(lf.get("replicas", 1))
     points = []
     for percent in lf.percents:
         balanced = percent == lf.balanced_percent
+        base = "balanced" if balanced else "base"
         for arm in lf.arms:
             overrides: dict[str, Any] = {} if balanced else {"data.train_fraction": percent / 100}
             if arm == "scratch":
                 overrides["task.pretrained_workdir"] = None
-            points.append(Point(f"{arm}_{percent:g}pct", overrides, "balanced" if balanced else "base"))
+            for r in range(replicas):
+                name = f"{arm}_{percent:g}pct" + (f"_r{r}" if replicas > 1 else "")
+                seeded = {**overrides, "seed": int(config[base].seed) + r} if replicas > 1 else overrides
+                points.append(Point(name, seeded, base))
     return points
 
 
 def run_label_fractions(
     config: ml_collections.ConfigDict, workdir: pathlib.Path, runner: Runner = finetune_run
 ) -> dict[str, Any]:
-    """Table 1: test metric per (fraction, arm); plot of the metric against the labelled clips (log x)."""
+    """Table 1: test metric per (fraction, arm), the mean over replicas (and its std and the
+    replicas' values when there are several); plot of the metric against the labelled clips (log x)."""
     config = ml_collections.ConfigDict(config.to_dict())
     lf = config.label_fractions
     if "pretrained" in lf.arms:
@@ -351,29 +358,39 @@ def run_label_fractions(
         points, workdir, lambda p, d: runner(_point_config(config, p), d, (config[p.base].data.eval_split,))
     )
     key = _metric(config, config.base.data.eval_split)
+    replicas = int(lf.get("replicas", 1))
     rows = []
     for label, percent in zip(lf.labels, lf.percents):
         row: dict[str, Any] = dict(column=label, percent=percent)
         for arm in lf.arms:
-            m = results[f"{arm}_{percent:g}pct"]
-            row["labelled_clips"] = int(m["num_train"])
-            row[arm] = m[key]
+            metrics = [m for name, m in results.items() if re.fullmatch(rf"{arm}_{percent:g}pct(_r\d+)?", name)]
+            scores = [m[key] for m in metrics]
+            row["labelled_clips"] = int(metrics[0]["num_train"])
+            row[arm] = float(np.mean(scores))
+            if replicas > 1:
+                row[f"{arm}_std"], row[f"{arm}_replicas"] = float(np.std(scores)), scores
         rows.append(row)
+    columns = ["column", "percent", "labelled_clips"]
+    for arm in lf.arms:
+        columns += [arm, f"{arm}_std"] if replicas > 1 else [arm]
     write_table(
         rows,
-        ["column", "percent", "labelled_clips", *lf.arms],
+        columns,
         workdir,
         [
             f"Test {config.metric} ({config.base.data.eval_split!r}) of fine-tuning with and without "
-            "pre-training on each amount of labelled data (Srivastava et al., 2022, Table 1)."
+            "pre-training on each amount of labelled data (Srivastava et al., 2022, Table 1)"
+            + (f"; mean and std over {replicas} replicas (seeds base.seed + k)." if replicas > 1 else ".")
         ],
     )
     fig, (ax,) = _figure(1)
     for arm in lf.arms:
-        ax.plot(
+        ax.errorbar(
             [r["labelled_clips"] for r in rows],
             [r[arm] for r in rows],
+            yerr=[r.get(f"{arm}_std", 0.0) for r in rows],
             marker="o",
+            capsize=3,
             label="pre-train + fine-tune" if arm == "pretrained" else "from scratch",
         )
     ax.set_xscale("log")
@@ -381,7 +398,7 @@ def run_label_fractions(
     ax.set_ylabel(f"test {config.metric}")
     ax.legend()
     _save(fig, workdir / FIGURE_FILE)
-    summary = dict(grid="label_fractions", metric=config.metric, rows=rows)
+    summary = dict(grid="label_fractions", metric=config.metric, replicas=replicas, rows=rows)
     _write_summary(workdir, summary)
     return summary
 
@@ -582,6 +599,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         require(
             all(0 < p <= 100 for p in lf.percents), "label_fractions.percents", lf.percents, "must lie in (0, 100]."
         )
+        require(int(lf.get("replicas", 1)) >= 1, "label_fractions.replicas", lf.get("replicas"), "must be >= 1.")
         require(
             lf.balanced_percent not in lf.percents or "balanced" in config,
             "label_fractions.balanced_percent",

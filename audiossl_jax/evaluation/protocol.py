@@ -439,10 +439,9 @@ class Evaluator:
         arm = "" if run.arm == "finetuned" else "frozen_"
         return self.workdir / f"{arm}finetune" / run.encoder / run.task / run.train_set / f"replica{run.replica}"
 
-    def finetuned(self, run: Run) -> tuple[str, float, int]:
-
-        if baselines.is_baseline(self.config.encoders[run.encoder]):
-            return self.frozen(run)  # fixed features: the linear probe is all there is to train
+    def finetune_config(self, run: Run) -> ml_collections.ConfigDict:
+        """The validated config of ``run``'s fine-tuned arm: ``classifier_config`` with ``config.finetune``'s
+        steps, batch, rate, class balancing, consistency loss and output dropout."""
         f = self.config.finetune
         c = self.classifier_config(run)
         c.data.class_balanced = bool(f.class_balanced)
@@ -452,6 +451,13 @@ class Evaluator:
         c.schedule.peak_learning_rate = float(f.peak_learning_rate)
         c.task.consistency, c.task.output_dropout = bool(f.consistency), float(f.output_dropout)
         config_lib.validate(c)
+        return c
+
+    def finetuned(self, run: Run) -> tuple[str, float, int]:
+
+        if baselines.is_baseline(self.config.encoders[run.encoder]):
+            return self.frozen(run)  # fixed features: the linear probe is all there is to train
+        c = self.finetune_config(run)
         result = finetune.run(c, self.run_dir(run))
         metric = "mAP" if c.task.multi_label else "accuracy"
         return metric, float(result[metric]), self.num_train(c, run.task)

@@ -18,11 +18,17 @@
 3. The protocol (``evaluation.protocol``) on ``config.tasks`` with the study's encoders plus
    ``logmel_stats``, the linear probe on the log-mels' mean and std over time
    (``evaluation.baselines``), a row of every table.
+4. The conformer paper's label-fraction claim (Srivastava et al. 2022, Table 1: pre-trained
+   then fine-tuned on a third of the labels matches training from scratch on all of them):
+   the study's conformer fine-tuned (the protocol's fine-tuned-arm recipe, ``config.finetune``)
+   on ``label_fractions.percents`` of ``label_fractions.task``'s training labels, pre-trained
+   and from random weights, ``config.replicas`` seeds: the ``evaluation.grids`` label-fraction
+   grid in ``<workdir>/label_fractions`` (its table.md, figure.png, summary.json).
 
 Writes ``<workdir>/study.json`` (the study config, the budget), ``compute.json``
 (per encoder: steps, pre-training wall time of every finished call, machine) and
 ``targets.md`` (the issue's targets, reached or how far it got: ``targets``), besides the
-protocol's results.csv, table.md, figure.png and summary.json. One budget per workdir:
+protocol's results.csv, table.md, figure.png and summary.json and the label-fraction grid's files. One budget per workdir:
 a rerun with another budget is refused (its results.csv rows would be stale).
 """
 
@@ -46,7 +52,7 @@ from absl import app, flags  # noqa: E402
 from audiossl_jax import config_lib  # noqa: E402
 from audiossl_jax.data import pipeline, registry  # noqa: E402
 from audiossl_jax.data.registry import DatasetError  # noqa: E402
-from audiossl_jax.evaluation import baselines, protocol, report  # noqa: E402
+from audiossl_jax.evaluation import baselines, grids, protocol, report  # noqa: E402
 
 # The pretext tasks of Tagliasacchi et al., each configs/pretrain_<name>.py, and the conformer
 # (configs/pretrain_cfS.py).
@@ -55,8 +61,19 @@ CONFORMER = "wav2vec2"
 METHODS = (*CNN_METHODS, CONFORMER)
 SUPERVISED, UNTRAINED, UNTRAINED_CONFORMER, BASELINE = "supervised", "untrained", "untrained_conformer", "logmel_stats"
 STUDY_FILE, COMPUTE_FILE, TARGETS_FILE = "study.json", "compute.json", "targets.md"
+LABEL_FRACTIONS_DIR = "label_fractions"
 # Keys of the study config that are not the protocol's.
-STUDY_KEYS = ("pool", "pool_tool", "pool_dataset", "budget", "methods", "pretrain", "supervised_label", "preset")
+STUDY_KEYS = (
+    "pool",
+    "pool_tool",
+    "pool_dataset",
+    "budget",
+    "methods",
+    "pretrain",
+    "supervised_label",
+    "preset",
+    "label_fractions",
+)
 
 
 def pool_data(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -199,14 +216,90 @@ def pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[s
     return dirs
 
 
-def targets(config: ml_collections.ConfigDict, sections: list[dict]) -> str:
+def label_fraction_grid(config: ml_collections.ConfigDict, evaluator: protocol.Evaluator) -> ml_collections.ConfigDict:
+    """The ``evaluation.grids`` label-fraction grid of the study's conformer on ``label_fractions.task``.
+
+    ``base`` is the protocol's fine-tuned-arm config of the pre-trained conformer on the full
+    training split (replica 0's seed; the grid seeds replica k with seed + k, as the protocol
+    does); arm 'scratch' is the same config from random weights. ``config.replicas`` replicas.
+    """
+    lf = config.label_fractions
+    config_lib.require(
+        lf.task in config.tasks, "label_fractions.task", lf.task, f"use one of config.tasks {sorted(config.tasks)}."
+    )
+    config_lib.require(
+        100 in lf.percents and lf.claim_percent in lf.percents,
+        "label_fractions.percents",
+        tuple(lf.percents),
+        f"must hold 100 (the from-scratch reference) and claim_percent={lf.claim_percent}.",
+    )
+    base = evaluator.finetune_config(protocol.Run(CONFORMER, lf.task, "finetuned", "full", 0))
+    _, multi_label = evaluator.num_classes(lf.task)
+    return ml_collections.ConfigDict(
+        dict(
+            mode="grid",
+            grid="label_fractions",
+            metric="mAP" if multi_label else "accuracy",
+            base=base,
+            label_fractions=dict(
+                labels=tuple(f"{p:g}%" for p in lf.percents),
+                percents=tuple(lf.percents),
+                balanced_percent=0,
+                arms=grids.ARMS,
+                replicas=int(config.replicas),
+                pretrained=str(base.task.pretrained_workdir),
+            ),
+        )
+    )
+
+
+def label_fractions(
+    config: ml_collections.ConfigDict,
+    protocol_cfg: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    runner: grids.Runner = grids.finetune_run,
+) -> dict | None:
+    """Runs (resuming) ``label_fraction_grid`` into ``workdir/label_fractions``; its summary, or None
+    when the study has no conformer or ``label_fractions.percents`` is empty."""
+    if CONFORMER not in config.methods or not config.label_fractions.percents:
+        return None
+    grid = label_fraction_grid(config, protocol.Evaluator(protocol_cfg, workdir))
+    grids.validate(grid)
+    return grids.run_label_fractions(grid, workdir / LABEL_FRACTIONS_DIR, runner)
+
+
+def claim_line(config: ml_collections.ConfigDict, summary: dict | None) -> str:
+    """Target 3 as a Markdown line: the conformer fine-tuned on ``claim_percent`` of the labels after
+    pre-training, against it from scratch on all of them; reached when its mean over replicas is at
+    least as high."""
+    lf = config.label_fractions
+    head = "3. the conformer pre-trained and fine-tuned on a third of the labels matches it from scratch on all:"
+    if summary is None:
+        return f"{head} not run (no '{CONFORMER}' in config.methods, or label_fractions.percents is empty)."
+    rows = {r["percent"]: r for r in summary["rows"]}
+    part, full = rows[lf.claim_percent], rows[100]
+    pre, scratch = float(part["pretrained"]), float(full["scratch"])
+    spread = ""
+    if "pretrained_replicas" in part:
+        pairs = zip(part["pretrained_replicas"], full["scratch_replicas"])
+        spread = "; per replica " + ", ".join(f"{a:.3f} vs {b:.3f}" for a, b in pairs)
+    return (
+        f"{head} {'REACHED' if pre >= scratch else 'NOT reached'} ({lf.task}, {summary['metric']}: "
+        f"{lf.claim_percent}% = {part['labelled_clips']} clips pre-trained {pre:.3f} vs all "
+        f"{full['labelled_clips']} clips from scratch {scratch:.3f}, difference {pre - scratch:+.3f}{spread}; "
+        f"the curve: {LABEL_FRACTIONS_DIR}/table.md)."
+    )
+
+
+def targets(config: ml_collections.ConfigDict, sections: list[dict], fractions: dict | None = None) -> str:
     """The issue's targets, per (arm, training set), as Markdown: reached or how far it got.
 
     1. every pre-trained encoder above its untrained reference: the mean over tasks of
        (score - reference's score), normalised or raw as the table, with its bootstrap
        interval over tasks (``report.bootstrap_mean``), reached when the interval's low end is > 0;
     2. the best pre-trained encoder above ``logmel_stats`` on >= 2 tasks (mean over replicas);
-    3. the conformer fine-tuned on a third of the labels: not run here (the label-fraction grid).
+    3. the conformer fine-tuned on a third of the labels after pre-training matches it from scratch
+       on all of them (``claim_line``, from ``fractions``: the label-fraction grid's summary).
     """
     b = config.bootstrap
     lines = ["# Targets of issue 15", ""]
@@ -247,22 +340,22 @@ def targets(config: ml_collections.ConfigDict, sections: list[dict]) -> str:
                 f"2. the best pre-trained encoder above logmel_stats on >= 2 of {len(tasks)} tasks: "
                 f"{'REACHED' if wins >= 2 else 'NOT reached'} ({wins}; {best})."
             )
-        lines += [
-            "3. the conformer pre-trained and fine-tuned on a third of the labels matches it from scratch: "
-            "not run by this command (configs/grid_label_fractions.py with the study's conformer).",
-            "",
-        ]
+        lines.append("")
+    lines += ["## the conformer's label fractions, fine-tuned", "", claim_line(config, fractions), ""]
     return "\n".join(lines)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_runs: int | None = None) -> list:
-    """The whole study: pool, pre-training, protocol, ``targets.md``; returns the protocol's report sections."""
+    """The whole study: pool, pre-training, protocol, label fractions, ``targets.md``; returns the protocol's
+    report sections."""
     workdir = pathlib.Path(workdir)
     check_workdir(config, workdir)
     ensure_pool(config)
     dirs = pretrain(config, workdir)
-    sections = protocol.run(protocol_config(config, dirs), workdir, max_runs=max_runs)
-    (workdir / TARGETS_FILE).write_text(targets(config, sections))
+    protocol_cfg = protocol_config(config, dirs)
+    sections = protocol.run(protocol_cfg, workdir, max_runs=max_runs)
+    fractions = label_fractions(config, protocol_cfg, workdir)
+    (workdir / TARGETS_FILE).write_text(targets(config, sections, fractions))
     return sections
 
 
