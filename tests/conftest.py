@@ -4,7 +4,9 @@ The flags must be set before jax is imported anywhere, which is why they live he
 """
 
 import atexit
+import fcntl
 import os
+import pickle
 import shutil
 import tempfile
 
@@ -27,10 +29,35 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import pathlib  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[pathlib.Path], Any]) -> Any:
+    """``build(directory)``'s result, built once per test run even with pytest-xdist.
+
+    Each xdist worker runs a module or session fixture itself, so an expensive one (a smoke
+    training run) would be built once per worker that runs a test needing it. Here the first
+    worker to take a lock builds into the run's shared temporary folder and pickles the result;
+    the others wait for it and read it back. Without xdist it simply builds. The folder is read
+    by every worker: tests must copy it before changing anything in it.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent / f"built-once-{name}"
+    root.mkdir(exist_ok=True)
+    result = root / "result.pickle"
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            (root / "data").mkdir(exist_ok=True)
+            value = build(root / "data")
+            result.write_bytes(pickle.dumps(value))
+    return pickle.loads(result.read_bytes())
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import built_once
 
 from audiossl_jax import config_finetune, config_lib
 from audiossl_jax.data import pipeline, registry
@@ -16,11 +17,15 @@ from audiossl_jax.tasks import classification
 from audiossl_jax.train import restore, trainer
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("pretrain")
+def pretrain(workdir):
     state = trainer.train(config_lib.load_config_file("pretrain_cfS.py:smoke"), workdir)
     return workdir, jax.device_get(state.params)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A smoke pre-training run (the tests only read it) and its parameters, once for the test run."""
+    return built_once(tmp_path_factory, "pretrain", pretrain)
 
 
 def tiny_data(crop_seconds=1.0):
@@ -227,13 +232,17 @@ def test_embed_command_caches_a_split_with_its_step(pretrained, tmp_path):
     assert meta["step"] == 4 and meta["split"] == "test"
 
 
-@pytest.fixture(scope="module")
-def cnn_pretrained(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("cnn_pretrain")
+def cnn_pretrain(workdir):
     c = config_lib.load_config_file("pretrain_supervised.py:smoke")
     c.model.channels = (4, 8)
     state = trainer.train(c, workdir)
     return c, workdir, jax.device_get(state.params), jax.device_get(state.model_state)
+
+
+@pytest.fixture(scope="module")
+def cnn_pretrained(tmp_path_factory):
+    """A smoke supervised CNN run (the tests only read it), once for the test run."""
+    return built_once(tmp_path_factory, "cnn_pretrain", cnn_pretrain)
 
 
 def cnn_finetune_config(encoder_config, workdir, num_classes=12):

@@ -5,6 +5,7 @@ import pathlib
 import jax
 import numpy as np
 import pytest
+from conftest import built_once
 
 from audiossl_jax import config_lib
 from audiossl_jax.evaluation import protocol, report
@@ -29,10 +30,8 @@ def test_plan_runs_both_arms_of_the_untrained_encoder():
     assert len(runs) == 4 * len(c.train_sets) * c.replicas
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def run_smoke_protocol(workdir):
     """The smoke protocol run in two parts: 5 runs, then the rest (resume)."""
-    workdir = tmp_path_factory.mktemp("protocol")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)
         config = smoke_config()
@@ -40,6 +39,12 @@ def smoke_run(tmp_path_factory):
         first = (workdir / report.CSV_FILE).read_text().splitlines()
         sections = protocol.run(config, workdir)
     return config, workdir, first, sections
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke protocol run (the tests only read it), once for the whole test run."""
+    return built_once(tmp_path_factory, "protocol", run_smoke_protocol)
 
 
 def test_resume_skips_completed_rows(smoke_run):

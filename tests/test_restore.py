@@ -5,19 +5,23 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import built_once
 
 from audiossl_jax import config_lib, inference
 from audiossl_jax.tasks import temporal_gap
 from audiossl_jax.train import optim, restore, trainer
 
 
-@pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory):
-    """A 4-step smoke CNN run (parameters and BatchNorm statistics), checkpoints at steps 2 and 4."""
-    workdir = tmp_path_factory.mktemp("cnn_run")
+def train_cnn(workdir):
     config = config_lib.load_config_file("pretrain_temporal_gap.py:smoke")
     state = trainer.train(config, workdir)
     return workdir, jax.device_get({"params": state.params, **state.model_state})
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory):
+    """A 4-step smoke CNN run (parameters and BatchNorm statistics), checkpoints at steps 2 and 4; read only."""
+    return built_once(tmp_path_factory, "cnn_run", train_cnn)
 
 
 def assert_trees_equal(got, want):

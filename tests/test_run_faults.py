@@ -19,6 +19,7 @@ import sys
 import time
 
 import pytest
+from conftest import built_once
 from etils import epath
 from test_preemption import assert_bitwise_equal, saved_state
 from test_trainer import smoke_config, synthetic_batches
@@ -40,12 +41,17 @@ def _steps(path: pathlib.Path) -> list[int]:
     return sorted(int(p.name) for p in (path / "checkpoints").iterdir() if p.name.isdigit())
 
 
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    path = tmp_path_factory.mktemp("base") / "run"
+def _base_run(directory: pathlib.Path) -> pathlib.Path:
+    path = directory / "run"
     _train(_config(), path)
     assert _steps(path) == [2, 4]
     return path
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A 4-step smoke run, once for the test run; each test changes a copy (``run_copy``)."""
+    return built_once(tmp_path_factory, "faults_base", _base_run)
 
 
 @pytest.fixture()

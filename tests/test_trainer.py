@@ -106,30 +106,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_loss_falls_on_builtin_data(tmp_path):
-    """200 tiny steps through the real input pipeline lower the held-out loss."""
+    """80 tiny steps through the real input pipeline lower the held-out loss.
+
+    The held-out loss falls from about 5.0 to 4.64 by step 50 and levels off near 4.61 by step 100
+    (measured over 200 steps), so 80 steps clear the 0.15 margin about twice over.
+    """
     from audiossl_jax.data import pipeline
 
-    config = smoke_config(total_steps=200)
+    config = smoke_config(total_steps=80)
     config.data.crop_seconds = 2.0
     config.data.data_dir = str(tmp_path / "tfds")
     config.batch_size = 16
-    config.log_every_steps = 50
-    config.checkpoint.every_steps = 200
+    config.log_every_steps = 40
+    config.checkpoint.every_steps = 80
     config.schedule.warmup_steps = 20
     s = trainer.setup(config, sharding.make_mesh(config.mesh.data, config.mesh.model, jax.devices()[:1]))
     initial = jax.device_get(s.init_fn())
     final = trainer.train(config, tmp_path / "run")
 
     eval_batches = list(pipeline.make_eval_iterator(config.data, "test", batch_size=16))
-    rng = jax.random.key(123)
+    # Compiled once: op-by-op, the two evaluations took longer than the training.
+    loss_fn = jax.jit(lambda params, batch: s.task.loss({"params": params}, batch, jax.random.key(123), train=False)[0])
 
     def held_out_loss(state):
-        losses = []
-        for batch in eval_batches:
-            batch = {k: batch[k] for k in ("waveform", "length", "label")}
-            loss, _ = s.task.loss({"params": state.params}, batch, rng, train=False)
-            losses.append(float(loss))
-        return np.mean(losses)
+        keys = ("waveform", "length", "label")
+        return np.mean([float(loss_fn(state.params, {k: batch[k] for k in keys})) for batch in eval_batches])
 
     before, after = held_out_loss(initial), held_out_loss(jax.device_get(final))
     assert before > 4.0, before
