@@ -394,6 +394,9 @@ def run_label_fractions(
             label="pre-train + fine-tune" if arm == "pretrained" else "from scratch",
         )
     ax.set_xscale("log")
+    clips = [r["labelled_clips"] for r in rows]
+    ax.set_xticks(clips, [str(c) for c in clips])
+    ax.minorticks_off()
     ax.set_xlabel("labelled training clips")
     ax.set_ylabel(f"test {config.metric}")
     ax.legend()
