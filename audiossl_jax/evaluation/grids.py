@@ -317,6 +317,17 @@ def run_sweep(
 # ---------------------------------------------------------------------------- Table 1
 
 
+def label_fraction_replicas(config: ml_collections.ConfigDict) -> int:
+    """``label_fractions.replicas``: runs per (fraction, arm), each its own seed (default 1)."""
+    return int(config.label_fractions.get("replicas", 1))
+
+
+def label_fraction_name(arm: str, percent: float, replica: int, replicas: int) -> str:
+    """The point name of one (arm, fraction, replica): ``<arm>_<percent>pct``, ``_r<k>`` appended
+    when there are several replicas (one replica keeps the single-run name)."""
+    return f"{arm}_{percent:g}pct" + (f"_r{replica}" if replicas > 1 else "")
+
+
 def label_fraction_points(config: ml_collections.ConfigDict) -> list[Point]:
     """Per fraction (``label_fractions.percents``), arm (``label_fractions.arms``) and replica
     (``label_fractions.replicas``, default 1) one point: ``<arm>_<percent>pct`` (``_r<k>`` appended
@@ -325,7 +336,7 @@ def label_fraction_points(config: ml_collections.ConfigDict) -> list[Point]:
     itself; 0: no such fraction); the others on ``data.train_fraction`` of ``base``'s training
     split. Arm 'scratch' clears ``task.pretrained_workdir``."""
     lf = config.label_fractions
-    replicas = int(lf.get("replicas", 1))
+    replicas = label_fraction_replicas(config)
     points = []
     for percent in lf.percents:
         balanced = percent == lf.balanced_percent
@@ -335,9 +346,8 @@ def label_fraction_points(config: ml_collections.ConfigDict) -> list[Point]:
             if arm == "scratch":
                 overrides["task.pretrained_workdir"] = None
             for r in range(replicas):
-                name = f"{arm}_{percent:g}pct" + (f"_r{r}" if replicas > 1 else "")
                 seeded = {**overrides, "seed": int(config[base].seed) + r} if replicas > 1 else overrides
-                points.append(Point(name, seeded, base))
+                points.append(Point(label_fraction_name(arm, percent, r, replicas), seeded, base))
     return points
 
 
@@ -358,12 +368,12 @@ def run_label_fractions(
         points, workdir, lambda p, d: runner(_point_config(config, p), d, (config[p.base].data.eval_split,))
     )
     key = _metric(config, config.base.data.eval_split)
-    replicas = int(lf.get("replicas", 1))
+    replicas = label_fraction_replicas(config)
     rows = []
     for label, percent in zip(lf.labels, lf.percents):
         row: dict[str, Any] = dict(column=label, percent=percent)
         for arm in lf.arms:
-            metrics = [m for name, m in results.items() if re.fullmatch(rf"{arm}_{percent:g}pct(_r\d+)?", name)]
+            metrics = [results[label_fraction_name(arm, percent, r, replicas)] for r in range(replicas)]
             scores = [m[key] for m in metrics]
             row["labelled_clips"] = int(metrics[0]["num_train"])
             row[arm] = float(np.mean(scores))
@@ -602,7 +612,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         require(
             all(0 < p <= 100 for p in lf.percents), "label_fractions.percents", lf.percents, "must lie in (0, 100]."
         )
-        require(int(lf.get("replicas", 1)) >= 1, "label_fractions.replicas", lf.get("replicas"), "must be >= 1.")
+        require(label_fraction_replicas(config) >= 1, "label_fractions.replicas", lf.get("replicas"), "must be >= 1.")
         require(
             lf.balanced_percent not in lf.percents or "balanced" in config,
             "label_fractions.balanced_percent",

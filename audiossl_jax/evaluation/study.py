@@ -49,7 +49,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from audiossl_jax import config_lib  # noqa: E402
+from audiossl_jax import config_grids, config_lib  # noqa: E402
 from audiossl_jax.data import pipeline, registry  # noqa: E402
 from audiossl_jax.data.registry import DatasetError  # noqa: E402
 from audiossl_jax.evaluation import baselines, grids, protocol, report  # noqa: E402
@@ -235,22 +235,19 @@ def label_fraction_grid(config: ml_collections.ConfigDict, evaluator: protocol.E
     )
     base = evaluator.finetune_config(protocol.Run(CONFORMER, lf.task, "finetuned", "full", 0))
     _, multi_label = evaluator.num_classes(lf.task)
-    return ml_collections.ConfigDict(
+    grid = config_grids.grid_config("label_fractions", "mAP" if multi_label else "accuracy")
+    grid.base = base
+    grid.label_fractions = ml_collections.ConfigDict(
         dict(
-            mode="grid",
-            grid="label_fractions",
-            metric="mAP" if multi_label else "accuracy",
-            base=base,
-            label_fractions=dict(
-                labels=tuple(f"{p:g}%" for p in lf.percents),
-                percents=tuple(lf.percents),
-                balanced_percent=0,
-                arms=grids.ARMS,
-                replicas=int(config.replicas),
-                pretrained=str(base.task.pretrained_workdir),
-            ),
+            labels=tuple(f"{p:g}%" for p in lf.percents),
+            percents=tuple(lf.percents),
+            balanced_percent=0,
+            arms=grids.ARMS,
+            replicas=int(config.replicas),
+            pretrained=str(base.task.pretrained_workdir),
         )
     )
+    return grid
 
 
 def label_fractions(
