@@ -14,7 +14,9 @@ recipes (``config.recipe``):
   encoder's cached clip embeddings (``evaluation.linear``), ``finetuned`` the fine-tuning
   recipe of ``evaluation.finetune`` on whole crops.
 
-CNN and conformer encoders, and feature baselines (``baseline:logmel_stats``: a linear probe on the
+An encoder is a run directory (``runs/x``; ``runs/x@500``: its checkpoint of step 500
+instead of the latest), a config to train here (``train:``) or to save untrained
+(``untrained:``), or a feature baseline. CNN and conformer encoders, and feature baselines (``baseline:logmel_stats``: a linear probe on the
 log-mels' mean and std over time, ``evaluation.baselines``; 'clips' recipe; with nothing to
 fine-tune, its fine-tuned arm is the same probe); training sets ``full`` and ``subset`` (``n_train`` random examples, the same for
 every encoder of a replica), ``replicas`` seeds. Writes into ``--workdir``:
@@ -68,6 +70,7 @@ from audiossl_jax.train import checkpoint, restore, sharding, trainer  # noqa: E
 
 RECIPES = ("slices", "clips")
 TRAIN_PREFIX, UNTRAINED_PREFIX = "train:", "untrained:"
+STEP_SEPARATOR = "@"  # runs/x@500: the run directory runs/x at its checkpoint of step 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +162,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
             )
             require(name not in report.references(config), f"encoders.{name}", spec, "a baseline is no reference.")
             continue
-        if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) and not (pathlib.Path(spec) / "config.json").is_file():
+        path, _ = run_and_step(name, spec)
+        if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) and not (pathlib.Path(path) / "config.json").is_file():
             raise FileNotFoundError(
-                f"config.encoders.{name}={spec!r}: {pathlib.Path(spec) / 'config.json'} not found; give the "
+                f"config.encoders.{name}={spec!r}: {pathlib.Path(path) / 'config.json'} not found; give the "
                 f"directory of a training run, or '{TRAIN_PREFIX}configs/<file>.py[:variant]' to train it here"
             )
     check_references(config)
@@ -171,13 +175,30 @@ def validate(config: ml_collections.ConfigDict) -> None:
 ARCHITECTURE_KEYS = ("frontend", "task.slice_frames", "model.channels", "model.embed_dim")
 
 
+def run_and_step(name: str, spec: str) -> tuple[str, int | None]:
+    """``spec`` without a trailing ``@<step>`` and that step (None: the latest checkpoint).
+
+    Only a run directory takes a step; ValueError naming ``config.encoders.<name>`` when the
+    part after the last ``@`` is not a step number.
+    """
+    if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)) or baselines.is_baseline(spec):
+        return spec, None
+    path, sep, step = spec.rpartition(STEP_SEPARATOR)
+    if not sep or "/" in step:
+        return spec, None
+    require(
+        step.isdigit(), f"encoders.{name}", spec, f"after '{STEP_SEPARATOR}' give a checkpoint step, e.g. runs/x@500."
+    )
+    return path, int(step)
+
+
 def encoder_config(spec: str) -> ml_collections.ConfigDict:
     """The run config of an encoder spec, without training it: the config file of a
     ``train:``/``untrained:`` spec, the ``config.json`` of a run directory."""
     if spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
         return config_lib.load_config_file(spec.split(":", 1)[1])
 
-    return restore.load_config(spec)
+    return restore.load_config(run_and_step("", spec)[0])
 
 
 def architecture(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -238,7 +259,7 @@ def replica_seed(config: ml_collections.ConfigDict, replica: int) -> int:
 def resolve_encoder(name: str, spec: str, workdir: pathlib.Path) -> pathlib.Path:
     """The run directory of encoder ``name``: given, or trained / saved untrained into ``workdir/encoders/name``."""
     if not spec.startswith((TRAIN_PREFIX, UNTRAINED_PREFIX)):
-        return pathlib.Path(spec)
+        return pathlib.Path(run_and_step(name, spec)[0])
     target = workdir / "encoders" / name
     prepare_encoder(name, encoder_config(spec), target, untrained=spec.startswith(UNTRAINED_PREFIX))
     return target
@@ -332,6 +353,21 @@ class Evaluator:
             self._dirs[name] = resolve_encoder(name, self.config.encoders[name], self.workdir)
         return self._dirs[name]
 
+    def step(self, name: str) -> int:
+        """The checkpoint step encoder ``name`` is read at: its spec's ``@<step>``, else the latest;
+        ValueError naming the encoder and the steps its run holds when that step is not there."""
+        if name not in self._steps:
+            enc_dir = self.encoder_dir(name)
+            _, step = run_and_step(name, self.config.encoders[name])
+            held = restore.checkpoint_steps(enc_dir)
+            if step is not None and step not in held:
+                raise ValueError(
+                    f"config.encoders.{name}={self.config.encoders[name]!r}: {enc_dir} holds checkpoints of "
+                    f"steps {held}, not {step}; name one of them (the run keeps checkpoint.max_to_keep)"
+                )
+            self._steps[name] = restore.latest_step(enc_dir) if step is None else step
+        return self._steps[name]
+
     def info(self, task: str, split: str) -> Any:
 
         if (task, split) not in self._info:
@@ -368,17 +404,16 @@ class Evaluator:
                 progress=embeddings.ProgressLog(f"embedding {task}:{split} with {encoder}"),
             )
         enc_dir = self.encoder_dir(encoder)
-        if encoder not in self._steps:
-            self._steps[encoder] = restore.latest_step(enc_dir)
+        step = self.step(encoder)
 
         def load() -> tuple[Any, Any]:
             if self._loaded is None or self._loaded[0] != encoder:
-                self._loaded = (encoder, *embeddings.load_encoder(enc_dir, self._steps[encoder]))
+                self._loaded = (encoder, *embeddings.load_encoder(enc_dir, step))
             return self._loaded[1], self._loaded[2]
 
         data.sample_rate = int(restore.load_config(enc_dir).frontend.sample_rate)
         return embeddings.cached_scene_embeddings(
-            self.workdir / "embeddings" / encoder / f"step{self._steps[encoder]}",
+            self.workdir / "embeddings" / encoder / f"step{step}",
             data,
             split,
             encoder=load,
@@ -425,6 +460,7 @@ class Evaluator:
                 restore.load_config(enc_dir), str(enc_dir), num_classes=num_classes, multi_label=multi_label
             )
         )
+        c.task.pretrained_step = self.step(run.encoder)
         c.data = self.run_data_config(run)
         c.data.sample_rate = int(c.frontend.sample_rate)
         c.seed = replica_seed(self.config, run.replica)

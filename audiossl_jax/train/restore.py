@@ -87,7 +87,7 @@ def read_export(path: str | pathlib.Path) -> dict[str, Any]:
     return meta
 
 
-def _steps(workdir: pathlib.Path) -> list[int]:
+def checkpoint_steps(workdir: str | pathlib.Path) -> list[int]:
     """The complete checkpoint steps of a run (Orbax renames a step's directory when it is complete)."""
     directory = epath.Path(workdir) / CHECKPOINTS_DIR
     if not directory.is_dir():
@@ -100,7 +100,7 @@ def latest_step(path: str | pathlib.Path) -> int:
     directory when there is none."""
     if is_export(path):
         return int(read_export(path)["step"])
-    steps = _steps(pathlib.Path(path))
+    steps = checkpoint_steps(path)
     if not steps:
         raise FileNotFoundError(
             f"no checkpoint under {pathlib.Path(path) / CHECKPOINTS_DIR}: train first, or pass another --workdir"
@@ -140,7 +140,7 @@ def restore_variables(path: str | pathlib.Path, step: int | None = None) -> Rest
         directory = epath.Path(path) / CHECKPOINTS_DIR / str(step) / STATE_ITEM
         if not directory.is_dir():
             raise FileNotFoundError(
-                f"no checkpoint of step {step} under {path / CHECKPOINTS_DIR} (it holds steps {_steps(path)})"
+                f"no checkpoint of step {step} under {path / CHECKPOINTS_DIR} (it holds steps {checkpoint_steps(path)})"
             )
         state = _read(directory, lambda tree: {k: tree[k] for k in ("params", "model_state") if k in tree and tree[k]})
         variables = {"params": state["params"], **state.get("model_state", {})}
