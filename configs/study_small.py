@@ -38,12 +38,16 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # The conformer's label-fraction grid (study.py's docstring, 4.): "a third of the labels" is
     # ``claim_percent``, compared with the conformer from scratch on 100%; () runs no grid.
     c.label_fractions = ml_collections.ConfigDict(dict(task="fsdd_digits", percents=(10, 33, 100), claim_percent=33))
+    # Probes along the way: checkpoints of these pre-training steps (< budget) probed as rows
+    # '<method>@<step>', plotted in probe_curve.png; () probes the last checkpoint only.
+    c.probe_steps = ()
     if variant == "smoke":
         c.pool, c.pool_dataset, c.preset, c.budget = "", "synthetic_audio/tiny", "smoke", 2
         c.methods, c.supervised_label = ("temporal_gap",), "label"
         c.replicas, c.train_sets = 1, ("subset",)
         c.pretrain.update(dict(batch_size=8, crop_seconds=2.0, log_every_steps=1))
         c.label_fractions.update(dict(task="synthetic_tiny", percents=(50, 100), claim_percent=50))
+        c.probe_steps = (1,)
     else:
         del c.tasks["synthetic"]
     return c

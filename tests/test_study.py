@@ -62,6 +62,14 @@ def test_smoke_study_rows_targets_resume_and_budget(tmp_path):
     compute = json.loads((workdir / study.COMPUTE_FILE).read_text())
     assert compute["temporal_gap"]["steps"] == 2 and len(compute["temporal_gap"]["calls"]) == 2
 
+    # probes along the way: temporal_gap's checkpoint of step 1 is a row of its own, embedded from step 1
+    assert "| temporal_gap@1 |" in table
+    assert (workdir / "embeddings" / "temporal_gap@1" / "step1").is_dir()
+    assert (workdir / "embeddings" / "temporal_gap" / "step2").is_dir()
+    curve = (workdir / study.CURVE_TABLE).read_text()
+    assert "| method | step 0 | step 1 | step 2 |" in curve and "| temporal_gap |" in curve
+    assert (workdir / study.CURVE_FIGURE).is_file()
+
     lines = (workdir / report.CSV_FILE).read_text().splitlines()
     assert len(first) == 1 + 3 and lines[:4] == first
     rows = report.read_results(workdir / report.CSV_FILE)
@@ -130,3 +138,66 @@ def test_label_fraction_grid_compares_the_study_conformer_with_itself_from_scrat
         config.label_fractions.percents = (50,)
     with pytest.raises(ValueError, match=r"label_fractions.percents=\(50,\): must hold 100"):
         study.label_fractions(config, protocol_cfg, tmp_path, runner)
+
+
+def test_probe_curve_reads_each_step_from_its_row():
+    """Hand-made protocol sections: step 0 is the method's own untrained reference, the middle
+    steps its '@step' rows, the last step its final row; logmel_stats is the baseline."""
+    c = smoke_config()
+    with c.unlocked():
+        c.methods, c.probe_steps, c.budget = ("temporal_gap", study.CONFORMER), (10, 20), 40
+    enc = [
+        study.UNTRAINED,
+        study.UNTRAINED_CONFORMER,
+        "temporal_gap@10",
+        "temporal_gap@20",
+        "temporal_gap",
+        "wav2vec2@10",
+        "wav2vec2@20",
+        "wav2vec2",
+        study.BASELINE,
+    ]
+    mean = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]]).T
+    section = dict(arm="frozen", label="full training set", scale="raw", encoders=enc, tasks=["a", "b"], mean=mean)
+    curve = study.probe_curve(c, [section])
+    assert curve["steps"] == [0, 10, 20, 40]
+    a, b = curve["panels"]
+    assert a["curves"] == {"temporal_gap": [0.1, 0.3, 0.4, 0.5], study.CONFORMER: [0.2, 0.6, 0.7, 0.8]}
+    assert b["curves"]["temporal_gap"] == [0.9, 0.7, 0.6, 0.5] and b["baseline"] == 0.1
+    text = study.curve_markdown(curve)
+    assert "| wav2vec2 | 0.200 | 0.600 | 0.700 | 0.800 |" in text and "logmel_stats 0.900" in text
+
+
+def test_probe_steps_configure_checkpoints_and_protocol_rows(tmp_path):
+    c = smoke_config()
+    with c.unlocked():
+        c.methods, c.probe_steps, c.budget = ("temporal_gap", study.CONFORMER), (100, 300), 600
+    configs = study.encoder_configs(c)
+    tg = configs["temporal_gap"][0]
+    assert tg.checkpoint.every_steps == 100 and tg.checkpoint.max_to_keep == 7  # steps 0..600 by 100 all kept
+    dirs = {name: tmp_path / name for name in configs}
+    pc = study.protocol_config(c, dirs)
+    assert pc.encoders["temporal_gap@300"] == f"{tmp_path / 'temporal_gap'}@300"
+    assert pc.untrained_for.to_dict() == {
+        n: study.UNTRAINED_CONFORMER for n in ("wav2vec2", "wav2vec2@100", "wav2vec2@300")
+    }
+    assert protocol.run_and_step("x", f"{tmp_path}/run@300") == (f"{tmp_path}/run", 300)
+    assert protocol.run_and_step("x", "runs/a@b/run") == ("runs/a@b/run", None)
+    with pytest.raises(ValueError, match="encoders.x.*give a checkpoint step"):
+        protocol.run_and_step("x", "runs/run@last")
+    with c.unlocked():
+        c.probe_steps = (100, 600)
+    with pytest.raises(ValueError, match="probe_steps"):
+        study.check_probe_steps(c)
+
+
+def test_a_step_the_run_does_not_hold_is_named(tmp_path):
+    c = smoke_config()
+    untrained, _ = study.encoder_configs(c)[study.UNTRAINED]
+    enc = tmp_path / "enc"
+    protocol.prepare_encoder("u", untrained, enc, untrained=True)
+    pc = study.protocol_config(c, {study.UNTRAINED: enc})
+    with pc.unlocked():
+        pc.encoders["u@5"] = f"{enc}@5"
+    with pytest.raises(ValueError, match=r"holds checkpoints of steps \[0\], not 5"):
+        protocol.Evaluator(pc, tmp_path).step("u@5")

@@ -25,6 +25,13 @@
    and from random weights, ``config.replicas`` seeds: the ``evaluation.grids`` label-fraction
    grid in ``<workdir>/label_fractions`` (its table.md, figure.png, summary.json).
 
+5. Probes along the way (``config.probe_steps``, e.g. (100, 200, 400) for a budget of 800):
+   every pre-trained encoder keeps its checkpoints of those steps, and the protocol probes
+   each as its own row ``<method>@<step>``; ``probe_curve.md`` and ``probe_curve.png`` give the
+   score against pre-training steps, step 0 being the method's untrained reference (the
+   same encoder architecture, randomly initialised), ``logmel_stats`` a horizontal line
+   (``probe_curve``).
+
 Writes ``<workdir>/study.json`` (the study config, the budget), ``compute.json``
 (per encoder: steps, pre-training wall time of every finished call, machine) and
 ``targets.md`` (the issue's targets, reached or how far it got: ``targets``), besides the
@@ -36,12 +43,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pathlib
 import platform
 import subprocess
 import sys
 import time
+from typing import Any
 
 from audiossl_jax import cli  # first: quiets TensorFlow before it loads  # isort: skip
 
@@ -61,6 +70,7 @@ CONFORMER = "wav2vec2"
 METHODS = (*CNN_METHODS, CONFORMER)
 SUPERVISED, UNTRAINED, UNTRAINED_CONFORMER, BASELINE = "supervised", "untrained", "untrained_conformer", "logmel_stats"
 STUDY_FILE, COMPUTE_FILE, TARGETS_FILE = "study.json", "compute.json", "targets.md"
+CURVE_TABLE, CURVE_FIGURE = "probe_curve.md", "probe_curve.png"
 LABEL_FRACTIONS_DIR = "label_fractions"
 # Keys of the study config that are not the protocol's.
 STUDY_KEYS = (
@@ -73,6 +83,7 @@ STUDY_KEYS = (
     "supervised_label",
     "preset",
     "label_fractions",
+    "probe_steps",
 )
 
 
@@ -118,6 +129,9 @@ def _scale(c: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> m
     c.batch_size = int(p.batch_size)
     c.log_every_steps = max(1, min(int(p.log_every_steps), c.total_steps))
     c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
+    if config.probe_steps:  # keep every checkpoint the probes along the way read
+        c.checkpoint.every_steps = math.gcd(c.total_steps, *(int(s) for s in config.probe_steps))
+        c.checkpoint.max_to_keep = c.total_steps // c.checkpoint.every_steps + 1
     if p.learning_rate > 0:
         c.schedule.peak_learning_rate = float(p.learning_rate)
     if c.schedule.get("warmup_steps", 0):
@@ -163,13 +177,108 @@ def encoder_configs(config: ml_collections.ConfigDict) -> dict[str, tuple[ml_col
     return out
 
 
+def probe_name(method: str, step: int) -> str:
+    """The protocol's row of ``method``'s checkpoint at ``step`` (a probe along the way)."""
+    return f"{method}{protocol.STEP_SEPARATOR}{step}"
+
+
+def check_probe_steps(config: ml_collections.ConfigDict) -> None:
+    """``probe_steps`` lie strictly between 0 and the budget; ValueError naming the key otherwise."""
+    steps = [int(s) for s in config.probe_steps]
+    config_lib.require(
+        all(0 < s < int(config.budget) for s in steps) and len(set(steps)) == len(steps),
+        "probe_steps",
+        tuple(config.probe_steps),
+        f"give distinct steps between 0 and config.budget={config.budget} (the last checkpoint is probed anyway).",
+    )
+
+
 def protocol_config(config: ml_collections.ConfigDict, dirs: dict[str, pathlib.Path]) -> ml_collections.ConfigDict:
-    """The protocol config: the study's protocol keys, its encoders as run directories, the baseline."""
+    """The protocol config: the study's protocol keys, its encoders as run directories (and their
+    ``probe_steps`` checkpoints as ``<method>@<step>``), the baseline."""
     c = ml_collections.ConfigDict({k: v for k, v in config.to_dict().items() if k not in STUDY_KEYS})
-    c.encoders = {**{name: str(d) for name, d in dirs.items()}, BASELINE: f"{baselines.PREFIX}{BASELINE}"}
+    encoders = {name: str(d) for name, d in dirs.items()}
+    for method in [m for m in config.methods if m in dirs]:
+        for step in config.probe_steps:
+            encoders[probe_name(method, int(step))] = f"{dirs[method]}{protocol.STEP_SEPARATOR}{int(step)}"
+    c.encoders = {**encoders, BASELINE: f"{baselines.PREFIX}{BASELINE}"}
     c.untrained = UNTRAINED
-    c.untrained_for = {CONFORMER: UNTRAINED_CONFORMER} if CONFORMER in dirs else {}
+    c.untrained_for = (
+        {
+            name: UNTRAINED_CONFORMER
+            for name in encoders
+            if name == CONFORMER or name.startswith(CONFORMER + protocol.STEP_SEPARATOR)
+        }
+        if CONFORMER in dirs
+        else {}
+    )
     return c
+
+
+def probe_curve(config: ml_collections.ConfigDict, sections: list[dict]) -> dict[str, Any]:
+    """Score against pre-training step of every method, per (arm, training set) and task.
+
+    Step 0 is the method's untrained reference (same encoder architecture, random weights), the last step
+    ``config.budget``; the scores are the protocol's means over replicas (raw or normalised
+    as its table). Returns ``{"steps": [...], "panels": [{"arm", "label", "task", "scale",
+    "baseline", "curves": {method: [score per step]}}]}``.
+    """
+    steps = [0, *sorted(int(s) for s in config.probe_steps), int(config.budget)]
+    panels = []
+    for s in sections:
+        enc = s["encoders"]
+        scores = np.asarray(s["normalised"] if s["scale"] == "normalised" else s["mean"], float)
+        methods = [m for m in config.methods if m in enc and all(probe_name(m, t) in enc for t in steps[1:-1])]
+        for j, task in enumerate(s["tasks"]):
+            curves = {}
+            for m in methods:
+                names = [UNTRAINED_CONFORMER if m == CONFORMER else UNTRAINED]
+                names += [probe_name(m, t) for t in steps[1:-1]] + [m]
+                curves[m] = [float(scores[enc.index(n), j]) if n in enc else float("nan") for n in names]
+            base = float(scores[enc.index(BASELINE), j]) if BASELINE in enc else float("nan")
+            panels.append(
+                dict(arm=s["arm"], label=s["label"], task=task, scale=s["scale"], baseline=base, curves=curves)
+            )
+    return {"steps": steps, "panels": panels}
+
+
+def curve_markdown(curve: dict[str, Any]) -> str:
+    """``probe_curve`` as Markdown tables, one per panel: rows = methods, columns = steps."""
+    steps = curve["steps"]
+    lines = ["# Probes along the way: score against pre-training steps", ""]
+    for p in curve["panels"]:
+        lines += [
+            f"## {p['arm']}, {p['label']}, {p['task']} ({p['scale']}; logmel_stats {p['baseline']:.3f})",
+            "",
+            "| method | " + " | ".join(f"step {t}" for t in steps) + " |",
+            "|---|" + "---|" * len(steps),
+        ]
+        lines += [f"| {m} | " + " | ".join(f"{v:.3f}" for v in vals) + " |" for m, vals in p["curves"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_curve(curve: dict[str, Any], path: pathlib.Path) -> None:
+    """``probe_curve`` as a PNG: one panel per (arm, training set, task), a line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = curve["panels"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        for i, (m, vals) in enumerate(p["curves"].items()):
+            ax.plot(curve["steps"], vals, marker="o", color=f"C{i}", label=m)
+        if np.isfinite(p["baseline"]):
+            ax.axhline(p["baseline"], color="black", linestyle="--", linewidth=0.8, label=BASELINE)
+        ax.set_xlabel("pre-training step (0 = untrained)")
+        ax.set_ylabel(f"{p['scale']} score")
+        ax.set_title(f"{p['task']}\n{p['arm']}, {p['label']}", fontsize="medium")
+    axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -346,6 +455,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
     """The whole study: pool, pre-training, protocol, label fractions, ``targets.md``; returns the protocol's
     report sections."""
     workdir = pathlib.Path(workdir)
+    check_probe_steps(config)
     check_workdir(config, workdir)
     ensure_pool(config)
     dirs = pretrain(config, workdir)
@@ -353,6 +463,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, max_r
     sections = protocol.run(protocol_cfg, workdir, max_runs=max_runs)
     fractions = label_fractions(config, protocol_cfg, workdir)
     (workdir / TARGETS_FILE).write_text(targets(config, sections, fractions))
+    if config.probe_steps:
+        curve = probe_curve(config, sections)
+        (workdir / CURVE_TABLE).write_text(curve_markdown(curve))
+        plot_curve(curve, workdir / CURVE_FIGURE)
     return sections
 
 
