@@ -567,10 +567,11 @@ def format_table(rows: list[Row]) -> str:
 
 
 def announce(rows: list[Row]) -> None:
-    """Each finished row on stderr at once, so a long or interrupted run still shows what it measured."""
+    """Each finished row on stderr at once, every column of it, so a run killed later (a crop
+    that does not fit the machine's memory is killed without a Python error) keeps what it measured."""
     for r in rows:
-        ref = f", reference {r.theirs_s:.3f}" if r.theirs_s else ""
-        print(f"measured {r.what}: ours {r.ours_s:.3f} s/call{ref}", file=sys.stderr, flush=True)
+        cells = "; ".join(f"{col} {cell}" for col, cell in zip(COLUMNS[1:], r.cells()[1:]) if cell not in ("", "-"))
+        print(f"measured {r.what}: {cells}", file=sys.stderr, flush=True)
 
 
 def alternate(

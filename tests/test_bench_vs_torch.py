@@ -87,6 +87,10 @@ def test_quick_run_prints_one_table_with_every_row():
     else:
         assert train[2] == "-" and "reference: not run" in out.stdout
     assert any(line.startswith("before the run: other processes busy") for line in lines)
+    # every row's columns also reach stderr as the row finishes, so a run killed later keeps them
+    measured = [line for line in out.stderr.splitlines() if line.startswith("measured train cf_tiny b=2 1 s")]
+    assert len(measured) == 1 and f"ours s/call {train[1]}; " in measured[0] and "notes compile" in measured[0]
+    assert f"ours peak MiB {train[6]}" in measured[0]
 
 
 def test_depthwise_conv_lever_keeps_numerics():
