@@ -18,6 +18,8 @@ shapes, and take turns: each round times ``--steps`` of ours, then ``--steps`` o
 A step on either side is the whole pre-training step from the waveform: logmel
 (64 ms / 20 ms, 64 mels), stacking R=4, mask, conformer, contrastive loss with 100
 distractors, backward, AdamW. Inference is the frontend plus the encoder (no dropout).
+The last rows time one 2048^3 matrix product in float32 and in bfloat16 on each side
+(XLA's dot against torch's ``@``), the GEMM rate every step's FFNs depend on.
 Peak memory on a CPU is the process's peak resident memory during the timed calls above
 its resident memory before the row was built (sampled every 2 ms); on a GPU it is the
 device allocator's peak. Only ratios within one run are meaningful on a shared CPU; the
@@ -49,6 +51,7 @@ import numpy as np
 SAMPLE_RATE, WIN, HOP, N_FFT, N_MELS, STACK = 16000, 1024, 320, 1024, 64, 4
 SEED = 0
 CROPS = (2.5, 5.0, 10.0, 20.0, 40.0)
+MATMUL_N = 2048  # the matmul rows: one [n, n] x [n, n] product, both sides, float32 and bfloat16
 # Dense bfloat16 peak of an H100/H200 SXM (989 TFLOP/s, the vendor's figure without sparsity).
 H100_BF16_TFLOPS = 989.0
 
@@ -304,6 +307,22 @@ def ours_frontend(case: Case) -> Callable[[], None]:
     return lambda: f(wave).block_until_ready()
 
 
+def ours_matmul(n: int, dtype: str) -> Callable[[], None]:
+    """One jitted [n, n] x [n, n] product in ``dtype`` on the default device (the GEMM the step's FFNs run)."""
+    import jax
+
+    a, b = (jax.numpy.asarray(x, dtype=dtype) for x in matmul_operands(n))
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, b).block_until_ready()
+    return lambda: f(a, b).block_until_ready()
+
+
+def matmul_operands(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two seeded float32 [n, n] operands both sides multiply (cast to the row's dtype)."""
+    rng = np.random.default_rng(SEED)
+    return rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+
+
 def librosa_frontend(case: Case) -> Callable[[], None]:
     import librosa
 
@@ -470,6 +489,10 @@ def worker_main(threads: int) -> None:
         with torch.inference_mode():
             logmel(state["fe_wave"])
 
+    def matmul_one() -> None:
+        with torch.inference_mode():
+            state["mm_a"] @ state["mm_b"]
+
     while True:
         line = sys.stdin.readline()
         if not line:
@@ -495,8 +518,13 @@ def worker_main(threads: int) -> None:
                 state["fe_wave"] = torch.from_numpy(waveform(Case("tiny", cmd["batch"], cmd["seconds"])))
                 frontend_one()
                 reply = {}
+            elif op == "matmul_setup":
+                dtype = getattr(torch, cmd["dtype"])
+                state["mm_a"], state["mm_b"] = (torch.from_numpy(x).to(dtype) for x in matmul_operands(cmd["n"]))
+                matmul_one()
+                reply = {}
             else:
-                fn = {"train": train_one, "infer": infer_one, "frontend": frontend_one}[op]
+                fn = {"train": train_one, "infer": infer_one, "frontend": frontend_one, "matmul": matmul_one}[op]
                 with PeakRSS(state.get("base", _rss_bytes())) as peak:
                     times = time_calls(fn, cmd["n"])
                 reply = {"times": times, "peak_mib": peak.mib}
@@ -677,6 +705,13 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         rows.append(Row(f"logmel {fe_case.batch} x {fe_case.seconds:g} s vs torch.stft+mel", o, t, audio))
         lib = float(np.median(time_calls(librosa_frontend(fe_case), args.steps * 3)))
         rows.append(Row(f"logmel {fe_case.batch} x {fe_case.seconds:g} s vs librosa", o, lib, audio))
+        n = MATMUL_N if not args.quick else 256
+        for mm_dtype in ("float32", "bfloat16"):
+            if ref is not None:
+                ref.call({"op": "matmul_setup", "n": n, "dtype": mm_dtype})
+            o, t, _, _ = alternate(ours_matmul(n, mm_dtype), ref, "matmul", args.steps * 3, args.rounds, _rss_bytes())
+            rows.append(Row(f"matmul {n}^3 {mm_dtype}, /s = GFLOP/s", o, t, 2 * n**3 / 1e9))
+        announce(rows[-4:])
     finally:
         if ref is not None:
             ref.close()

@@ -75,7 +75,11 @@ def test_quick_run_prints_one_table_with_every_row():
         "inference cf_tiny b=2 1 s (float32)",
         "logmel 2 x 1 s vs torch.stft+mel",
         "logmel 2 x 1 s vs librosa",
+        "matmul 256^3 float32, /s = GFLOP/s",
+        "matmul 256^3 bfloat16, /s = GFLOP/s",
     }
+    for dtype in ("float32", "bfloat16"):  # the '/s' column is GFLOP/s of one 256^3 product
+        assert float(rows[f"matmul 256^3 {dtype}, /s = GFLOP/s"][3].replace(",", "")) > 0
     train = rows["train cf_tiny b=2 1 s (float32)"]
     assert float(train[1]) > 0 and float(train[3].replace(",", "")) > 0
     assert "GFLOP/step" in train[8] and "largest batch <= 4" in train[8]
