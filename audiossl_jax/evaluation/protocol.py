@@ -192,6 +192,11 @@ def run_and_step(name: str, spec: str) -> tuple[str, int | None]:
     return path, int(step)
 
 
+def at_step(spec: str, step: int) -> str:
+    """``spec`` at its checkpoint of ``step`` (``runs/x`` -> ``runs/x@500``): the form ``run_and_step`` parses."""
+    return f"{spec}{STEP_SEPARATOR}{step}"
+
+
 def encoder_config(spec: str) -> ml_collections.ConfigDict:
     """The run config of an encoder spec, without training it: the config file of a
     ``train:``/``untrained:`` spec, the ``config.json`` of a run directory."""
@@ -359,13 +364,14 @@ class Evaluator:
         if name not in self._steps:
             enc_dir = self.encoder_dir(name)
             _, step = run_and_step(name, self.config.encoders[name])
-            held = restore.checkpoint_steps(enc_dir)
-            if step is not None and step not in held:
+            if step is None:
+                step = restore.latest_step(enc_dir)
+            elif step not in (held := restore.checkpoint_steps(enc_dir)):
                 raise ValueError(
                     f"config.encoders.{name}={self.config.encoders[name]!r}: {enc_dir} holds checkpoints of "
                     f"steps {held}, not {step}; name one of them (the run keeps checkpoint.max_to_keep)"
                 )
-            self._steps[name] = restore.latest_step(enc_dir) if step is None else step
+            self._steps[name] = step
         return self._steps[name]
 
     def info(self, task: str, split: str) -> Any:

@@ -179,7 +179,12 @@ def encoder_configs(config: ml_collections.ConfigDict) -> dict[str, tuple[ml_col
 
 def probe_name(method: str, step: int) -> str:
     """The protocol's row of ``method``'s checkpoint at ``step`` (a probe along the way)."""
-    return f"{method}{protocol.STEP_SEPARATOR}{step}"
+    return protocol.at_step(method, step)
+
+
+def untrained_of(method: str) -> str:
+    """The untrained reference of ``method``: the same encoder architecture with random weights."""
+    return UNTRAINED_CONFORMER if method == CONFORMER else UNTRAINED
 
 
 def check_probe_steps(config: ml_collections.ConfigDict) -> None:
@@ -198,20 +203,15 @@ def protocol_config(config: ml_collections.ConfigDict, dirs: dict[str, pathlib.P
     ``probe_steps`` checkpoints as ``<method>@<step>``), the baseline."""
     c = ml_collections.ConfigDict({k: v for k, v in config.to_dict().items() if k not in STUDY_KEYS})
     encoders = {name: str(d) for name, d in dirs.items()}
+    untrained_for = {CONFORMER: UNTRAINED_CONFORMER} if CONFORMER in dirs else {}
     for method in [m for m in config.methods if m in dirs]:
-        for step in config.probe_steps:
-            encoders[probe_name(method, int(step))] = f"{dirs[method]}{protocol.STEP_SEPARATOR}{int(step)}"
+        for step in (int(s) for s in config.probe_steps):
+            encoders[probe_name(method, step)] = protocol.at_step(str(dirs[method]), step)
+            if method == CONFORMER:
+                untrained_for[probe_name(method, step)] = UNTRAINED_CONFORMER
     c.encoders = {**encoders, BASELINE: f"{baselines.PREFIX}{BASELINE}"}
     c.untrained = UNTRAINED
-    c.untrained_for = (
-        {
-            name: UNTRAINED_CONFORMER
-            for name in encoders
-            if name == CONFORMER or name.startswith(CONFORMER + protocol.STEP_SEPARATOR)
-        }
-        if CONFORMER in dirs
-        else {}
-    )
+    c.untrained_for = untrained_for
     return c
 
 
@@ -232,8 +232,7 @@ def probe_curve(config: ml_collections.ConfigDict, sections: list[dict]) -> dict
         for j, task in enumerate(s["tasks"]):
             curves = {}
             for m in methods:
-                names = [UNTRAINED_CONFORMER if m == CONFORMER else UNTRAINED]
-                names += [probe_name(m, t) for t in steps[1:-1]] + [m]
+                names = [untrained_of(m), *(probe_name(m, t) for t in steps[1:-1]), m]
                 curves[m] = [float(scores[enc.index(n), j]) if n in enc else float("nan") for n in names]
             base = float(scores[enc.index(BASELINE), j]) if BASELINE in enc else float("nan")
             panels.append(
@@ -415,7 +414,7 @@ def targets(config: ml_collections.ConfigDict, sections: list[dict], fractions: 
         lines += [f"## {s['arm']}, {s['label']}", ""]
         reached = []
         for m in methods:
-            ref = enc.index(UNTRAINED_CONFORMER if m == CONFORMER else UNTRAINED)
+            ref = enc.index(untrained_of(m))
             i = enc.index(m)
             if s["scale"] == "normalised":
                 diff = np.asarray(s["normalised"], float)[i] - np.asarray(s["normalised"], float)[ref]
