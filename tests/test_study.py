@@ -32,13 +32,14 @@ def test_logmel_stats_match_numpy():
         np.testing.assert_allclose(got[b], want, rtol=1e-4, atol=1e-4)
 
 
-def test_budget_drives_every_encoders_steps():
+def test_budget_and_seed_drive_every_encoder():
     c = smoke_config()
     with c.unlocked():
-        c.budget, c.methods = 7, study.METHODS
+        c.budget, c.methods, c.pretrain.seed = 7, study.METHODS, 3
     configs = study.encoder_configs(c)
     assert set(configs) == {*study.METHODS, study.SUPERVISED, study.UNTRAINED, study.UNTRAINED_CONFORMER}
     assert {cfg.total_steps for cfg, untrained in configs.values() if not untrained} == {7}
+    assert {cfg.seed for cfg, _ in configs.values()} == {3}  # the untrained references' draw too
     assert {cfg.data.name for cfg, _ in configs.values()} == {"synthetic_audio/tiny"}
     assert configs[study.SUPERVISED][0].task.num_classes == 12  # the pool's label column, from the dataset
 
@@ -82,6 +83,13 @@ def test_smoke_study_rows_targets_resume_and_budget(tmp_path):
         config.budget = 3
     with pytest.raises(ValueError, match="holds a study of budget 2"):
         study.run(config, workdir)
+    with config.unlocked():
+        config.budget, config.pretrain.seed = 2, 1
+    with pytest.raises(ValueError, match="config.pretrain.seed=1, but .* holds a study of pretrain.seed 0"):
+        study.run(config, workdir)
+    with config.unlocked():
+        config.pretrain.seed, config.pretrain.log_every_steps = 0, 5  # logging alone is not the study's scale
+    study.check_workdir(config, workdir)
 
 
 def test_baseline_spec_is_checked():

@@ -126,6 +126,7 @@ def _scale(c: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> m
     c.data = pool_data(config)
     c.data.sample_rate = int(c.frontend.sample_rate)
     c.total_steps = int(config.budget)
+    c.seed = int(p.seed)
     c.batch_size = int(p.batch_size)
     c.log_every_steps = max(1, min(int(p.log_every_steps), c.total_steps))
     c.checkpoint.every_steps, c.checkpoint.asynchronous = c.total_steps, False
@@ -281,15 +282,29 @@ def plot_curve(curve: dict[str, Any], path: pathlib.Path) -> None:
 
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-    """Writes ``study.json``, or refuses a workdir whose ``study.json`` has another budget."""
+    """Writes ``study.json``, or refuses a workdir whose ``study.json`` pre-trained at another scale.
+
+    The scale is ``config.budget``, ``config.preset`` and every key of ``config.pretrain``
+    but ``log_every_steps`` (batch, crop, learning rate, width, seed): the workdir's checkpoints
+    and results.csv rows were made at the stored one. Keys the stored file lacks (older
+    studies) are not compared.
+    """
     path = workdir / STUDY_FILE
     if path.is_file():
-        before = json.loads(path.read_text()).get("budget")
-        if before != int(config.budget):
-            raise ValueError(
-                f"config.budget={config.budget}, but {workdir} holds a study of budget {before} (its results.csv "
-                "rows are of that budget); use another --workdir"
-            )
+        before = json.loads(path.read_text())
+        now = json.loads(config.to_json_best_effort())
+        pairs = [(k, before.get(k), now.get(k)) for k in ("budget", "preset") if k in before]
+        pairs += [
+            (f"pretrain.{k}", v, now["pretrain"].get(k))
+            for k, v in before.get("pretrain", {}).items()
+            if k != "log_every_steps"
+        ]
+        for key, was, is_now in pairs:
+            if was != is_now:
+                raise ValueError(
+                    f"config.{key}={is_now!r}, but {workdir} holds a study of {key} {was!r} (its checkpoints and "
+                    "results.csv rows are of that study); use another --workdir"
+                )
     workdir.mkdir(parents=True, exist_ok=True)
     path.write_text(config.to_json_best_effort(indent=2))
 
@@ -311,6 +326,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[s
             crop_seconds=float(c.data.crop_seconds),
             model=str(c.model.name),
             learning_rate=float(c.schedule.peak_learning_rate),
+            seed=int(c.seed),
         )
         entry["calls"].append(
             dict(
