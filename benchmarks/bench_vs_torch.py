@@ -1,7 +1,7 @@
 """Our conformer wav2vec 2.0 step against torchaudio's, side by side and alternating in one run.
 
     python benchmarks/bench_vs_torch.py --torch_python=/path/to/torchenv/bin/python \
-        [--sizes S,L] [--crops] [--steps 3] [--rounds 2] [--threads N] [--quick]
+        [--sizes S,L] [--crops [2.5,40]] [--steps 3] [--rounds 2] [--threads N] [--quick]
 
 The reference is torchaudio's prototype ``conformer_wav2vec2_pretrain_base`` / ``_large``
 (the same paper, cf_S and cf_L), which torchaudio 2.9 removed. It runs in a separate
@@ -22,8 +22,12 @@ The last rows time one 2048^3 matrix product in float32 and in bfloat16 on each 
 (XLA's dot against torch's ``@``), the GEMM rate every step's FFNs depend on.
 Peak memory on a CPU is the process's peak resident memory during the timed calls above
 its resident memory before the row was built (sampled every 2 ms); on a GPU it is the
-device allocator's peak. Only ratios within one run are meaningful on a shared CPU; the
-script measures the load of other processes and warns when the machine is not idle.
+device allocator's peak. A case whose compiled step (XLA's memory analysis) needs more
+than the available memory is a row that says so, run on neither side; a worker the
+kernel kills mid-row (out of memory) leaves that row without a reference time, says so
+in its notes, and is restarted for the next rows. Only ratios within one run are
+meaningful on a shared CPU; the script measures the load of other processes and warns
+when the machine is not idle.
 
 On a GPU (our side only) it runs in bfloat16 and adds MFU (XLA's FLOP count of the
 compiled step over ``--peak_tflops``) and the largest batch (row batch x 2^k) whose compiled
@@ -239,6 +243,12 @@ class Ours:
         self.compile_s = time.perf_counter() - t0
         self.flops = step_flops(self.step)
         self.step_bytes = compiled_bytes(self.step)
+        limit = device_memory_limit()
+        if self.step_bytes > limit:
+            raise DoesNotFit(
+                f"our compiled step needs {self.step_bytes / 2**30:.1f} GiB (XLA's memory analysis), "
+                f"{limit / 2**30:.1f} GiB available"
+            )
         task, model_state = s.task, self.state.model_state
         self.embed = jax.jit(lambda p, b: task.embed({"params": p, **model_state}, b)[0])
         self.train_one()
@@ -353,12 +363,26 @@ def librosa_frontend(case: Case) -> Callable[[], None]:
 # ----------------------------------------------------------------------------- reference worker
 
 
+class WorkerDied(RuntimeError):
+    """The torch worker exited mid-command (a crop too large for the machine's memory is
+    killed by the kernel with SIGKILL, no Python error)."""
+
+
+class DoesNotFit(RuntimeError):
+    """Our compiled step needs more memory than the device has available."""
+
+
 class Reference:
     """The torchaudio worker subprocess; ``call`` sends one command and returns its reply."""
 
     def __init__(self, python: str, threads: int):
+        self.python, self.threads = python, threads
+        self.start()
+
+    def start(self) -> None:
+        """(Re)starts the worker: a fresh process after one died."""
         self.proc = subprocess.Popen(
-            [python, os.path.abspath(__file__), "--worker", f"--threads={threads}"],
+            [self.python, os.path.abspath(__file__), "--worker", f"--threads={self.threads}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -376,7 +400,9 @@ class Reference:
                 if "error" in reply:
                     raise RuntimeError(f"torch worker failed on {cmd}: {reply['error']}")
                 return reply
-        raise RuntimeError(f"torch worker exited (code {self.proc.wait()}) on {cmd}; see its stderr above")
+        code = self.proc.wait()
+        why = " = SIGKILL, likely out of memory" if code == -9 else ""
+        raise WorkerDied(f"torch worker exited (code {code}{why}) on op {cmd.get('op')!r}")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -539,7 +565,7 @@ def worker_main(threads: int) -> None:
 @dataclasses.dataclass
 class Row:
     what: str
-    ours_s: float
+    ours_s: float | None
     theirs_s: float | None
     examples: int  # examples (or seconds of audio) per call
     ours_mib: float | None = None
@@ -550,9 +576,9 @@ class Row:
         def fmt(v: float | None, spec: str) -> str:
             return "-" if v is None or not math.isfinite(v) else format(v, spec)
 
-        ours_rate = self.examples / self.ours_s
+        ours_rate = self.examples / self.ours_s if self.ours_s else None
         theirs_rate = self.examples / self.theirs_s if self.theirs_s else None
-        ratio = ours_rate / theirs_rate if theirs_rate else None
+        ratio = ours_rate / theirs_rate if theirs_rate and ours_rate else None
         return [
             self.what,
             fmt(self.ours_s, ".3f"),
@@ -602,40 +628,87 @@ def announce(rows: list[Row]) -> None:
         print(f"measured {r.what}: {cells}", file=sys.stderr, flush=True)
 
 
+@dataclasses.dataclass
+class Timing:
+    """Median s/call of each side and its peak MiB; ``note`` says why the reference has none."""
+
+    ours_s: float
+    theirs_s: float | None
+    ours_mib: float
+    theirs_mib: float | None
+    note: str = ""
+
+
+def reference_died(ref: Reference, err: WorkerDied) -> str:
+    """Restarts a worker that died and says so, for the row's notes."""
+    print(f"WARNING: {err}; restarting it for the next rows", file=sys.stderr, flush=True)
+    ref.start()
+    return f"reference not measured: {err}"
+
+
 def alternate(
     ours_fn: Callable[[], None], ref: Reference | None, op: str, steps: int, rounds: int, base: int
-) -> tuple[float, float | None, float, float | None]:
-    """Median s/call of ours and the reference's, timed in turns; and each side's peak MiB."""
+) -> Timing:
+    """Our calls and the reference's, timed in turns. A reference that dies gets no time for
+    the row (its partial times are dropped) and is restarted for the next."""
     ours_t: list[float] = []
     theirs_t: list[float] = []
-    ours_peak, theirs_peak = 0.0, None
+    ours_peak, theirs_peak, note = 0.0, None, ""
     for _ in range(rounds):
         with PeakRSS(base) as peak:
             ours_t += time_calls(ours_fn, steps)
         ours_peak = max(ours_peak, peak.mib)
         if ref is not None:
-            reply = ref.call({"op": op, "n": steps})
+            try:
+                reply = ref.call({"op": op, "n": steps})
+            except WorkerDied as err:
+                note, ref, theirs_t, theirs_peak = reference_died(ref, err), None, [], None
+                continue
             theirs_t += reply["times"]
             theirs_peak = max(theirs_peak or 0.0, reply["peak_mib"])
-    return (float(np.median(ours_t)), float(np.median(theirs_t)) if theirs_t else None, ours_peak, theirs_peak)
+    theirs = float(np.median(theirs_t)) if theirs_t else None
+    return Timing(float(np.median(ours_t)), theirs, ours_peak, theirs_peak, note)
 
 
 def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype: str, with_infer: bool) -> list[Row]:
+    """The train row (and the inference row) of one case; a case whose compiled step does not
+    fit the device's available memory is a row that says so, run on neither side."""
     import jax
 
-    ours = Ours(case, dtype)
+    what = f"train {case.name} ({dtype})"
+    try:
+        ours = Ours(case, dtype)
+    except DoesNotFit as err:
+        return [Row(what, None, None, case.batch, extra=f"not run: {err}")]
+    setup_note = ""
     if ref is not None:
-        ref.call({"op": "setup", "size": case.size, "batch": case.batch, "seconds": case.seconds})
-    o, t, om, tm = alternate(ours.train_one, ref, "train", args.steps, args.rounds, ours.base_rss)
+        try:
+            ref.call({"op": "setup", "size": case.size, "batch": case.batch, "seconds": case.seconds})
+        except WorkerDied as err:
+            setup_note, ref = reference_died(ref, err), None
+    train = alternate(ours.train_one, ref, "train", args.steps, args.rounds, ours.base_rss)
     on_gpu = jax.default_backend() == "gpu"
-    om = ours_peak_mib_or(om, on_gpu)
+    om = ours_peak_mib_or(train.ours_mib, on_gpu)
     extra = f"compile {ours.compile_s:.1f} s; XLA {ours.flops / 1e9:.4g} GFLOP/step"
     if args.peak_tflops:
-        extra += f"; MFU {ours.flops / o / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops:g} TFLOP/s"
-    rows = [Row(f"train {case.name} ({dtype})", o, t, case.batch, om, tm, extra)]
+        extra += f"; MFU {ours.flops / train.ours_s / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops:g} TFLOP/s"
+    extra += "".join(f"; {n}" for n in (setup_note, train.note) if n)
+    rows = [Row(what, train.ours_s, train.theirs_s, case.batch, om, train.theirs_mib, extra)]
     if with_infer:
-        o, t, om, tm = alternate(ours.infer_one, ref, "infer", args.steps, args.rounds, ours.base_rss)
-        rows.append(Row(f"inference {case.name} ({dtype})", o, t, case.batch, ours_peak_mib_or(om, on_gpu), tm))
+        infer = alternate(
+            ours.infer_one, ref if not setup_note else None, "infer", args.steps, args.rounds, ours.base_rss
+        )
+        rows.append(
+            Row(
+                f"inference {case.name} ({dtype})",
+                infer.ours_s,
+                infer.theirs_s,
+                case.batch,
+                ours_peak_mib_or(infer.ours_mib, on_gpu),
+                infer.theirs_mib,
+                infer.note,
+            )
+        )
     if args.max_batch:
         limit = device_memory_limit()
         best = largest_batch(case, dtype, limit, args.max_batch, ours.step_bytes)
@@ -691,7 +764,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
             announce(rows[-2:])
         if args.crops:
             for size in args.sizes.split(",") if not args.quick else ["tiny"]:
-                for sec in CROPS if not args.quick else (1.0, 2.0):
+                for sec in crop_seconds(args.crops) if not args.quick else (1.0, 2.0):
                     case = Case(size, 8 if not args.quick else 2, sec)
                     if case in cases:
                         continue
@@ -700,17 +773,19 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
         fe_case = Case("tiny", 8 if not args.quick else 2, 10.0 if not args.quick else 1.0)
         if ref is not None:
             ref.call({"op": "frontend_setup", "batch": fe_case.batch, "seconds": fe_case.seconds})
-        o, t, _, _ = alternate(ours_frontend(fe_case), ref, "frontend", args.steps * 3, args.rounds, _rss_bytes())
+        fe = alternate(ours_frontend(fe_case), ref, "frontend", args.steps * 3, args.rounds, _rss_bytes())
         audio = int(fe_case.batch * fe_case.seconds)
-        rows.append(Row(f"logmel {fe_case.batch} x {fe_case.seconds:g} s vs torch.stft+mel", o, t, audio))
+        rows.append(
+            Row(f"logmel {fe_case.batch} x {fe_case.seconds:g} s vs torch.stft+mel", fe.ours_s, fe.theirs_s, audio)
+        )
         lib = float(np.median(time_calls(librosa_frontend(fe_case), args.steps * 3)))
-        rows.append(Row(f"logmel {fe_case.batch} x {fe_case.seconds:g} s vs librosa", o, lib, audio))
+        rows.append(Row(f"logmel {fe_case.batch} x {fe_case.seconds:g} s vs librosa", fe.ours_s, lib, audio))
         n = MATMUL_N if not args.quick else 256
         for mm_dtype in ("float32", "bfloat16"):
             if ref is not None:
                 ref.call({"op": "matmul_setup", "n": n, "dtype": mm_dtype})
-            o, t, _, _ = alternate(ours_matmul(n, mm_dtype), ref, "matmul", args.steps * 3, args.rounds, _rss_bytes())
-            rows.append(Row(f"matmul {n}^3 {mm_dtype}, /s = GFLOP/s", o, t, 2 * n**3 / 1e9))
+            mm = alternate(ours_matmul(n, mm_dtype), ref, "matmul", args.steps * 3, args.rounds, _rss_bytes())
+            rows.append(Row(f"matmul {n}^3 {mm_dtype}, /s = GFLOP/s", mm.ours_s, mm.theirs_s, 2 * n**3 / 1e9))
         announce(rows[-4:])
     finally:
         if ref is not None:
@@ -724,6 +799,17 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
     return "\n".join([tail] + ([warn] if warn else [])), rows
 
 
+def crop_seconds(spec: str) -> tuple[float, ...]:
+    """``--crops`` '2.5,40' -> (2.5, 40.0); a value that is not a positive number is refused."""
+    try:
+        out = tuple(float(v) for v in spec.split(","))
+    except ValueError:
+        out = ()
+    if not out or min(out) <= 0:
+        raise SystemExit(f"--crops={spec!r}: give positive seconds, comma-separated (e.g. 2.5,40)")
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--torch_python", default="", help="Python with torch/torchaudio 2.8 (see the docstring)")
@@ -731,7 +817,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed calls per side per round")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--crops", action="store_true", help=f"add train rows for crops of {CROPS} s")
+    p.add_argument(
+        "--crops",
+        nargs="?",
+        const=",".join(f"{c:g}" for c in CROPS),
+        default="",
+        help=f"add train rows for crops of these seconds (comma-separated; alone: {CROPS})",
+    )
     p.add_argument("--quick", action="store_true", help="tiny shapes, every code path (for the test)")
     p.add_argument(
         "--peak_tflops",
@@ -754,6 +846,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker_main(args.threads)
         return
+    if args.crops:
+        crop_seconds(args.crops)  # a bad value stops the run before any row is built
     if args.threads < 1 or args.threads > (os.cpu_count() or 1):
         raise SystemExit(f"--threads={args.threads}: use 1..{os.cpu_count()} (this machine's cores)")
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.threads]))

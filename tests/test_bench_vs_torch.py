@@ -15,6 +15,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_vs_torch.py"
@@ -118,3 +119,52 @@ def test_depthwise_conv_lever_keeps_numerics():
         left = (k - 1) // 2
         taps = [x[0, 5 - left + i, 0] * w[i] for i in range(k) if 0 <= 5 - left + i < 11]
         np.testing.assert_allclose(new.apply(params, x)[0, 5, 0], sum(taps) + b, rtol=1e-5)
+
+
+def _fake_worker(tmp_path: pathlib.Path, after_hello: str) -> str:
+    """An executable standing in for the torch Python: answers 'hello', then runs ``after_hello``
+    (shell) on the next command."""
+    fake = tmp_path / "fake_python"
+    fake.write_text(
+        "#!/bin/sh\nread line\n"
+        'echo \'RESULT {"torch": "t", "torchaudio": "a", "threads": 1}\'\n'
+        f"read line\n{after_hello}\n"
+    )
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_a_killed_worker_leaves_its_row_without_a_reference_time_and_is_restarted(tmp_path):
+    bench = _load_script()
+    ref = bench.Reference(_fake_worker(tmp_path, "kill -9 $$"), threads=1)
+    first = ref.proc
+    calls = []
+    timing = bench.alternate(lambda: calls.append(1), ref, "train", steps=2, rounds=2, base=bench._rss_bytes())
+    assert len(calls) == 4 and timing.ours_s >= 0  # our side still runs every round
+    assert timing.theirs_s is None and timing.theirs_mib is None
+    assert "code -9 = SIGKILL, likely out of memory" in timing.note and "'train'" in timing.note
+    assert ref.proc is not first and ref.info["torch"] == "t"  # a fresh worker answered 'hello'
+    ref.proc.kill()
+    row = bench.Row("train x", timing.ours_s or 1.0, timing.theirs_s, 8, extra=timing.note)
+    assert row.cells()[2] == "-" and row.cells()[5] == "-"
+
+
+def test_a_case_that_does_not_fit_is_a_row_saying_so(monkeypatch):
+    bench = _load_script()
+    monkeypatch.setattr(bench, "device_memory_limit", lambda: 1024)
+    args = bench.parse_args(["--quick", "--steps=1", "--rounds=1", "--threads=1"])
+    rows = bench.run_case(bench.Case("tiny", 2, 1.0), None, args, "float32", with_infer=True)
+    assert len(rows) == 1 and rows[0].ours_s is None
+    cells = rows[0].cells()
+    assert cells[1] == "-" and cells[3] == "-" and cells[5] == "-"
+    assert "not run: our compiled step needs" in cells[8] and "0.0 GiB available" in cells[8]
+
+
+def test_crops_flag_takes_seconds():
+    bench = _load_script()
+    assert bench.crop_seconds(bench.parse_args(["--crops"]).crops) == bench.CROPS
+    assert bench.crop_seconds(bench.parse_args(["--crops=40"]).crops) == (40.0,)
+    assert bench.parse_args([]).crops == ""
+    for bad in ("0", "x,2", "-1"):
+        with pytest.raises(SystemExit, match="--crops"):
+            bench.crop_seconds(bad)
