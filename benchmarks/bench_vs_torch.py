@@ -25,9 +25,10 @@ its resident memory before the row was built (sampled every 2 ms); on a GPU it i
 device allocator's peak. A case whose compiled step (XLA's memory analysis) needs more
 than the available memory is a row that says so, run on neither side; a worker the
 kernel kills mid-row (out of memory) leaves that row without a reference time, says so
-in its notes, and is restarted for the next rows. Only ratios within one run are
-meaningful on a shared CPU; the script measures the load of other processes and warns
-when the machine is not idle.
+in its notes, and is restarted for the next rows; a case whose step needs over half the
+available memory runs the sides one after the other, ours freed first ("sides apart").
+Only ratios within one run are meaningful on a shared CPU; the script measures the load
+of other processes and warns when the machine is not idle.
 
 On a GPU (our side only) it runs in bfloat16 and adds MFU (XLA's FLOP count of the
 compiled step over ``--peak_tflops``) and the largest batch (row batch x 2^k) whose compiled
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -671,8 +673,13 @@ def alternate(
 
 
 def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype: str, with_infer: bool) -> list[Row]:
-    """The train row (and the inference row) of one case; a case whose compiled step does not
-    fit the device's available memory is a row that says so, run on neither side."""
+    """The train row (and the inference row) of one case.
+
+    A case whose compiled step does not fit the device's available memory is a row that
+    says so, run on neither side. One whose step needs over half of it runs the two sides
+    one after the other: ours first, then, with our state freed, the reference (both at
+    once would not fit; the notes say "sides apart"). Otherwise the sides take turns.
+    """
     import jax
 
     what = f"train {case.name} ({dtype})"
@@ -680,40 +687,56 @@ def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype:
         ours = Ours(case, dtype)
     except DoesNotFit as err:
         return [Row(what, None, None, case.batch, extra=f"not run: {err}")]
-    setup_note = ""
+    compile_s, flops, step_bytes = ours.compile_s, ours.flops, ours.step_bytes
+    apart = ref is not None and 2 * step_bytes > device_memory_limit()
+    ops = {"train": ours.train_one, **({"infer": ours.infer_one} if with_infer else {})}
+    timings: dict[str, Timing] = {}
+    if apart:
+        timings = {op: alternate(fn, None, op, args.steps, args.rounds, ours.base_rss) for op, fn in ops.items()}
+        del ours, ops
+        gc.collect()
+    notes = ["sides apart: our step needs over half the available memory"] if apart else []
     if ref is not None:
         try:
             ref.call({"op": "setup", "size": case.size, "batch": case.batch, "seconds": case.seconds})
         except WorkerDied as err:
-            setup_note, ref = reference_died(ref, err), None
-    train = alternate(ours.train_one, ref, "train", args.steps, args.rounds, ours.base_rss)
+            notes.append(reference_died(ref, err))
+            ref = None
+    for op in ("train", "infer") if with_infer else ("train",):
+        if apart:
+            theirs = alternate(lambda: None, ref, op, args.steps, args.rounds, _rss_bytes())
+            t = dataclasses.replace(timings[op], theirs_s=theirs.theirs_s, theirs_mib=theirs.theirs_mib)
+            timings[op] = dataclasses.replace(t, note=theirs.note)
+        else:
+            timings[op] = alternate(ops[op], ref, op, args.steps, args.rounds, ours.base_rss)
+        if timings[op].note:  # the worker died and was restarted without this case's model
+            ref = None
     on_gpu = jax.default_backend() == "gpu"
-    om = ours_peak_mib_or(train.ours_mib, on_gpu)
-    extra = f"compile {ours.compile_s:.1f} s; XLA {ours.flops / 1e9:.4g} GFLOP/step"
+    train = timings["train"]
+    extra = f"compile {compile_s:.1f} s; XLA {flops / 1e9:.4g} GFLOP/step"
     if args.peak_tflops:
-        extra += f"; MFU {ours.flops / train.ours_s / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops:g} TFLOP/s"
-    extra += "".join(f"; {n}" for n in (setup_note, train.note) if n)
+        extra += f"; MFU {flops / train.ours_s / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops:g} TFLOP/s"
+    extra += "".join(f"; {n}" for n in (*notes, train.note) if n)
+    om = ours_peak_mib_or(train.ours_mib, on_gpu)
     rows = [Row(what, train.ours_s, train.theirs_s, case.batch, om, train.theirs_mib, extra)]
     if with_infer:
-        infer = alternate(
-            ours.infer_one, ref if not setup_note else None, "infer", args.steps, args.rounds, ours.base_rss
-        )
+        infer = timings["infer"]
+        mib = ours_peak_mib_or(infer.ours_mib, on_gpu)
         rows.append(
             Row(
                 f"inference {case.name} ({dtype})",
                 infer.ours_s,
                 infer.theirs_s,
                 case.batch,
-                ours_peak_mib_or(infer.ours_mib, on_gpu),
+                mib,
                 infer.theirs_mib,
                 infer.note,
             )
         )
     if args.max_batch:
         limit = device_memory_limit()
-        best = largest_batch(case, dtype, limit, args.max_batch, ours.step_bytes)
+        best = largest_batch(case, dtype, limit, args.max_batch, step_bytes)
         rows[0].extra += f"; largest batch <= {args.max_batch} fitting {limit / 2**30:.1f} GiB: {best}"
-    del ours
     return rows
 
 

@@ -121,14 +121,18 @@ def test_depthwise_conv_lever_keeps_numerics():
         np.testing.assert_allclose(new.apply(params, x)[0, 5, 0], sum(taps) + b, rtol=1e-5)
 
 
-def _fake_worker(tmp_path: pathlib.Path, after_hello: str) -> str:
-    """An executable standing in for the torch Python: answers 'hello', then runs ``after_hello``
-    (shell) on the next command."""
+def _fake_worker(tmp_path: pathlib.Path, on_train: str) -> str:
+    """An executable standing in for the torch Python: answers 'hello', 'setup' and 'quit', runs the
+    shell ``on_train`` on a 'train' command, and answers any other command with one time of 0.5 s."""
     fake = tmp_path / "fake_python"
     fake.write_text(
-        "#!/bin/sh\nread line\n"
-        'echo \'RESULT {"torch": "t", "torchaudio": "a", "threads": 1}\'\n'
-        f"read line\n{after_hello}\n"
+        '#!/bin/sh\nwhile read line; do case "$line" in\n'
+        '*hello*) echo \'RESULT {"torch": "t", "torchaudio": "a", "threads": 1}\' ;;\n'
+        "*setup*) echo 'RESULT {}' ;;\n"
+        "*quit*) echo 'RESULT {}'; exit 0 ;;\n"
+        f"*train*) {on_train} ;;\n"
+        '*) echo \'RESULT {"times": [0.5], "peak_mib": 7.0}\' ;;\n'
+        "esac; done\n"
     )
     fake.chmod(0o755)
     return str(fake)
@@ -136,7 +140,7 @@ def _fake_worker(tmp_path: pathlib.Path, after_hello: str) -> str:
 
 def test_a_killed_worker_leaves_its_row_without_a_reference_time_and_is_restarted(tmp_path):
     bench = _load_script()
-    ref = bench.Reference(_fake_worker(tmp_path, "kill -9 $$"), threads=1)
+    ref = bench.Reference(_fake_worker(tmp_path, on_train="kill -9 $$"), threads=1)
     first = ref.proc
     calls = []
     timing = bench.alternate(lambda: calls.append(1), ref, "train", steps=2, rounds=2, base=bench._rss_bytes())
@@ -168,3 +172,29 @@ def test_crops_flag_takes_seconds():
     for bad in ("0", "x,2", "-1"):
         with pytest.raises(SystemExit, match="--crops"):
             bench.crop_seconds(bad)
+
+
+def test_run_case_with_a_worker_killed_in_training_skips_it_for_inference(tmp_path):
+    """After the worker dies on the train row, the restarted one holds no model: the inference
+    row of the same case must not ask it."""
+    bench = _load_script()
+    ref = bench.Reference(_fake_worker(tmp_path, on_train="kill -9 $$"), threads=1)
+    args = bench.parse_args(["--quick", "--steps=1", "--rounds=1", "--threads=1"])
+    train, infer = bench.run_case(bench.Case("tiny", 2, 1.0), ref, args, "float32", with_infer=True)
+    ref.close()
+    assert train.theirs_s is None and "SIGKILL" in train.extra and "compile" in train.extra
+    assert infer.theirs_s is None and infer.ours_s > 0
+
+
+def test_a_case_over_half_the_memory_runs_the_sides_apart(tmp_path, monkeypatch):
+    """Our step measured first and freed, then the reference's: both rows get both sides."""
+    bench = _load_script()
+    limits = iter([2**50, 1])  # fits (Ours' check), but over half of what is left (the case's)
+    monkeypatch.setattr(bench, "device_memory_limit", lambda: next(limits))
+    ref = bench.Reference(_fake_worker(tmp_path, on_train='echo \'RESULT {"times": [0.5], "peak_mib": 7.0}\''), 1)
+    args = bench.parse_args(["--quick", "--steps=1", "--rounds=1", "--threads=1"])
+    train, infer = bench.run_case(bench.Case("tiny", 2, 1.0), ref, args, "float32", with_infer=True)
+    ref.close()
+    for row in (train, infer):
+        assert row.ours_s > 0 and row.theirs_s == 0.5 and row.theirs_mib == 7.0
+    assert "sides apart: our step needs over half the available memory" in train.extra
