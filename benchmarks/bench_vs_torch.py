@@ -705,8 +705,9 @@ def run_case(case: Case, ref: Reference | None, args: argparse.Namespace, dtype:
     for op in ("train", "infer") if with_infer else ("train",):
         if apart:
             theirs = alternate(lambda: None, ref, op, args.steps, args.rounds, _rss_bytes())
-            t = dataclasses.replace(timings[op], theirs_s=theirs.theirs_s, theirs_mib=theirs.theirs_mib)
-            timings[op] = dataclasses.replace(t, note=theirs.note)
+            timings[op] = dataclasses.replace(
+                timings[op], theirs_s=theirs.theirs_s, theirs_mib=theirs.theirs_mib, note=theirs.note
+            )
         else:
             timings[op] = alternate(ops[op], ref, op, args.steps, args.rounds, ours.base_rss)
         if timings[op].note:  # the worker died and was restarted without this case's model
@@ -787,7 +788,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[Row]]:
             announce(rows[-2:])
         if args.crops:
             for size in args.sizes.split(",") if not args.quick else ["tiny"]:
-                for sec in crop_seconds(args.crops) if not args.quick else (1.0, 2.0):
+                for sec in args.crops if not args.quick else (1.0, 2.0):
                     case = Case(size, 8 if not args.quick else 2, sec)
                     if case in cases:
                         continue
@@ -869,8 +870,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker_main(args.threads)
         return
-    if args.crops:
-        crop_seconds(args.crops)  # a bad value stops the run before any row is built
+    args.crops = crop_seconds(args.crops) if args.crops else ()  # a bad value stops the run before any row
     if args.threads < 1 or args.threads > (os.cpu_count() or 1):
         raise SystemExit(f"--threads={args.threads}: use 1..{os.cpu_count()} (this machine's cores)")
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.threads]))
